@@ -1,0 +1,300 @@
+"""The intermediate representation (IR): a typed graph of layers, the single source of truth.
+
+A spec string, a TOML/JSON file or a traced ``torch.nn.Module`` becomes a :class:`Graph`; the
+analyzer (numbers), the PyTorch builder (``nn.Module``) and the NumPy reference
+(forward/backward) all read it and never re-derive its meaning.
+
+Tensors are described without the batch axis, channels first: ``(C,)`` for vectors,
+``(C, L)``, ``(C, H, W)``, ``(C, T, H, W)`` for 1D/2D/3D feature maps.
+
+Every layer is a frozen dataclass. Per-axis hyper-parameters (kernel, stride, dilation) are
+tuples with one entry per spatial axis *after* :func:`resolve` has broadcast scalars to the
+input's rank; before that a 1-tuple means "same value on every axis".
+
+Padding of a conv or pool is either a mode or explicit:
+  * ``"valid"`` -- no padding; output ``floor((n - d(k-1) - 1)/s) + 1``
+  * ``"same"``  -- TF/Keras rule: output ``ceil(n/s)``, total padding
+                  ``max((ceil(n/s)-1)s + d(k-1) + 1 - n, 0)`` split low = total//2, high = rest
+  * ``"full"``  -- ``d(k-1)`` on both sides; output ``n + d(k-1)`` for stride 1
+  * explicit   -- a tuple of ``(low, high)`` pairs, one per axis.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+from typing import Literal
+
+Axes = tuple[int, ...]
+Pads = tuple[tuple[int, int], ...]
+PadMode = Literal["valid", "same", "full"]
+Padding = PadMode | Pads
+
+
+@dataclass(frozen=True)
+class Input:
+    """The graph's input placeholder (its shape is given at analysis/build time)."""
+
+    kind = "input"
+
+
+@dataclass(frozen=True)
+class Conv:
+    """N-d convolution (cross-correlation, as in every framework), ``dims`` spatial axes.
+
+    weight ``(out_channels, in_channels/groups, *kernel)``, bias ``(out_channels,)``.
+    """
+
+    out_channels: int
+    kernel: Axes
+    stride: Axes = (1,)
+    padding: Padding = "valid"
+    dilation: Axes = (1,)
+    groups: int = 1
+    bias: bool = True
+    kind = "conv"
+
+
+@dataclass(frozen=True)
+class Pool:
+    """Max or average pooling; ``stride`` defaults to the kernel (non-overlapping windows)."""
+
+    op: Literal["max", "avg"]
+    kernel: Axes
+    stride: Axes | None = None
+    padding: Padding = "valid"
+    kind = "pool"
+
+
+@dataclass(frozen=True)
+class GlobalPool:
+    """Average (or max) over all spatial positions: ``(C, *S) -> (C,)``."""
+
+    op: Literal["max", "avg"] = "avg"
+    kind = "globalpool"
+
+
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leakyrelu", "softplus", "identity")
+
+
+@dataclass(frozen=True)
+class Act:
+    """Element-wise non-linearity; ``fn`` is one of :data:`ACTIVATIONS`."""
+
+    fn: str = "relu"
+    kind = "act"
+
+
+@dataclass(frozen=True)
+class BatchNorm:
+    """Batch normalisation over the channel axis (1D/2D/3D from the input rank)."""
+
+    eps: float = 1e-5
+    momentum: float = 0.1
+    kind = "batchnorm"
+
+
+@dataclass(frozen=True)
+class Dropout:
+    """Dropout with drop probability ``p`` in training (keep probability ``1-p``); identity in eval."""
+
+    p: float = 0.5
+    kind = "dropout"
+
+
+@dataclass(frozen=True)
+class Flatten:
+    """``(C, *S) -> (C*prod(S),)`` in channels-first order (as ``torch.flatten``)."""
+
+    kind = "flatten"
+
+
+@dataclass(frozen=True)
+class Linear:
+    """Fully connected layer; a multi-axis input is flattened first (as TF's Dense after reshape).
+
+    weight ``(out_features, in_features)``, bias ``(out_features,)``.
+    """
+
+    out_features: int
+    bias: bool = True
+    kind = "linear"
+
+
+@dataclass(frozen=True)
+class Softmax:
+    """Softmax over the feature axis (the 'loss' layer of the sheets' tables)."""
+
+    kind = "softmax"
+
+
+@dataclass(frozen=True)
+class Add:
+    """Join node: ``gamma * sum(inputs)``; all inputs must have the same shape.
+
+    ``gamma`` is TTIC Problem 3(b)'s multiplier; 1.0 is a plain residual sum.
+    """
+
+    gamma: float = 1.0
+    kind = "add"
+
+
+@dataclass(frozen=True)
+class Concat:
+    """Join node: concatenate inputs along channels; spatial shapes must agree."""
+
+    kind = "concat"
+
+
+@dataclass(frozen=True)
+class Scale:
+    """Multiply by a constant (e.g. a traced ``x * gamma``)."""
+
+    factor: float = 1.0
+    kind = "scale"
+
+
+@dataclass(frozen=True)
+class Unsupported:
+    """A traced operation the IR cannot model. Carries what tracing observed; never counted as 0.
+
+    ``shape`` is the observed output shape (no batch), ``params`` the module's parameter count.
+    """
+
+    target: str
+    shape: tuple[int, ...] | None = None
+    params: int = 0
+    kind = "unsupported"
+
+
+Op = (
+    Input | Conv | Pool | GlobalPool | Act | BatchNorm | Dropout | Flatten | Linear | Softmax
+    | Add | Concat | Scale | Unsupported
+)
+
+
+@dataclass(frozen=True)
+class Node:
+    """One vertex: a named op applied to the outputs of ``inputs`` (node names)."""
+
+    name: str
+    op: Op
+    inputs: tuple[str, ...] = ()
+    # the spec token / module path this node came from, for error messages
+    origin: str = ""
+
+
+@dataclass
+class Graph:
+    """A DAG of nodes in topological order; the first node is the :class:`Input`.
+
+    ``output`` names the node whose value the network returns (default: the last one).
+    """
+
+    nodes: list[Node] = field(default_factory=list)
+    output: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            self.nodes = [Node("input", Input())]
+
+    @property
+    def out(self) -> str:
+        return self.output or self.nodes[-1].name
+
+    def node(self, name: str) -> Node:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def consumers(self, name: str) -> list[Node]:
+        return [n for n in self.nodes if name in n.inputs]
+
+    def add(self, op: Op, inputs: tuple[str, ...] | str | None = None, name: str | None = None,
+            origin: str = "") -> str:
+        """Append ``op`` (fed by ``inputs``, default: the last node) and return its name."""
+        if inputs is None:
+            inputs = (self.nodes[-1].name,)
+        elif isinstance(inputs, str):
+            inputs = (inputs,)
+        if name is None:
+            base = base_name(op)
+            idx = 1 + sum(1 for n in self.nodes if base_name(n.op) == base)
+            name = f"{base}{idx}"
+            taken = {n.name for n in self.nodes}
+            while name in taken:
+                idx += 1
+                name = f"{base}{idx}"
+        self.nodes.append(Node(name, op, tuple(inputs), origin))
+        return name
+
+    def is_sequential(self) -> bool:
+        return all(
+            n.inputs == (self.nodes[i - 1].name,) for i, n in enumerate(self.nodes) if i > 0
+        )
+
+
+# ---------------------------------------------------------------- per-axis helpers
+
+
+def base_name(op: Op) -> str:
+    """Short name used for auto-numbered nodes, in the sheets' words: conv1, maxpool1, fc1."""
+    if isinstance(op, Linear):
+        return "fc"
+    if isinstance(op, Act):
+        return op.fn
+    if isinstance(op, Pool):
+        return f"{op.op}pool"
+    if isinstance(op, GlobalPool):
+        return f"global{op.op}pool"
+    if isinstance(op, BatchNorm):
+        return "bn"
+    return op.kind
+
+
+def broadcast(values: Axes | None, dims: int, what: str = "value") -> Axes:
+    """Broadcast a 1-tuple to ``dims`` axes; a tuple of another length must match exactly."""
+    if values is None:
+        return (1,) * dims
+    if len(values) == 1:
+        return tuple(values) * dims
+    if len(values) != dims:
+        raise ValueError(f"{what} has {len(values)} axes but the input has {dims} spatial axes")
+    return tuple(values)
+
+
+def resolve_padding(padding: Padding, size: Axes, kernel: Axes, stride: Axes,
+                    dilation: Axes) -> Pads:
+    """Explicit ``(low, high)`` padding per axis for a mode or an explicit value."""
+    dims = len(size)
+    if isinstance(padding, str):
+        out = []
+        for n, k, s, d in zip(size, kernel, stride, dilation, strict=True):
+            span = d * (k - 1) + 1
+            if padding == "valid":
+                out.append((0, 0))
+            elif padding == "full":
+                out.append((span - 1, span - 1))
+            elif padding == "same":
+                o = math.ceil(n / s)
+                total = max((o - 1) * s + span - n, 0)
+                out.append((total // 2, total - total // 2))
+            else:
+                raise ValueError(f"unknown padding mode {padding!r}")
+        return tuple(out)
+    if len(padding) == 1 and dims > 1:
+        return tuple(padding) * dims
+    if len(padding) != dims:
+        raise ValueError(f"padding has {len(padding)} axes but the input has {dims}")
+    return tuple((int(lo), int(hi)) for lo, hi in padding)
+
+
+def out_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
+    """Output length of a window op: ``floor((n + lo + hi - d(k-1) - 1) / s) + 1``."""
+    return (n + lo + hi - d * (k - 1) - 1) // s + 1
+
+
+def with_inputs(node: Node, inputs: tuple[str, ...]) -> Node:
+    return replace(node, inputs=inputs)

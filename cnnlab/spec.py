@@ -40,7 +40,7 @@ ALIASES = {
 BLOCKS = ("res", "add", "cat")
 # keyword aliases accepted in (...) and in TOML
 KEY_ALIASES = {
-    "s": "stride", "p": "padding", "pad": "padding", "d": "dilation", "g": "groups",
+    "s": "stride", "pad": "padding", "d": "dilation", "g": "groups",
     "filters": "out", "out_channels": "out", "units": "out", "out_features": "out",
     "k": "kernel", "size": "kernel",
 }

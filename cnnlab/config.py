@@ -107,7 +107,9 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
             elif tp in (int, str) and not isinstance(v, tp):
                 v = tp(v)
         except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
-            raise CnnlabError(f"{where}: key {k!r}: cannot read {v!r} as {tp.__name__} ({e})")
+            raise CnnlabError(
+                f"{where}: key {k!r}: cannot read {v!r} as {tp.__name__} ({e})"
+            ) from None
         choices = _choices(hints[k])
         if choices and v not in choices:
             raise CnnlabError(f"{where}: key {k!r}: {v!r} is not one of {list(choices)}")

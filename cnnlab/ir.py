@@ -96,7 +96,7 @@ class BatchNorm:
 
 @dataclass(frozen=True)
 class Dropout:
-    """Dropout with drop probability ``p`` in training (keep probability ``1-p``); identity in eval."""
+    """Dropout: drop probability ``p`` in training (keep probability ``1-p``); identity in eval."""
 
     p: float = 0.5
     kind = "dropout"

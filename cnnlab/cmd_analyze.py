@@ -1,0 +1,88 @@
+"""``cnnlab analyze``: per-layer shapes, receptive field, params, MACs, memory."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+
+from .errors import CnnlabError
+
+
+def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
+    """``"1x28x28"`` -> (1, 28, 28); with layout nhwc ``"28x28x1"`` -> (1, 28, 28)."""
+    if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", text or ""):
+        raise CnnlabError(f"--input {text!r}: expected sizes joined by 'x', e.g. 1x28x28 "
+                          "(channels x height x width)")
+    dims = tuple(int(v) for v in re.split(r"\s*[x,]\s*", text.strip()))
+    if any(d <= 0 for d in dims):
+        raise CnnlabError(f"--input {text!r}: every size must be positive")
+    if layout == "nhwc" and len(dims) > 1:
+        dims = (dims[-1], *dims[:-1])
+    return dims
+
+
+def register(p: argparse.ArgumentParser) -> None:
+    p.add_argument("spec", nargs="?", help="a spec string ('conv5x5x32 relu maxpool2 fc10'), "
+                   "a model name (baseline, vgg16, ...) or a .toml/.json file")
+    p.add_argument("--module", metavar="PKG.MOD:FACTORY",
+                   help="analyze a live torch.nn.Module returned by FACTORY() (traced by torch.fx)")
+    p.add_argument("--input", metavar="CxHxW", help="input shape without batch, e.g. 1x28x28")
+    p.add_argument("--batch", type=int, default=1, help="batch size; scales MACs and memory")
+    p.add_argument("--compare", action="store_true",
+                   help="add locally- and fully-connected parameter counts per conv layer")
+    p.add_argument("--layout", choices=["nchw", "nhwc"], default="nchw",
+                   help="shape order for --input and the printed shapes (nhwc: as the sheets)")
+    p.add_argument("--format", choices=["table", "markdown", "json", "csv", "html"],
+                   default="table")
+
+
+def _load_module(target: str):
+    import importlib
+
+    if ":" not in target:
+        raise CnnlabError(f"--module {target!r}: expected package.module:factory")
+    mod_name, attr = target.split(":", 1)
+    sys.path.insert(0, str(Path.cwd()))
+    try:
+        mod = importlib.import_module(mod_name)
+    except ImportError as e:
+        raise CnnlabError(f"--module: cannot import {mod_name!r}: {e}") from None
+    factory = getattr(mod, attr, None)
+    if factory is None:
+        raise CnnlabError(f"--module: {mod_name!r} has no attribute {attr!r}")
+    return factory() if callable(factory) and not hasattr(factory, "forward") else factory
+
+
+def run(args: argparse.Namespace) -> int:
+    from . import models
+    from .analyze import analyze_graph
+    from .render import render
+    from .spec import parse
+
+    shape = parse_shape(args.input, args.layout) if args.input else None
+    if args.module:
+        from .fximport import from_module
+
+        if shape is None:
+            raise CnnlabError("--module needs --input, e.g. --input 3x224x224")
+        graph = from_module(_load_module(args.module), shape)
+    elif args.spec is None:
+        raise CnnlabError("give a spec string, a model name, a .toml/.json file or --module; "
+                          f"models: {', '.join(models.names())}")
+    elif args.spec in models.REGISTRY:
+        mdef = models.get(args.spec)
+        graph, shape = mdef.graph(), shape or mdef.input_shape
+    elif args.spec.endswith((".toml", ".json")) or Path(args.spec).is_file():
+        from .specfile import load
+
+        graph, file_shape, _ = load(args.spec)
+        shape = shape or file_shape
+    else:
+        graph = parse(args.spec)
+    if shape is None:
+        raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28")
+    analysis = analyze_graph(graph, shape, batch=args.batch, compare=args.compare)
+    print(render(analysis, args.format, args.layout))
+    return 0

@@ -2,15 +2,25 @@
 
 ``get(name)`` returns a :class:`ModelDef`; anything that is not a name is treated as a spec
 string by :func:`resolve`. Options (``batch_norm``, ``keep_prob``...) are keyword arguments.
+A model that a spec cannot express (weight sharing across branches) gives a ``factory``
+instead: ``factory(input_shape) -> nn.Module``. Optional plugin modules in :data:`_PLUGINS`
+are imported on first lookup so they can register their own models.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from . import ir, spec
 from .errors import CnnlabError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+_PLUGINS: tuple[str, ...] = ("cnnlab.ttic",)
 
 
 @dataclass(frozen=True)
@@ -19,9 +29,28 @@ class ModelDef:
     spec: str
     input_shape: tuple[int, ...]
     description: str = ""
+    factory: Callable[[tuple[int, ...]], nn.Module] | None = None
 
     def graph(self) -> ir.Graph:
+        if not self.spec:
+            raise CnnlabError(f"model {self.name!r} is built by code and has no spec/IR graph")
         return spec.parse(self.spec)
+
+    def build(self, input_shape: tuple[int, ...] | None = None,
+              seed: int | None = None) -> nn.Module:
+        """The ``nn.Module`` for inputs of ``input_shape`` (default: the model's own)."""
+        shape = tuple(input_shape or self.input_shape)
+        if not shape:
+            raise CnnlabError(f"model {self.name!r}: give an input shape such as 1x28x28")
+        if self.factory is not None:
+            import torch
+
+            if seed is not None:
+                torch.manual_seed(seed)
+            return self.factory(shape)
+        from .build import build
+
+        return build(self.graph(), shape, seed)
 
 
 REGISTRY: dict[str, Callable[..., ModelDef]] = {}
@@ -35,11 +64,52 @@ def register(name: str) -> Callable[[Callable[..., ModelDef]], Callable[..., Mod
     return deco
 
 
+def _ints(value: object, n: int, what: str) -> tuple[int, ...]:
+    """Widths given as a tuple/list, ``"16x32x128"`` or a single int."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if isinstance(value, str):
+        value = tuple(value.split("x"))
+    try:
+        out = tuple(int(v) for v in value)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise CnnlabError(f"{what} must be {n} integers like 32x64x1024, got {value!r}") from None
+    if len(out) != n or min(out) < 1:
+        raise CnnlabError(f"{what} must be {n} positive integers like 32x64x1024, got {value!r}")
+    return out
+
+
+def _keep(keep_prob: float) -> str:
+    if not 0.0 < keep_prob <= 1.0:
+        raise CnnlabError(f"keep_prob must be in (0, 1], got {keep_prob}")
+    return "" if keep_prob == 1.0 else f" dropout(keep={keep_prob:g})"
+
+
+def _two_conv(widths: tuple[int, ...], kernels: tuple[int, int], padding: str,
+              batch_norm: bool, keep_prob: float, classes: int, act: str = "relu",
+              pool: str = "maxpool2", hidden_dropout: bool = True) -> str:
+    pad = "" if padding == "valid" else f"(padding={padding})"
+    bn = " bn" if batch_norm else ""
+    act_ = f" {act}" if act else ""
+    drop = _keep(keep_prob)
+    conv_drop = drop if hidden_dropout else ""
+    c1, c2, fc = widths
+    k1, k2 = kernels
+    return (f"conv{k1}x{k1}x{c1}{pad}{bn}{act_} {pool}{conv_drop} "
+            f"conv{k2}x{k2}x{c2}{pad}{bn}{act_} {pool}{conv_drop} "
+            f"fc{fc}{act_}{drop} fc{classes}")
+
+
 @register("baseline")
-def baseline() -> ModelDef:
-    """HUJI 67103 Assignment 1, 1.1: Keras defaults, so 'valid' padding and stride 1."""
-    return ModelDef("baseline",
-                    "conv5x5x32 relu maxpool2 conv5x5x64 relu maxpool2 fc1024 relu fc10",
+def baseline(keep_prob: float = 1.0, widths: object = (32, 64, 1024),
+             batch_norm: bool = False) -> ModelDef:
+    """HUJI 67103 Assignment 1, 1.1: Keras defaults, so 'valid' padding and stride 1.
+
+    ``widths`` (conv1, conv2, fc) shrinks it for HUJI 3.2/4.1; ``keep_prob < 1`` puts dropout
+    on "the outputs of all the hidden layers" (HUJI 4.1).
+    """
+    w = _ints(widths, 3, "widths")
+    return ModelDef("baseline", _two_conv(w, (5, 5), "valid", batch_norm, keep_prob, 10),
                     (1, 28, 28), "HUJI 1.1 baseline (valid padding)")
 
 
@@ -49,6 +119,85 @@ def baseline_same() -> ModelDef:
     return ModelDef("baseline-same",
                     "conv5x5x32(padding=same) relu maxpool2 conv5x5x64(padding=same) relu "
                     "maxpool2 fc1024 relu fc10", (1, 28, 28), "HUJI 1.1 with same padding")
+
+
+@register("tf-tutorial")
+def tf_tutorial(keep_prob: float = 0.6, batch_norm: bool = False) -> ModelDef:
+    """The TF 'cnn_mnist' estimator tutorial the ETH sheet follows: 'same' padding and
+    dropout rate 0.4 (keep 0.6) on the dense layer only.
+    """
+    return ModelDef("tf-tutorial", _two_conv((32, 64, 1024), (5, 5), "same", batch_norm,
+                                             keep_prob, 10, hidden_dropout=False),
+                    (1, 28, 28), "TF MNIST tutorial CNN (same padding, dropout 0.4)")
+
+
+@register("linear")
+def linear(widths: object = (32, 64, 1024)) -> ModelDef:
+    """HUJI 2.1: the baseline with its non-linearities removed and max-pooling replaced by a
+    uniform-stride average (a linear map), so the whole network is one linear function.
+    """
+    w = _ints(widths, 3, "widths")
+    return ModelDef("linear", _two_conv(w, (5, 5), "valid", False, 1.0, 10, act="",
+                                        pool="avgpool2"),
+                    (1, 28, 28), "HUJI 2.1 linear baseline")
+
+
+@register("shallow")
+def shallow(filters: int = 8, kernel: int = 5, pool: int = 2, stride: int = 1,
+            keep_prob: float = 1.0) -> ModelDef:
+    """HUJI 3.1: one convolution and one fully connected layer; pooling adds no parameters
+    but shrinks the FC layer, which holds most of them.
+    """
+    pool_ = f" maxpool{pool}" if pool > 1 else ""
+    stride_ = f"(stride={stride})" if stride != 1 else ""
+    return ModelDef("shallow", f"conv{kernel}x{kernel}x{filters}{stride_} relu{pool_}"
+                    f"{_keep(keep_prob)} fc10", (1, 28, 28), "HUJI 3.1 shallow CNN")
+
+
+@register("eth")
+def eth(conv2: bool = False, k1: int = 5, k2: int = 5, filters1: int = 32, filters2: int = 64,
+        fc: int = 1024, batch_norm: bool = False, keep_prob: float = 1.0) -> ModelDef:
+    """ETH Problem 4's skeleton: conv, relu, max-pool, fc, relu, fc (softmax in the loss).
+
+    ``conv2`` adds the second conv/relu/max-pool; ``batch_norm`` goes after the convolutions
+    (before their relu); ``keep_prob`` is dropout on the fully connected layer.
+    """
+    bn = " bn" if batch_norm else ""
+    body = f"conv{k1}x{k1}x{filters1}(padding=same){bn} relu maxpool2"
+    if conv2:
+        body += f" conv{k2}x{k2}x{filters2}(padding=same){bn} relu maxpool2"
+    return ModelDef("eth", f"{body} fc{fc} relu{_keep(keep_prob)} fc10", (1, 28, 28),
+                    "ETH Problem 4 CNN")
+
+
+@register("pairs-sum")
+def pairs_sum(keep_prob: float = 1.0, batch_norm: bool = False,
+              widths: object = (32, 64, 1024)) -> ModelDef:
+    """HUJI 5.1: the baseline on two digits side by side (1x28x56), 19 classes (sums 0..18)."""
+    w = _ints(widths, 3, "widths")
+    return ModelDef("pairs-sum", _two_conv(w, (5, 5), "valid", batch_norm, keep_prob, 19),
+                    (1, 28, 56), "HUJI 5.1 two-digit sum")
+
+
+@register("pairs-digits")
+def pairs_digits(keep_prob: float = 1.0, batch_norm: bool = False,
+                 widths: object = (32, 64, 1024)) -> ModelDef:
+    """HUJI 5.2: same body, 20 logits read as two 10-way heads (one per digit)."""
+    w = _ints(widths, 3, "widths")
+    return ModelDef("pairs-digits", _two_conv(w, (5, 5), "valid", batch_norm, keep_prob, 20),
+                    (1, 28, 56), "HUJI 5.2 two digits, two heads")
+
+
+@register("fast")
+def fast(widths: object = (32, 64, 128), keep_prob: float = 1.0) -> ModelDef:
+    """A small BN network for the time-to-99% benchmark (airbench-style: BN after every conv,
+    'same' 3x3 convs, pooling early so most work is on 14x14 and 7x7 maps).
+    """
+    c1, c2, c3 = _ints(widths, 3, "widths")
+    return ModelDef("fast", f"conv3x3x{c1}(padding=same) bn relu maxpool2 "
+                    f"conv3x3x{c2}(padding=same) bn relu maxpool2 "
+                    f"conv3x3x{c3}(padding=same) bn relu maxpool2{_keep(keep_prob)} fc10",
+                    (1, 28, 28), "small BN CNN for fast MNIST training")
 
 
 @register("sheet3-1c")
@@ -70,11 +219,29 @@ def vgg16() -> ModelDef:
     return ModelDef("vgg16", " ".join(blocks) + " " + head, (3, 224, 224), "VGG-16 (D)")
 
 
+_plugins_loaded = False
+
+
+def _ensure_plugins() -> None:
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for mod in _PLUGINS:
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if e.name != mod:
+                raise
+
+
 def names() -> list[str]:
+    _ensure_plugins()
     return sorted(REGISTRY)
 
 
 def get(name: str, **options: object) -> ModelDef:
+    _ensure_plugins()
     if name not in REGISTRY:
         raise CnnlabError(f"unknown model {name!r}; known: {', '.join(names())}, "
                           "or give a spec string such as 'conv5x5x32 relu maxpool2 fc10'")
@@ -86,7 +253,11 @@ def get(name: str, **options: object) -> ModelDef:
 
 def resolve(name_or_spec: str, **options: object) -> ModelDef:
     """A registered name, or else a spec string (parsed to check it)."""
+    _ensure_plugins()
     if name_or_spec in REGISTRY:
         return get(name_or_spec, **options)
+    if options:
+        raise CnnlabError(f"model options {', '.join(sorted(options))} apply to named models; "
+                          "write dropout/bn layers into the spec string instead")
     spec.parse(name_or_spec)
     return ModelDef("custom", name_or_spec, (), "")

@@ -93,6 +93,11 @@ def node_shape(node: ir.Node, in_shapes: list[Shape]) -> Shape:
                 raise ShapeError(node.name, f"cannot concatenate {first} and {s}: spatial "
                                  "sizes differ; use padding=same in the branches")
         return (sum(s[0] for s in in_shapes),) + first[1:]
+    if isinstance(op, ir.Unsupported):
+        # a traced op may take any number of inputs (x * mask, matmul); its shape was observed
+        if op.shape is None:
+            raise ShapeError(node.name, f"unsupported op {op.target} with unknown shape")
+        return tuple(op.shape)
     if len(in_shapes) != 1:
         raise ShapeError(node.name, f"{op.kind} takes one input, got {len(in_shapes)}")
     x = in_shapes[0]
@@ -118,10 +123,6 @@ def node_shape(node: ir.Node, in_shapes: list[Shape]) -> Shape:
         if op.out_features < 1:
             raise ShapeError(node.name, "a fully connected layer needs at least one output")
         return (op.out_features,)
-    if isinstance(op, ir.Unsupported):
-        if op.shape is None:
-            raise ShapeError(node.name, f"unsupported op {op.target} with unknown shape")
-        return tuple(op.shape)
     # element-wise: act, batchnorm, dropout, softmax, scale
     return x
 

@@ -134,7 +134,7 @@ def _im2col(xt: np.ndarray, geom: Geometry, groups: int) -> np.ndarray:
     v = v.reshape(groups, -1, *v.shape[1:])  # (G, C/G, *out, N, *k)
     perm = (0, *range(3 + dims, 3 + 2 * dims), 1, *range(2, 3 + dims))
     m = int(np.prod(v.shape[2:3 + dims]))  # prod(out) * N
-    return np.ascontiguousarray(v.transpose(perm)).reshape(groups, -1, m)
+    return v.transpose(perm).copy().reshape(groups, -1, m)  # writable: backward reuses it
 
 
 def conv_forward(x: np.ndarray, w: np.ndarray, b: np.ndarray | None = None,

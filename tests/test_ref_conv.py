@@ -48,7 +48,8 @@ def test_pad_matches_numpy_and_its_adjoint(data):
     rng = np.random.default_rng(data.draw(st.integers(0, 2**31)))
     x = rng.standard_normal(shape)
     got = P.pad(x, pads, mode)
-    if mode == "reflect" and any(n == 1 and (lo or hi) for n, (lo, hi) in zip(shape[1:], pads)):
+    padded_unit = any(n == 1 and (lo or hi) for n, (lo, hi) in zip(shape[1:], pads, strict=True))
+    if mode == "reflect" and padded_unit:
         # numpy cannot reflect a length-1 axis (no neighbour); the periodic map repeats it
         assert np.all(np.isfinite(got))
     else:
@@ -103,7 +104,7 @@ def conv_case(draw, max_dims=3, groups=True):
     stride = tuple(draw(st.lists(st.integers(1, 2), min_size=dims, max_size=dims)))
     dil = tuple(draw(st.lists(st.integers(1, 2), min_size=dims, max_size=dims)))
     padding = draw(st.sampled_from(["valid", "same", "full", "explicit"]))
-    span = [d * (k - 1) + 1 for k, d in zip(kernel, dil)]
+    span = [d * (k - 1) + 1 for k, d in zip(kernel, dil, strict=True)]
     cap = 6 if dims < 3 else 4
     size = tuple(sp + draw(st.integers(0, cap - 1)) for sp in span)
     if padding == "explicit":
@@ -127,7 +128,8 @@ def test_fast_equals_naive(case, mode, op):
     ref, rcache = conv_forward_naive(x, w, b, pad_mode=mode, op=op, **kw)
     np.testing.assert_allclose(out, ref, rtol=1e-12, atol=1e-12)
     dout = rng.standard_normal(out.shape)
-    for got, want in zip(conv_backward(dout, cache), conv_backward_naive(dout, rcache)):
+    grads = zip(conv_backward(dout, cache), conv_backward_naive(dout, rcache), strict=True)
+    for got, want in grads:
         if want is None:
             assert got is None
         else:
@@ -163,10 +165,9 @@ def test_non_zero_fill_matches_torch_pad_then_conv(case, mode):
     x, w, b, kw, rng = case
     pads = P.explicit_pads(kw["padding"], x.shape[2:], w.shape[2:], kw["stride"],
                            kw["dilation"])
-    if mode == "reflect" and any(lo >= n or hi >= n for n, (lo, hi) in zip(x.shape[2:], pads)):
-        return  # torch refuses a reflection wider than the axis
-    if mode == "circular" and any(lo > n or hi > n for n, (lo, hi) in zip(x.shape[2:], pads)):
-        return
+    widest = max(max(lo, hi) - n for n, (lo, hi) in zip(x.shape[2:], pads, strict=True))
+    if widest >= (0 if mode == "reflect" else 1):
+        return  # torch refuses reflect pads >= n and circular pads > n
     out, cache = conv_forward(x, w, b, pad_mode=mode, **kw)
     xt = torch.tensor(x, requires_grad=True)
     xp = F.pad(xt, torch_pads(pads), mode=TORCH_NAME[mode]) if any(map(any, pads)) else xt
@@ -273,7 +274,7 @@ def test_backward_twice_on_one_cache_and_float32():
     assert out.dtype == np.float32
     d = rng.standard_normal(out.shape).astype(np.float32)
     first, second = conv_backward(d, cache), conv_backward(d, cache)
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         if a is not None:
             np.testing.assert_array_equal(a, b)
 

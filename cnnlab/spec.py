@@ -30,7 +30,7 @@ from .errors import SpecError
 ALIASES = {
     "conv": "conv", "convolution": "conv",
     "maxpool": "maxpool", "pool": "maxpool", "mp": "maxpool", "avgpool": "avgpool",
-    "gap": "gap", "globalavgpool": "gap", "globalmaxpool": "gmp",
+    "gap": "gap", "globalavgpool": "gap", "gmp": "gmp", "globalmaxpool": "gmp",
     "fc": "fc", "linear": "fc", "dense": "fc",
     "bn": "bn", "batchnorm": "bn",
     "dropout": "dropout", "drop": "dropout",

@@ -22,6 +22,7 @@ import os
 import shutil
 import struct
 import tempfile
+import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -220,7 +221,7 @@ def _download(name: str, dest: Path, stems: list[str]) -> None:
                 os.replace(tmp_path, dest / (stem + ".gz"))
                 break
             except (OSError, ValueError, CnnlabError) as e:
-                errors.append(f"{url}: {e}")
+                errors.append(f"{stem}.gz from {urllib.parse.urlsplit(url).netloc or url}: {e}")
                 if tmp_path is not None:
                     tmp_path.unlink(missing_ok=True)
         else:
@@ -244,7 +245,7 @@ def locate(name: str, data_dir: str | Path | None = None, download: bool = True)
             _download(name, cache_dir() / name, stems)
             return cache_dir() / name
         except OSError as e:
-            reason = str(e).splitlines()[0][:160]
+            reason = str(e).splitlines()[0][:400]
             msg = _missing_message(name, dirs) + f" (download failed: {reason})"
             raise CnnlabError(msg) from None
     raise CnnlabError(_missing_message(name, dirs))

@@ -1,0 +1,140 @@
+"""Executors: something that turns a list of training configs into their results.
+
+The interface is one method, :meth:`Executor.map`, so a distributed engine can run the very
+same :class:`~cnnlab.train.TrainConfig` objects that :class:`LocalExecutor` runs here. Both
+must honour the resume rule: a run whose ``result.json`` exists is read, not trained again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import socket
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, replace
+from multiprocessing import get_context
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from .train import RunResult, TrainConfig
+
+
+class Executor(Protocol):
+    def map(self, configs: list[TrainConfig]) -> list[RunResult]:
+        """Run ``configs`` (complete, with ``out_name``); results in the same order."""
+        ...
+
+
+def run_dir(cfg: TrainConfig) -> Path:
+    from .rundir import run_path
+
+    if not cfg.out_name:
+        raise ValueError("executor configs need an out_name (their run folder)")
+    return run_path(cfg.runs_dir, cfg.out_name)
+
+
+def finished(cfg: TrainConfig) -> RunResult | None:
+    """The saved result of a run that already finished, else ``None``."""
+    from .train import RunResult
+
+    path = run_dir(cfg) / "result.json"
+    if not path.is_file():
+        return None
+    return RunResult(**json.loads(path.read_text()))
+
+
+def _diverged_result(cfg: TrainConfig, err: Exception) -> RunResult:
+    """A run whose loss became NaN is a result of its config (ETH's too-large learning rates),
+    so it is recorded, not raised: the sweep's other points still count.
+    """
+    from .train import RunResult
+
+    nan = float("nan")
+    return RunResult(run_dir=str(run_dir(cfg)), iterations=int(getattr(err, "iteration", 0)),
+                     train_acc=nan, test_acc=nan, train_loss=nan, test_loss=nan,
+                     wall_time=0.0, train_time=0.0, time_to_target=None,
+                     iteration_to_target=None, param_count=0, images_per_s=0.0,
+                     stopped=f"diverged: {err}")
+
+
+def _run_one(cfg: TrainConfig, threads: int,
+             train_fn: Callable[[TrainConfig], RunResult] | None) -> dict[str, Any]:
+    """Child-process body: set threads, start or resume the run, record peak memory."""
+    import torch
+
+    from .engine import TrainingDiverged
+    from .rundir import write_json
+
+    torch.set_num_threads(threads)
+    folder = run_dir(cfg)
+    if folder.exists() and any(folder.iterdir()):
+        resumable = (folder / "checkpoints" / "latest.json").is_file()
+        cfg = replace(cfg, resume=resumable, overwrite=not resumable)
+    if train_fn is None:
+        from .train import train as train_fn
+    t0 = time.perf_counter()
+    try:
+        result = train_fn(cfg)
+    except TrainingDiverged as e:
+        result = _diverged_result(cfg, e)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_json(folder / "result.json", asdict(result))
+    # a fresh process per run (max_tasks_per_child=1) makes ru_maxrss this run's own peak
+    write_json(folder / "executor.json", {
+        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
+        "threads": threads, "pid": os.getpid(), "host": socket.gethostname(),
+        "wall_s": time.perf_counter() - t0})
+    return asdict(result)
+
+
+class LocalExecutor:
+    """Runs configs in parallel processes on this machine, at most ``jobs`` at a time.
+
+    Each run gets a fresh process (clean torch state, a peak-memory figure of its own) and
+    ``torch.set_num_threads(max(1, cores // jobs))`` so parallel runs do not oversubscribe.
+    """
+
+    def __init__(self, jobs: int | None = None, cores: int | None = None,
+                 train_fn: Callable[[TrainConfig], RunResult] | None = None,
+                 log: Callable[[str], None] | None = None):
+        self.cores = cores or os.cpu_count() or 1
+        self.jobs = max(1, jobs or self.cores)
+        self.train_fn = train_fn
+        self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+
+    @property
+    def threads(self) -> int:
+        return max(1, self.cores // self.jobs)
+
+    def map(self, configs: list[TrainConfig]) -> list[RunResult]:
+        from .train import RunResult
+
+        results: list[RunResult | None] = [finished(c) for c in configs]
+        todo = [i for i, r in enumerate(results) if r is None]
+        for i, r in enumerate(results):
+            if r is not None:
+                self.log(f"  done before: {configs[i].out_name}")
+        if not todo:
+            return results  # type: ignore[return-value]
+        threads = self.threads
+        ctx = get_context("spawn")
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
+                                 max_tasks_per_child=1) as pool:
+            futures = {}
+            for i in todo:
+                cfg = configs[i]
+                if cfg.threads is None:
+                    cfg = replace(cfg, threads=threads)
+                futures[pool.submit(_run_one, cfg, threads, self.train_fn)] = i
+            for fut in as_completed(futures):
+                i = futures[fut]
+                res = RunResult(**fut.result())
+                results[i] = res
+                self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
+                         f"{res.train_time:.1f} s training ({res.stopped})")
+        return results  # type: ignore[return-value]

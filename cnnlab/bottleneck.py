@@ -80,7 +80,7 @@ def _stack_macs(spec_: str, input_shape: tuple[int, ...]) -> tuple[int, int, int
     gammas = sum(r.macs or 0 for r in a.layers if r.kind == "add")
     net = build(graph, input_shape, seed=0).eval()
     counts = hook_macs(net, torch.zeros(1, *input_shape))
-    hooks = sum(v for k, v in counts.items() if k.removeprefix("layers.") in inner)
+    hooks = sum(v for k, v in counts.items() if k.split(".")[1] in inner)
     return analyzer, hooks, gammas, a.total.macs
 
 

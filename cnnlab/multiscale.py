@@ -136,3 +136,13 @@ def _variant(name: str):
 
 for _name in VARIANTS:
     register_dataset(_name)(_variant(_name))
+
+
+def scale_test_set(scale: float, n: int = 2000, seed: int = 0, source: str = "mnist",
+                  data_dir: str | Path | None = None, canvas: int = 64) -> Scaled:
+    """``n`` test digits (stratified from MNIST test) all at one ``scale``: the per-scale
+    evaluation sets of the pyramid study (same digits and positions seed for every scale)."""
+    base = digit_source(source, data_dir, "cpu", seed)
+    idx = stratified_indices(base.y_test, min(n, base.y_test.shape[0]), seed + 1)
+    return place(base.x_test[idx], base.y_test[idx], draw_scales(len(idx), scale, 0), canvas,
+                 seed + 211 * 2)

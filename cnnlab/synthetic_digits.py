@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .data import Dataset
+from .data import Dataset, register_dataset
 
 # segments a..g of a seven-segment display: (row0, row1, col0, col1) in a 28x28 glyph box
 _SEGMENTS = (
@@ -79,3 +79,10 @@ def digit_source(source: str = "mnist", data_dir: object = None,
     if source == "synthetic":
         return synthetic_mnist(seed=seed, device=device)
     raise CnnlabError(f"digit source must be 'mnist' or 'synthetic', not {source!r}")
+
+
+@register_dataset("synthetic-digits")
+def _synthetic(data_dir: object = None, device: torch.device | str = "cpu",
+               n_train: int = 2000, n_test: int = 500, seed: int = 0) -> Dataset:
+    """Seven-segment glyphs shaped like MNIST (offline stand-in for tests and demos)."""
+    return synthetic_mnist(n_train, n_test, seed, device)

@@ -6,10 +6,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cnnlab import ir, spec
 from cnnlab.build import build
 from cnnlab.errors import CnnlabError
+from cnnlab.ref import layers
 from cnnlab.ref.network import (
     init_params,
     loss_and_grads,
@@ -180,3 +183,44 @@ def test_unsupported_nodes_raise_clear_errors():
         network_forward(graph, {}, np.zeros((1, 3)))
     with pytest.raises(CnnlabError, match="kernel"):
         network_forward(spec.parse("conv5x5x1"), {}, np.zeros((1, 1, 3, 3)))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 4), st.integers(1, 5), st.booleans(),
+       st.integers(0, 2**31))
+def test_linear_fast_equals_naive_and_torch(n, c, f, bias, seed):
+    rng = np.random.default_rng(seed)
+    x, w = rng.standard_normal((n, c, 2)), rng.standard_normal((f, 2 * c))
+    b = rng.standard_normal(f) if bias else None
+    y, cache = layers.linear_forward(x, w, b)
+    yn, cache_n = layers.linear_forward_naive(x, w, b)
+    np.testing.assert_allclose(y, yn, atol=1e-12)
+    d = rng.standard_normal(y.shape)
+    xt, wt = torch.tensor(x, requires_grad=True), torch.tensor(w, requires_grad=True)
+    bt = torch.tensor(b, requires_grad=True) if bias else None
+    F.linear(xt.flatten(1), wt, bt).backward(torch.tensor(d))
+    for got, naive, want in zip(layers.linear_backward(d, cache),
+                                layers.linear_backward_naive(d, cache_n),
+                                (xt.grad, wt.grad, bt.grad if bias else None), strict=True):
+        if want is None:
+            assert got is None and naive is None
+        else:
+            np.testing.assert_allclose(got, want.numpy(), atol=1e-12)
+            np.testing.assert_allclose(naive, want.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("fn,torch_fn", [
+    ("relu", torch.relu), ("tanh", torch.tanh), ("sigmoid", torch.sigmoid),
+    ("identity", lambda t: t * 1), ("leakyrelu", F.leaky_relu), ("elu", F.elu),
+    ("softplus", F.softplus),
+])
+def test_activations_equal_torch_autograd(fn, torch_fn):
+    x = np.random.default_rng(0).standard_normal((3, 4, 5)) * 40  # large: overflow paths
+    d = np.random.default_rng(1).standard_normal(x.shape)
+    y, cache = layers.act_forward(x, fn)
+    xt = torch.tensor(x, requires_grad=True)
+    yt = torch_fn(xt)
+    yt.backward(torch.tensor(d))
+    np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(layers.act_backward(d, cache), xt.grad.numpy(), rtol=1e-12,
+                               atol=1e-12)

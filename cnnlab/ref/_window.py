@@ -100,12 +100,3 @@ def geometry(size: Sequence[int], kernel: IntOrAxes, stride: IntOrAxes | None,
                           f"{geom.padded}; use a smaller kernel or padding='same'")
     return geom
 
-
-def windows(xp: np.ndarray, g: Geometry) -> np.ndarray:
-    """Read-only strided view ``(N, C, *out, *kernel)`` of the padded input (no copy)."""
-    sp = tuple(range(2, 2 + g.dims))
-    v = np.lib.stride_tricks.sliding_window_view(xp, g.span, axis=sp)  # (N, C, *P-span+1, *span)
-    sel = (slice(None), slice(None))
-    sel += tuple(slice(0, s * (o - 1) + 1, s) for s, o in zip(g.stride, g.out, strict=True))
-    sel += tuple(slice(None, None, d) for d in g.dilation)
-    return v[sel]

@@ -17,6 +17,7 @@ from ..errors import CnnlabError
 # torch's defaults for the parameterised ones
 LEAKY_SLOPE = 0.01
 ELU_ALPHA = 1.0
+SOFTPLUS_THRESHOLD = 20.0  # torch: softplus(x) = x above it (differs by < exp(-20))
 ACTIVATIONS = ("relu", "tanh", "sigmoid", "identity", "leakyrelu", "elu", "softplus")
 
 
@@ -48,7 +49,7 @@ def act_forward(x: np.ndarray, fn: str = "relu") -> tuple[np.ndarray, ActCache]:
     elif fn == "elu":
         y = np.where(x > 0, x, ELU_ALPHA * np.expm1(np.minimum(x, 0)))
     elif fn == "softplus":
-        y = np.logaddexp(0, x)
+        y = np.where(x > SOFTPLUS_THRESHOLD, x, np.logaddexp(0, x))
     else:
         raise CnnlabError(f"activation {fn!r} has no NumPy reference; use one of "
                           f"{', '.join(ACTIVATIONS)}")
@@ -74,7 +75,7 @@ def act_backward(dy: np.ndarray, cache: ActCache) -> np.ndarray:
         return dy * np.where(x > 0, 1.0, LEAKY_SLOPE)
     if fn == "elu":
         return dy * np.where(x > 0, 1.0, y + ELU_ALPHA)
-    return dy * _sigmoid(x)  # softplus
+    return dy * np.where(x > SOFTPLUS_THRESHOLD, 1.0, _sigmoid(x))  # softplus
 
 
 # ------------------------------------------------------------------------------- linear
@@ -193,7 +194,8 @@ def global_pool_forward(x: np.ndarray, op: str = "avg") -> tuple[np.ndarray, tup
     if op == "avg":
         return x.mean(axis=axes), (op, x.shape, None)
     flat = x.reshape(*x.shape[:2], -1)  # (N, C, prod(S))
-    arg = flat.argmax(axis=2)  # first maximum, as torch's amax gradient is split on ties
+    # the first maximum takes the gradient; torch's amax splits it over exact ties instead
+    arg = flat.argmax(axis=2)
     return flat.max(axis=2), (op, x.shape, arg)
 
 

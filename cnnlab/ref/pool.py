@@ -44,14 +44,12 @@ def _setup(x: np.ndarray, op: str, kernel: IntOrAxes, stride: IntOrAxes | None,
         raise CnnlabError(f"pool: x {x.shape} must be (N, C, *spatial)")
     if op not in ("max", "avg"):
         raise CnnlabError(f"pool: op must be 'max' or 'avg', got {op!r}")
-    dims = x.ndim - 2
     if stride is None:
         stride = kernel
     geom = geometry(x.shape[2:], kernel, stride, padding, 1, f"{op}pool")
     mode = fill_mode(pad_mode)
     value = -np.inf if (op == "max" and mode == "zero") else 0.0
     xp = pad(x.astype(np.result_type(x, np.float32), copy=False), geom.pads, mode, value)
-    assert xp.ndim == dims + 2
     return geom, xp
 
 

@@ -29,7 +29,7 @@ CASES = [
      "gap fc3", (2, 6, 6)),
     ("conv3x3x4(padding=same) bn sigmoid maxpool3(stride=2, padding=same) fc4", (3, 7, 7)),
     ("conv3x3x3x2(groups=1, dilation=2, padding=same) softplus maxpool2 fc3", (1, 5, 6, 6)),
-    ("conv2x4(groups=2, stride=2, padding=full) relu gap scale0.5 fc2",
+    ("conv2x4(groups=2, stride=2, padding=full) relu globalmaxpool scale0.5 fc2",
      (4, 9)),
 ]
 

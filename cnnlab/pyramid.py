@@ -17,7 +17,8 @@ The parameters depend on the level only, never on ``s`` -- that is the scale inv
 digit twice as large in ``I_0`` is the same digit in ``I_1``, and the same weights see it
 there. ``dx`` runs over ``-p..p`` (``p = kernel // 2``) with zero padding so that every map
 keeps its ``2^(k-l-s)`` size (the sheet leaves the border implicit; see docs/errata.md for its
-index slips). :func:`level_literal` is that equation in NumPy as an oracle for the torch layer.
+index slips). :func:`level_literal` is that equation in NumPy as an oracle for the torch layer;
+:func:`cnnlab.filters.pyramid` is the NumPy oracle of :func:`pyramid`.
 The head max-pools each deepest map over space, pools over scales (max or mean) and applies
 a fully connected layer.
 """
@@ -33,16 +34,6 @@ from torch import nn
 from torch.nn import functional as F
 
 from .errors import CnnlabError
-
-
-def pyramid_numpy(image: np.ndarray) -> list[np.ndarray]:
-    """The sheet's pyramid, literally, in its layout ``I[b, x, y, c]``: ``[I_0, ..., I_k]``."""
-    out = [np.asarray(image, dtype=np.float64)]
-    while out[-1].shape[1] > 1:
-        i = out[-1]
-        out.append((i[:, 0::2, 0::2] + i[:, 1::2, 0::2] + i[:, 0::2, 1::2]
-                    + i[:, 1::2, 1::2]) / 4)
-    return out
 
 
 def pyramid(image: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:

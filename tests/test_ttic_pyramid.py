@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab import data, models
+from cnnlab import data, filters, models
 from cnnlab.analyze import analyze_graph
 from cnnlab.multiscale import draw_scales, place
 from cnnlab.pyramid import (
@@ -16,7 +16,6 @@ from cnnlab.pyramid import (
     PyramidLevel,
     level_literal,
     pyramid,
-    pyramid_numpy,
     pyramid_params,
 )
 from cnnlab.spec import parse
@@ -30,10 +29,14 @@ def _sheet(t: torch.Tensor) -> np.ndarray:
 def test_torch_pyramid_equals_numpy_oracle() -> None:
     g = torch.Generator().manual_seed(0)
     img = torch.rand(2, 3, 32, 32, generator=g, dtype=torch.float64)
-    ours, oracle = pyramid(img), pyramid_numpy(_sheet(img))
+    ours, oracle = pyramid(img), filters.pyramid(_sheet(img), axes=(1, 2))
     assert [t.shape[-1] for t in ours] == [32, 16, 8, 4, 2, 1] == [o.shape[1] for o in oracle]
     for t, o in zip(ours, oracle, strict=True):
         np.testing.assert_allclose(_sheet(t), o, rtol=0, atol=1e-12)
+    # the sheet's equation for one step, written out with its indices
+    i0 = _sheet(img)
+    i1 = (i0[:, 0::2, 0::2] + i0[:, 1::2, 0::2] + i0[:, 0::2, 1::2] + i0[:, 1::2, 1::2]) / 4
+    np.testing.assert_allclose(_sheet(ours[1]), i1, atol=1e-12)
     # averaging keeps the mean: the 1x1 top is the image's mean
     np.testing.assert_allclose(oracle[-1][:, 0, 0], _sheet(img).mean(axis=(1, 2)), atol=1e-12)
 

@@ -169,7 +169,7 @@ def fmt(metric: str, stat: Stat) -> str:
     if kind == "pct":
         body = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if stat.n > 1 else "") + "%"
     elif kind == "int":
-        body = f"{mean:,.0f}" + (f" ± {std:,.0f}" if stat.n > 1 else "")
+        body = f"{mean:,.0f}" + (f" ± {std:,.0f}" if stat.n > 1 and std else "")
     elif kind == "ratio":
         body = f"{mean:.3f}" + (f" ± {std:.3f}" if stat.n > 1 else "")
     else:
@@ -350,7 +350,7 @@ def search(doc: dict[str, Any], root: Path, spec: dict[str, Any]) -> Findings:
     f = Findings()
     found_groups = []
     for s in doc.get("searches", []):
-        trace = s.get("trace", [])
+        trace = sorted(s.get("trace", []), key=lambda t: (t["index"], t["seed"]))
         probes = groups(trace, root)
         f.tables.append((f"{s['label']}: probes (target {100 * s.get('target', 0):g}%)",
                          table(probes, ["param_count", "best_test_acc",
@@ -375,6 +375,14 @@ def search(doc: dict[str, Any], root: Path, spec: dict[str, Any]) -> Findings:
             f"{fmt('iteration_to_target', g.stat('iteration_to_target'))} after "
             f"{fmt('time_to_target', g.stat('time_to_target'))} s of training "
             f"({fmt('step_ms', g.stat('step_ms'))} ms per step).")
+        smaller = [p for p in probes if s["values"].index(p.values[s["param"]]) < s["found_index"]]
+        if smaller:
+            below = smaller[-1]
+            f.sentences.append(
+                f"The next smaller size trained, {below.label} "
+                f"({fmt('param_count', below.stat('param_count'))} parameters), did not reach "
+                f"the target on every seed (best test accuracy "
+                f"{fmt('best_test_acc', below.stat('best_test_acc'))}).")
     if len(found_groups) == 2:
         a, b = found_groups
         for m in ("time_to_target", "iteration_to_target"):
@@ -387,11 +395,16 @@ def search(doc: dict[str, Any], root: Path, spec: dict[str, Any]) -> Findings:
     return f
 
 
+def root_of(doc: dict[str, Any]) -> Path:
+    """The runs folder that a document's ``out_name``s are relative to."""
+    return Path(doc["_root"]) if "_root" in doc else Path(doc["_path"]).parent.parent
+
+
 def analyze(doc: dict[str, Any]) -> Findings:
     """Findings of one experiment document (``experiment.json``) by its ``[findings] kind``."""
     recipe = doc["recipe"]
     spec = recipe.get("findings", {}) or {}
-    root = Path(doc["_path"]).parent.parent
+    root = root_of(doc)
     kind = spec.get("kind", "compare")
     gs = groups(doc.get("jobs", []), root)
     if kind == "search":

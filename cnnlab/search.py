@@ -42,27 +42,28 @@ def probes(lo: int, hi: int, k: int) -> list[int]:
 def smallest_passing(n: int, test: Any, k: int = 1) -> tuple[int | None, list[int]]:
     """Index of the first passing candidate among ``n`` (``None`` if even the last fails).
 
-    ``test(indices) -> list[bool]`` evaluates a round of probes at once. Returns the index
-    and the rounds' order of evaluation.
+    ``test(indices) -> list[bool]`` evaluates a round of ``k`` probes at once; the first round
+    checks the largest candidate together with ``k - 1`` interior ones. Returns the index and
+    the order in which candidates were evaluated.
     """
     order: list[int] = []
     if n == 0:
         return None, order
-    order.append(n - 1)
-    if not test([n - 1])[0]:
-        return None, order
-    lo, hi = 0, n - 1  # everything below lo failed, hi passed
-    while lo < hi:
-        round_ = probes(lo, hi, k)
+    lo, hi = 0, None  # everything below lo failed; hi is the smallest known pass
+    round_ = [n - 1] + [i for i in probes(0, n - 1, k - 1) if k > 1]
+    while round_:
         order += round_
         passed = test(round_)
         ok = [i for i, p in zip(round_, passed, strict=True) if p]
         bad = [i for i, p in zip(round_, passed, strict=True) if not p]
         if ok:
-            hi = min(ok)
+            hi = min(ok + ([hi] if hi is not None else []))
+        if hi is None:
+            return None, order
         below = [i for i in bad if i < hi]
         if below:
-            lo = max(below) + 1
+            lo = max(lo, max(below) + 1)
+        round_ = probes(lo, hi, k) if lo < hi else []
     return hi, order
 
 
@@ -150,7 +151,7 @@ def _formula(row: Any, inp: tuple[int, ...]) -> str:
             return f"{k}·{cin}·{cout} = {w:,} weights" + tail
     if row.kind == "linear" and inp:
         fan_in = math.prod(inp)
-        fan = "·".join(map(str, inp)) + (f" = {fan_in:,}" if len(inp) > 1 else "")
+        fan = ("·".join(map(str, inp)) + f" = {fan_in:,}") if len(inp) > 1 else f"{fan_in:,}"
         if w and w % fan_in == 0:
             return f"({fan}) inputs · {w // fan_in:,} outputs = {w:,} weights" + tail
     if row.kind == "batchnorm":

@@ -1,0 +1,146 @@
+"""The executor interface: order, parallel processes, threads per run, resume, divergence.
+
+``fake_train`` stands in for the trainer (no torch training): it writes a run folder as
+``cnnlab.train.train`` does, with numbers that are a known function of the config, so the
+experiment/findings/report tests can check that sentences follow the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import pytest
+
+from cnnlab.executor import Executor, LocalExecutor, finished, run_dir
+from cnnlab.search import smallest_passing
+from cnnlab.train import RunResult, TrainConfig
+
+
+def fake_accuracy(cfg: TrainConfig) -> float:
+    """Known 'accuracy' of a config: dropout and bigger widths help, linear hurts."""
+    acc = 0.90 + 0.02 * (1 - (cfg.keep_prob or 1.0)) + 0.001 * cfg.seed
+    if cfg.model == "linear":
+        acc -= 0.05
+    if "filters=" in cfg.model_opts:
+        acc = 0.80 + 0.04 * int(cfg.model_opts.split("filters=")[1].split(",")[0])
+    return min(acc, 0.999)
+
+
+def fake_train(cfg: TrainConfig) -> RunResult:
+    import torch
+
+    from cnnlab.engine import TrainingDiverged
+    from cnnlab.rundir import write_json
+
+    folder = run_dir(cfg)
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.lr >= 1.0:
+        raise TrainingDiverged("loss became NaN", 3, None)
+    write_json(folder / "config.json", asdict(cfg))
+    write_json(folder / "env.json", {"train_examples": cfg.train_size or 60000,
+                                     "input_shape": [1, 28, 28]})
+    final = fake_accuracy(cfg)
+    total = cfg.iterations or 100
+    hist, reached = [], None
+    with open(folder / "metrics.jsonl", "w") as f:
+        for it in range(cfg.eval_every, total + 1, cfg.eval_every):
+            acc = final * it / total
+            rec = {"kind": "eval", "iteration": it, "train_acc": min(acc + 0.01, 1.0),
+                   "test_acc": acc, "train_loss": 1 - acc, "test_loss": 1.1 - acc,
+                   "ratio": acc / min(acc + 0.01, 1.0), "train_time": it * 0.01}
+            f.write(json.dumps(rec) + "\n")
+            f.write(json.dumps({"kind": "train", "iteration": it, "batch_loss": 1 - acc,
+                                "regularizer": 100.0 / (1 + 1000 * cfg.l2)}) + "\n")
+            hist.append(rec)
+            if cfg.target_acc is not None and acc >= cfg.target_acc and reached is None:
+                reached = it
+                break
+    last = hist[-1]
+    with open(folder / "calls.log", "a") as f:
+        f.write(f"{os.getpid()} {torch.get_num_threads()}\n")
+    res = RunResult(run_dir=str(folder), iterations=last["iteration"],
+                    train_acc=last["train_acc"], test_acc=last["test_acc"],
+                    train_loss=last["train_loss"], test_loss=last["test_loss"], wall_time=0.1,
+                    train_time=last["train_time"],
+                    time_to_target=last["train_time"] if reached else None,
+                    iteration_to_target=reached, param_count=1000, images_per_s=1.0,
+                    stopped="target" if reached else "completed", history=hist)
+    write_json(folder / "result.json", asdict(res))
+    return res
+
+
+class InlineExecutor:
+    """The smallest Executor: runs ``fake_train`` in this process, honouring resume."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def map(self, configs: list[TrainConfig]) -> list[RunResult]:
+        out = []
+        for cfg in configs:
+            done = finished(cfg)
+            if done is None:
+                self.calls += 1
+                done = fake_train(cfg)
+            out.append(done)
+        return out
+
+
+def _configs(tmp_path: Path, n: int, **kw) -> list[TrainConfig]:
+    return [TrainConfig(out_name=f"r{i}", runs_dir=str(tmp_path), seed=i, iterations=100,
+                        eval_every=50, **kw) for i in range(n)]
+
+
+def test_local_executor_parallel_order_threads_and_resume(tmp_path: Path) -> None:
+    ex: Executor = LocalExecutor(jobs=2, cores=4, train_fn=fake_train, log=lambda m: None)
+    cfgs = _configs(tmp_path, 3)
+    results = ex.map(cfgs)
+    assert [Path(r.run_dir).name for r in results] == ["r0", "r1", "r2"]
+    assert [r.test_acc for r in results] == [pytest.approx(fake_accuracy(c)) for c in cfgs]
+    calls = [(tmp_path / f"r{i}" / "calls.log").read_text().split() for i in range(3)]
+    assert {c[1] for c in calls} == {"2"}  # cores // jobs threads per run
+    assert len({c[0] for c in calls}) == 3  # a fresh process per run
+    for i in range(3):
+        saved = json.loads((tmp_path / f"r{i}" / "config.json").read_text())
+        assert saved["threads"] == 2
+        assert json.loads((tmp_path / f"r{i}" / "executor.json").read_text())[
+            "peak_rss_bytes"] > 0
+    again = ex.map(cfgs + _configs(tmp_path, 4)[3:])
+    assert [r.test_acc for r in again[:3]] == [r.test_acc for r in results]
+    assert all(len((tmp_path / f"r{i}" / "calls.log").read_text().splitlines()) == 1
+               for i in range(4))
+
+
+def test_diverged_run_is_a_result_not_a_crash(tmp_path: Path) -> None:
+    ex = LocalExecutor(jobs=1, train_fn=fake_train, log=lambda m: None)
+    cfg = replace(_configs(tmp_path, 1)[0], lr=1.0)
+    (res,) = ex.map([cfg])
+    assert res.stopped.startswith("diverged") and math.isnan(res.test_acc)
+    assert finished(cfg) is not None  # deterministic for its config: not re-run on resume
+
+
+def test_inline_executor_resume_counts(tmp_path: Path) -> None:
+    ex = InlineExecutor()
+    ex.map(_configs(tmp_path, 2))
+    ex.map(_configs(tmp_path, 3))
+    assert ex.calls == 3
+
+
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_smallest_passing_finds_the_threshold(k: int) -> None:
+    for n in range(1, 12):
+        for first in range(n + 1):
+            seen: list[int] = []
+
+            def test(idx: list[int], first: int = first, seen: list[int] = seen) -> list[bool]:
+                seen.extend(idx)
+                return [i >= first for i in idx]
+
+            found, order = smallest_passing(n, test, k)
+            assert found == (first if first < n else None)
+            assert len(seen) == len(set(seen)) <= n
+            assert order == seen

@@ -207,7 +207,9 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16" and device.type != "cuda":
         raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
-    name = cfg.out_name or rundir.default_name(cfg.spec or cfg.model, cfg.dataset)
+    name = cfg.out_name
+    if name is None:
+        name = rundir.default_name(cfg.spec or cfg.model, cfg.dataset)
     run_dir = rundir.run_path(cfg.runs_dir, name)
     if cfg.resume and (run_dir / "config.json").exists():
         _resume_config(cfg, run_dir)

@@ -11,9 +11,12 @@ Receptive field recurrence (per axis, ``k' = d(k-1)+1`` the dilated kernel span)
     jump_out = jump_in * s          rf_out = rf_in + (k' - 1) * jump_in
     lo_out   = lo_in - pad_lo * jump_in     (left edge of unit 0's field, input coordinates)
 
-At a join (add/concat) the field is the largest over the incoming paths. A unit of a vector
-layer (after flatten/fc/global pooling) sees the union of its inputs' fields, clipped to the
-image: for a 28x28 image that is 28x28.
+At a join (add/concat) the field is the union of the incoming fields: its extent is their
+bounding box, which exceeds the largest branch when 'same' padding with even kernels shifts the
+branches differently. A unit of a vector layer (after flatten/fc/global pooling) sees the union
+of all its inputs' fields, clipped to the image: the span from the first to the last image
+position that some unit reads through real (not padded) units -- for a 28x28 image usually
+28x28, less when strides or floor-rounded pools leave border pixels unread.
 """
 
 from __future__ import annotations
@@ -242,13 +245,38 @@ def _compare(node: ir.Node, in_shape: Shape, out: Shape) -> Compare:
 # ------------------------------------------------------------------------- the pass
 
 
+Reach = tuple[tuple[int | None, ...], ...]  # per axis, one value per unit
+
+
 @dataclass
 class _Field:
     rf: tuple[int, ...]
     jump: tuple[int, ...]
     lo: tuple[int, ...]
     count: tuple[int, ...]  # units per axis at this node
+    # per axis and unit, the first/last image position the unit reads through real units
+    # (None: it reads only padding); a vector layer's field is their span
+    first: Reach
+    last: Reach
     vector: bool = False
+
+
+def _pick(values: list[int | None], fn) -> int | None:
+    known = [v for v in values if v is not None]
+    return fn(known) if known else None
+
+
+def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
+                  pad: int, fn) -> tuple[int | None, ...]:
+    n = len(reach)
+    out = []
+    for u in range(count):
+        a = u * s - pad
+        if a < 0:
+            a += -(a // d) * d  # the first tap inside the input
+        b = min(u * s - pad + (k - 1) * d, n - 1)
+        out.append(_pick(list(reach[a:b + 1:d]), fn) if a <= b else None)
+    return tuple(out)
 
 
 def _field(node: ir.Node, ins: list[_Field], in_shapes: list[Shape], out: Shape,
@@ -258,27 +286,42 @@ def _field(node: ir.Node, ins: list[_Field], in_shapes: list[Shape], out: Shape,
         return None
     f = ins[0]
     if isinstance(op, ir.Add | ir.Concat):
-        rf = tuple(max(v) for v in zip(*(g.rf for g in ins), strict=True))
-        jump = tuple(max(v) for v in zip(*(g.jump for g in ins), strict=True))
         lo = tuple(min(v) for v in zip(*(g.lo for g in ins), strict=True))
-        return _Field(rf, jump, lo, f.count, any(g.vector for g in ins))
+        hi = tuple(max(v) for v in zip(*((a + r for a, r in zip(g.lo, g.rf, strict=True))
+                                         for g in ins), strict=True))
+        jump = tuple(max(v) for v in zip(*(g.jump for g in ins), strict=True))
+        if any(g.vector for g in ins):
+            return _Field(tuple(h - a for a, h in zip(lo, hi, strict=True)), jump, lo, f.count,
+                          f.first, f.last, True)
+        first = tuple(tuple(_pick(list(v), min) for v in zip(*(g.first[ax] for g in ins),
+                                                               strict=True))
+                      for ax in range(len(lo)))
+        last = tuple(tuple(_pick(list(v), max) for v in zip(*(g.last[ax] for g in ins),
+                                                            strict=True))
+                     for ax in range(len(lo)))
+        return _Field(tuple(h - a for a, h in zip(lo, hi, strict=True)), jump, lo, f.count,
+                      first, last)
     if isinstance(op, ir.Unsupported):
         return None
     if f.vector:
         return f
     if isinstance(op, ir.Conv | ir.Pool):
         w = window_params(node, in_shapes[0])
+        per_axis = list(zip(out[1:], w.kernel, w.stride, w.dilation, w.pads, strict=True))
+        first = tuple(_window_reach(r, c, k, s, d, p, min)
+                      for r, (c, k, s, d, (p, _)) in zip(f.first, per_axis, strict=True))
+        last = tuple(_window_reach(r, c, k, s, d, p, max)
+                     for r, (c, k, s, d, (p, _)) in zip(f.last, per_axis, strict=True))
         rf = tuple(r + (sp - 1) * j for r, sp, j in zip(f.rf, w.span, f.jump, strict=True))
         jump = tuple(j * s for j, s in zip(f.jump, w.stride, strict=True))
         lo = tuple(lo - p * j for lo, (p, _), j in zip(f.lo, w.pads, f.jump, strict=True))
-        return _Field(rf, jump, lo, out[1:])
+        return _Field(rf, jump, lo, out[1:], first, last)
     if isinstance(op, ir.Flatten | ir.Linear | ir.GlobalPool):
-        # union of every input unit's field, clipped to the image
-        extent = []
-        for lo, n, j, r, size in zip(f.lo, f.count, f.jump, f.rf, image, strict=True):
-            a, b = max(lo, 0), min(lo + (n - 1) * j + r - 1, size - 1)
-            extent.append(max(b - a + 1, 0))
-        return _Field(tuple(extent), f.jump, (0,) * len(image), (1,) * len(image), True)
+        a = [_pick(list(v), min) for v in f.first]
+        b = [_pick(list(v), max) for v in f.last]
+        extent = tuple(0 if x is None else y - x + 1 for x, y in zip(a, b, strict=True))
+        return _Field(extent, f.jump, tuple(x or 0 for x in a), (1,) * len(image),
+                      tuple((x,) for x in a), tuple((y,) for y in b), True)
     return f
 
 
@@ -302,7 +345,8 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
         out = shapes[node.name]
         if isinstance(node.op, ir.Input):
             fields[node.name] = _Field((1,) * len(image), (1,) * len(image), (0,) * len(image),
-                                       image, len(image) == 0)
+                                       image, tuple(tuple(range(n)) for n in image),
+                                       tuple(tuple(range(n)) for n in image), len(image) == 0)
             rows.append(LayerStats(node.name, "input", "input", (), out, (1,) * len(image),
                                    (1,) * len(image), 0, 0, 0, 0, batch * math.prod(out)))
             continue

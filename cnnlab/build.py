@@ -102,8 +102,10 @@ def _window_module(node: ir.Node, in_shape: tuple[int, ...]) -> nn.Module:
                    dilation=w.dilation, groups=op.groups, bias=op.bias)
         fill = 0.0
     else:
-        # torch pools reject padding > kernel/2; pad explicitly in that case
-        if symmetric and all(2 * p <= k for p, k in zip(pad, w.kernel, strict=True)):
+        # torch pools reject padding > kernel/2, and AvgPool3d an input smaller than the
+        # kernel even when padded; pad explicitly in those cases
+        if symmetric and all(2 * p <= k for p, k in zip(pad, w.kernel, strict=True)) and all(
+                n >= k for n, k in zip(in_shape[1:], w.kernel, strict=True)):
             pass
         else:
             symmetric, pad = False, 0

@@ -1,0 +1,307 @@
+"""The analyzer's numbers against independent oracles, over random architectures.
+
+Hypothesis writes random valid specs (1D/2D/3D convs with every padding mode, dilation,
+groups, pools, residual and concat blocks, fc heads); each is built with torch and:
+  (a) params equal ``p.numel()`` summed over the built module, per layer and in total;
+  (b) output shapes equal a real forward pass (forward hooks);
+  (c) conv/linear MACs equal a count from the hooked module's weight and output tensor;
+  (d) receptive field and jump equal the gradient footprint of one output unit in a
+      linearised copy (max pools -> avg pools, activations -> identity, weights 1, biases 0,
+      float64), where no gradient can be masked or cancel.
+The same oracles run on live modules imported by torch.fx.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+import torch
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab import build as build_mod
+from cnnlab.analyze import Analysis, analyze_graph
+from cnnlab.errors import ShapeError
+from cnnlab.fximport import from_module
+from cnnlab.shapes import infer_shapes
+from cnnlab.spec import parse
+
+CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+MAXPOOLS = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}
+ELEMENTWISE = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.GELU, nn.ELU, nn.LeakyReLU, nn.Softplus,
+               nn.Dropout, nn.Softmax)
+SETTINGS = settings(max_examples=40, deadline=None, derandomize=True,
+                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+
+# ------------------------------------------------------------------ random specs
+
+
+def _axes(draw, dims: int, lo: int, hi: int) -> str:
+    vals = [draw(st.integers(lo, hi)) for _ in range(dims)]
+    return str(vals[0]) if len(set(vals)) == 1 and draw(st.booleans()) else "x".join(map(str, vals))
+
+
+@st.composite
+def _conv(draw, dims: int, ch: int, same: bool = False) -> tuple[str, int]:
+    groups = draw(st.sampled_from([g for g in (1, 2, 3) if ch % g == 0]))
+    out = groups * draw(st.integers(1, 3))
+    kernel = _axes(draw, dims, 1, 3)
+    kw = [f"dilation={_axes(draw, dims, 1, 2)}"] if draw(st.booleans()) else []
+    if groups > 1:
+        kw.append(f"groups={groups}")
+    if same:
+        kw.append("padding=same")
+    else:
+        pad = draw(st.sampled_from(["valid", "same", "full", "int", "axes"]))
+        kw.append({"int": f"padding={draw(st.integers(0, 2))}",
+                   "axes": f"padding={_axes(draw, dims, 0, 2)}"}.get(pad, f"padding={pad}"))
+        if draw(st.booleans()):
+            kw.append(f"stride={_axes(draw, dims, 1, 2)}")
+    return f"conv{kernel}x{out}({','.join(kw)})", out
+
+
+@st.composite
+def _pool(draw, dims: int, same: bool = False) -> str:
+    op = draw(st.sampled_from(["maxpool", "avgpool"]))
+    k = draw(st.integers(1, 3))
+    if same:
+        return f"{op}{k}(stride=1,padding=same)"
+    kw = []
+    if draw(st.booleans()):
+        kw.append(f"stride={_axes(draw, dims, 1, 2)}")
+    pad = draw(st.sampled_from(["", "same", "full", "int"]))
+    if pad == "int":
+        kw.append(f"padding={draw(st.integers(0, k - 1))}")
+    elif pad:
+        kw.append(f"padding={pad}")
+    return f"{op}{k}" + (f"({','.join(kw)})" if kw else "")
+
+
+@st.composite
+def _branch(draw, dims: int, ch: int) -> tuple[str, int]:
+    kind = draw(st.sampled_from(["identity", "conv", "conv2", "pool"]))
+    if kind == "identity":
+        return "", ch
+    if kind == "pool":
+        return draw(_pool(dims, same=True)), ch
+    first, c = draw(_conv(dims, ch, same=True))
+    if kind == "conv2":
+        second, c = draw(_conv(dims, c, same=True))
+        return f"{first} relu {second}", c
+    return first, c
+
+
+@st.composite
+def _item(draw, dims: int, ch: int) -> tuple[str, int]:
+    kind = draw(st.sampled_from(["conv", "conv", "pool", "act", "bn", "dropout", "scale",
+                                 "res", "cat", "add"]))
+    if kind == "conv":
+        return draw(_conv(dims, ch))
+    if kind == "pool":
+        return draw(_pool(dims)), ch
+    if kind == "act":
+        return draw(st.sampled_from(["relu", "tanh", "sigmoid", "gelu", "elu", "identity"])), ch
+    if kind in ("bn", "dropout", "scale"):
+        return {"bn": "bn", "dropout": "dropout0.25", "scale": "scale0.5"}[kind], ch
+    if kind == "res":
+        body, c = draw(_conv(dims, ch, same=True))
+        body2 = ""
+        if c == ch and draw(st.booleans()):
+            body2 = " bn relu"
+        elif c != ch:
+            body2 = f" conv1x{ch}"
+        gamma = "(gamma=0.5)" if draw(st.booleans()) else ""
+        return f"res{gamma}{{{body}{body2}}}", ch
+    branches = [draw(_branch(dims, ch)) for _ in range(draw(st.integers(2, 3)))]
+    if kind == "add":
+        # every branch must end with ch channels for the sum to exist
+        fixed = [b if c == ch else f"{b} conv1x{ch}" for b, c in branches]
+        return "add{" + " | ".join(fixed) + "}", ch
+    return "cat{" + " | ".join(b for b, _ in branches) + "}", sum(c for _, c in branches)
+
+
+HEADS = ["", "", "flatten fc5", "fc4 relu fc3", "gap fc3", "globalmaxpool", "flatten fc4 softmax"]
+SIZES = {1: (6, 24), 2: (5, 12), 3: (3, 6)}
+
+
+@st.composite
+def specs(draw) -> tuple[str, tuple[int, ...]]:
+    """A random valid spec and its input shape; items that would not fit are skipped."""
+    dims = draw(st.sampled_from([1, 2, 2, 3]))
+    shape = (draw(st.integers(1, 3)),
+             *(draw(st.integers(*SIZES[dims])) for _ in range(dims)))
+    items: list[str] = []
+    ch = shape[0]
+    for _ in range(draw(st.integers(1, 6 if dims < 3 else 3))):
+        token, c = draw(_item(dims, ch))
+        try:
+            infer_shapes(parse(" ".join([*items, token])), shape)
+        except ShapeError:
+            continue
+        items.append(token)
+        ch = c
+    items.append(draw(st.sampled_from(HEADS)))
+    text = " ".join(t for t in items if t)
+    assume(text)
+    return text, shape
+
+
+# ------------------------------------------------------------------ oracle helpers
+
+
+def _hook_outputs(modules: dict[str, nn.Module]) -> tuple[dict[str, torch.Tensor], list]:
+    outs: dict[str, torch.Tensor] = {}
+    handles = [m.register_forward_hook(lambda _m, _i, o, n=name: outs.__setitem__(n, o))
+               for name, m in modules.items()]
+    return outs, handles
+
+
+def _weighted(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if isinstance(m, CONVS + (nn.Linear,))]
+
+
+def _mac_oracle(m: nn.Module, out: torch.Tensor) -> int:
+    """Multiplications for the whole batch, from the module's weight and its output tensor."""
+    if isinstance(m, nn.Linear):
+        return m.in_features * out.numel()
+    return out.numel() * m.weight.shape[1] * math.prod(m.weight.shape[2:])
+
+
+def _linearise(net: nn.Module) -> nn.Module:
+    """A float64 copy whose gradient is positive exactly on each unit's receptive field."""
+    net = copy.deepcopy(net).double().eval()
+    for name, m in list(net.named_modules()):
+        parent = net.get_submodule(name.rpartition(".")[0]) if "." in name else net
+        attr = name.rpartition(".")[2]
+        if type(m) in MAXPOOLS:
+            setattr(parent, attr, MAXPOOLS[type(m)](m.kernel_size, m.stride, m.padding,
+                                                    count_include_pad=True))
+        elif isinstance(m, ELEMENTWISE):
+            setattr(parent, attr, nn.Identity())
+        elif isinstance(m, build_mod.Pad):
+            m.value = 0.0
+        elif isinstance(m, build_mod.GlobalPoolModule):
+            m.op = "avg"
+        elif isinstance(m, CONVS + (nn.Linear,)):
+            with torch.no_grad():
+                m.weight.fill_(1.0)
+                if m.bias is not None:
+                    m.bias.zero_()
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_parameters()  # mean 0, var 1, gamma 1, beta 0
+    return net
+
+
+def _box(grad: torch.Tensor) -> list[tuple[int, int]]:
+    """Per spatial axis, (first, last) index where the gradient is non-zero."""
+    mask = (grad != 0).flatten(0, 1).any(0)
+    box = []
+    for ax in range(mask.dim()):
+        other = tuple(a for a in range(mask.dim()) if a != ax)
+        idx = torch.nonzero(mask.any(dim=other) if other else mask).flatten()
+        box.append((int(idx[0]), int(idx[-1])) if len(idx) else (0, -1))
+    return box
+
+
+def _extent(box: list[tuple[int, int]]) -> tuple[int, ...]:
+    return tuple(b - a + 1 for a, b in box)
+
+
+def _check_numbers(a: Analysis, modules: dict[str, nn.Module], run, batch: int) -> None:
+    """Oracles (b) and (c); ``run`` does one forward pass with the hooks in place."""
+    weighted = {f"{name}/{i}": m for name, mod in modules.items()
+                for i, m in enumerate(_weighted(mod))}
+    outs, handles = _hook_outputs({**modules, **weighted})
+    run()
+    for h in handles:
+        h.remove()
+    for name in modules:
+        row = a.layer(name)
+        seen = tuple(outs[name].shape)
+        assert seen[0] == batch
+        if row.kind == "globalpool":  # the IR's (C,) is torch's (C, 1, ...) before flatten
+            assert seen[1:2] == row.output_shape and set(seen[2:]) <= {1}, name
+        else:
+            assert seen[1:] == row.output_shape, name
+    for key, m in weighted.items():
+        name = key.rpartition("/")[0]
+        assert a.layer(name).macs == _mac_oracle(m, outs[key]), name
+
+
+def _check_field(a: Analysis, modules: dict[str, nn.Module], net: nn.Module,
+                 shape: tuple[int, ...], names: list[str]) -> None:
+    """Oracle (d) on ``names``: footprint of a central unit and its neighbour per axis."""
+    outs, handles = _hook_outputs({n: modules[n] for n in names})
+    x = torch.ones((1, *shape), dtype=torch.float64, requires_grad=True)
+    net(x)
+    for h in handles:
+        h.remove()
+    for name in names:
+        row, y = a.layer(name), outs[name]
+        if row.jump is None:
+            # a vector layer's field is the union over its units (a flatten or global-pool
+            # unit sees one value or channel); each fc unit sees all of it
+            units = [y.sum()] + ([y[0, 0]] if row.kind == "linear" else [])
+            for unit in units:
+                (g,) = torch.autograd.grad(unit, x, retain_graph=True)
+                assert _extent(_box(g)) == row.rf, name
+            continue
+        # all channels at one position: a concat's channels come from different branches
+        u = tuple(max(n // 2 - 1, 0) for n in y.shape[2:])
+        (g,) = torch.autograd.grad(y[(0, slice(None), *u)].sum(), x, retain_graph=True)
+        box = _box(g)
+        assert _extent(box) == row.rf, name
+        for ax, n in enumerate(y.shape[2:]):
+            if u[ax] + 1 < n:
+                v = tuple(p + (i == ax) for i, p in enumerate(u))
+                (g2,) = torch.autograd.grad(y[(0, slice(None), *v)].sum(), x,
+                                            retain_graph=True)
+                box2 = _box(g2)
+                assert _extent(box2) == row.rf, name
+                assert box2[ax][0] - box[ax][0] == row.jump[ax], name
+
+
+# ------------------------------------------------------------------ spec oracles
+
+
+@SETTINGS
+@given(specs())
+def test_params_shapes_and_macs_match_torch(case: tuple[str, tuple[int, ...]]) -> None:
+    text, shape = case
+    graph = parse(text)
+    batch = 2
+    a = analyze_graph(graph, shape, batch=batch)
+    net = build_mod.build(graph, shape, seed=0).eval()
+    for name, layer in net.layers.items():
+        assert a.layer(name).params == sum(p.numel() for p in layer.parameters()), name
+    assert a.total.params == sum(p.numel() for p in net.parameters())
+    assert a.layer("input").output_shape == shape
+    with torch.no_grad():
+        _check_numbers(a, dict(net.layers), lambda: net(torch.randn(batch, *shape)), batch)
+
+
+@settings(SETTINGS, max_examples=30)
+@given(specs())
+def test_receptive_field_is_the_gradient_footprint(case: tuple[str, tuple[int, ...]]) -> None:
+    text, shape = case
+    graph = parse(text)
+    small = analyze_graph(graph, shape)
+    spatial = [r for r in small.layers[1:] if r.jump is not None]
+    # rf and jump do not depend on the input size; a larger input puts a central unit's
+    # whole field inside the image, so its footprint is not clipped
+    big = tuple(max([n, *(r.rf[i] + 6 * r.jump[i] + 4 for r in spatial)])
+                for i, n in enumerate(shape[1:]))
+    a = analyze_graph(graph, (shape[0], *big))
+    for r in spatial:
+        assert (a.layer(r.name).rf, a.layer(r.name).jump) == (r.rf, r.jump)
+    net = _linearise(build_mod.build(graph, (shape[0], *big)))
+    _check_field(a, dict(net.layers), net, (shape[0], *big), [r.name for r in spatial])
+    # vector layers: the union of every field, clipped to the (original) image
+    vectors = [r.name for r in small.layers[1:] if r.jump is None and r.rf is not None]
+    if vectors:
+        net = _linearise(build_mod.build(graph, shape))
+        _check_field(small, dict(net.layers), net, shape, vectors)

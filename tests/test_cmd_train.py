@@ -1,0 +1,74 @@
+"""The train, plot and demo commands through the CLI dispatcher."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from trainutil import write_tiny
+
+from cnnlab.cli import main
+
+torch.set_num_threads(1)
+
+
+def _flags(tmp_path, *extra):
+    data = tmp_path / "tiny"
+    if not data.exists():
+        write_tiny(data)
+    return ["train", "--spec", "conv3x3x4 relu maxpool2 fc10", "--dataset", "tiny",
+            "--data-dir", str(data), "--runs-dir", str(tmp_path / "runs"), "--iterations", "10",
+            "--eval-every", "5", "--batch-size", "20", "--lr", "0.003", "--threads", "1",
+            "--no-plots", *extra]
+
+
+def test_train_flags_and_resume(tmp_path, capsys):
+    assert main(_flags(tmp_path, "--out-name", "a", "--keep-prob", "0.9", "--l2", "0.01")) == 2
+    assert "keep_prob" in capsys.readouterr().err  # options belong to named models
+    assert main(_flags(tmp_path, "--out-name", "a", "--l2", "0.01", "--optimizer",
+                       "momentum")) == 0
+    out = capsys.readouterr().out
+    assert "runs/a: 10 iterations" in out and "tensorboard --logdir" in out
+    cfg = json.loads((tmp_path / "runs" / "a" / "config.json").read_text())
+    assert cfg["l2"] == 0.01 and cfg["optimizer"] == "momentum" and cfg["iterations"] == 10
+    assert main(_flags(tmp_path, "--out-name", "a")) == 2
+    assert "--resume" in capsys.readouterr().err
+    # resume takes the saved config: no flags need repeating
+    assert main(["train", "--out-name", "a", "--runs-dir", str(tmp_path / "runs"),
+                 "--resume", "--no-plots"]) == 0
+    assert main(_flags(tmp_path, "--out-name", "../evil")) == 2
+
+
+def test_config_file(tmp_path, capsys):
+    good = tmp_path / "c.toml"
+    good.write_text('lr = 0.002\nbatch_size = 10\nout_name = "from-toml"\n')
+    assert main(_flags(tmp_path, "--config", str(good))) == 0
+    cfg = json.loads((tmp_path / "runs" / "from-toml" / "config.json").read_text())
+    assert cfg["lr"] == 0.003 and cfg["batch_size"] == 20  # flags override the file
+    bad = tmp_path / "bad.toml"
+    bad.write_text("lr = 0.1\nlearning_rate = 0.1\n")
+    assert main(_flags(tmp_path, "--config", str(bad))) == 2
+    err = capsys.readouterr().err
+    assert "unknown key(s) learning_rate" in err and err.count("\n") == 1
+
+
+def test_plot_command_overlays_runs(tmp_path, capsys):
+    for name in ("p1", "p2"):
+        assert main(_flags(tmp_path, "--out-name", name)) == 0
+    runs = [str(tmp_path / "runs" / n) for n in ("p1", "p2")]
+    assert main(["plot", *runs, "--out", str(tmp_path / "cmp")]) == 0
+    for fig in ("accuracy", "loss", "ratio"):
+        assert (tmp_path / "cmp" / f"{fig}.svg").read_text().count("<svg") == 1
+    assert main(["plot", str(tmp_path)]) == 2
+
+
+def test_demo_quick(tmp_path, capsys):
+    root = os.environ.get("CNNLAB_DATA")
+    if not root or not (Path(root) / "mnist").is_dir():
+        pytest.skip("CNNLAB_DATA does not hold mnist/")
+    assert main(["demo", "--quick", "--runs-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "tensorboard --logdir" in out and (tmp_path / "demo" / "plots" / "accuracy.png").exists()

@@ -67,7 +67,7 @@ def video_macs(frames: int = 8, size: int = 64, batch: int = 1) -> list[dict[str
 def video_study(runs_dir: Path, quick: bool = False, threads: int = 1,
                 data_dir: str | None = None) -> dict[str, Any]:
     """Train ``video3d`` on moving-MNIST: class = digit, and class = direction of motion."""
-    its = 40 if quick else 600
+    its = 40 if quick else 1000
     common = {"model": "video3d", "data_dir": data_dir, "iterations": its, "batch_size": 32,
               "optimizer": "adam", "lr": 1e-3, "eval_every": max(its // 4, 1),
               "train_eval_size": 500, "eval_batch_size": 250, "plots": True}

@@ -206,12 +206,12 @@ def _call_op(node: fx.Node, tensors: list[fx.Node], shape: dict[fx.Node, torch.S
     if t in _POOL_FUNCS:
         kind = _POOL_FUNCS[t]
         a = {k: _arg(node, i, k) for i, k in enumerate(_POOL_ARGS[kind])}
-        if a["return_indices"]:
+        if a.get("return_indices"):
             return None
         return _window_pool(kind, a["kernel_size"], a["stride"], a["padding"] or 0, len(x) - 2,
                             tuple(x[1:]), tuple(out[1:]), bool(a["ceil_mode"]),
-                            a["dilation"] or 1, a["count_include_pad"] is not False,
-                            a["divisor_override"])
+                            a.get("dilation") or 1, a.get("count_include_pad") is not False,
+                            a.get("divisor_override"))
     if t in (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d):
         return _adaptive("avg", _arg(node, 1, "output_size"), tuple(x[1:]))
     if t in _DROPOUT_FUNCS:
@@ -247,10 +247,6 @@ class _Importer:
         return name
 
     def run(self) -> ir.Graph:
-        placeholders = [n for n in self.gm.graph.nodes if n.op == "placeholder"]
-        if len(placeholders) != 1:
-            raise CnnlabError(f"{type(self.root).__name__}.forward takes {len(placeholders)} "
-                              "tensors; cnnlab analyzes single-input modules")
         for node in self.gm.graph.nodes:
             if node.op == "placeholder":
                 self.names[node] = "input"
@@ -271,7 +267,9 @@ class _Importer:
     def call(self, node: fx.Node) -> None:
         used: list[fx.Node] = []
         fx.node.map_arg((node.args, node.kwargs), lambda n: used.append(n))
-        tensors = list(dict.fromkeys(n for n in used if n in self.names))
+        # joins keep repeated operands (x + x); other ops list each input once
+        ordered = [n for n in used if n in self.names]
+        tensors = list(dict.fromkeys(ordered))
         meta = node.meta.get("tensor_meta")
         if not tensors:
             if any(n in self.consts for n in used) or node.op == "get_attr":
@@ -300,9 +298,10 @@ class _Importer:
             params += sum(p.numel() for p in mod.parameters())
             what, base = type(mod).__name__, node.target
         else:
-            op = _call_op(node, tensors, shapes)
+            op = _call_op(node, ordered, shapes)
             what, base = _name_of(node.target), node.name
-        self.emit(node, op, tensors, what, base, note, params)
+        self.emit(node, op, ordered if isinstance(op, ir.Add | ir.Concat) else tensors, what,
+                  base, note, params)
 
     def multi(self, node: fx.Node, tensors: list[fx.Node], meta: Any, used: list) -> None:
         """A call returning several tensors (nn.LSTM, chunk): one node with the first's shape."""
@@ -384,6 +383,10 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...]) -> ir.Graph:
         raise CnnlabError(
             f"cannot trace {name} with torch.fx ({_one_line(e)}); trace a submodule without "
             "data-dependent control flow, or write the architecture as a spec") from None
+    inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(inputs) != 1:
+        raise CnnlabError(f"{name}.forward takes {len(inputs)} tensors; cnnlab analyzes "
+                          "single-input modules (wrap it in a module that builds the others)")
     modes = {m: m.training for m in module.modules()}
     first = next(module.parameters(), None)
     dtype = first.dtype if first is not None and first.is_floating_point() else torch.float32

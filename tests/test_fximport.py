@@ -1,0 +1,245 @@
+"""torch.fx import: how each module, function and method maps to the IR, names, errors."""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab import ir
+from cnnlab.analyze import analyze, analyze_graph
+from cnnlab.errors import CnnlabError
+from cnnlab.fximport import from_module
+
+
+class Wrap(nn.Module):
+    """``fn(self, x)`` as a module; submodules given as keywords are registered."""
+
+    def __init__(self, fn: Callable, **mods: nn.Module):
+        super().__init__()
+        self.fn = fn
+        for name, m in mods.items():
+            self.add_module(name, m)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(self, x)
+
+
+def layer(m: nn.Module) -> Wrap:
+    return Wrap(lambda s, x: s.layer(x), layer=m)
+
+
+def ops(module: nn.Module, shape: tuple[int, ...]) -> list[ir.Op]:
+    return [n.op for n in from_module(module, shape).nodes[1:]]
+
+
+def unsupported(target: str, shape: tuple[int, ...], params: int = 0) -> ir.Unsupported:
+    return ir.Unsupported(target, shape, params)
+
+
+P1 = ((1, 1),)
+P2 = ((1, 1), (1, 1))
+
+MODULES = [
+    (nn.Conv2d(3, 4, 3, stride=2, padding=1, bias=False), (3, 8, 8),
+     ir.Conv(4, (3, 3), (2, 2), P2, (1, 1), 1, False)),
+    (nn.Conv2d(3, 4, 4, padding="same"), (3, 8, 8),
+     ir.Conv(4, (4, 4), (1, 1), "same", (1, 1), 1, True)),
+    (nn.Conv1d(2, 4, 3, padding="valid", dilation=2, groups=2), (2, 9),
+     ir.Conv(4, (3,), (1,), "valid", (2,), 2, True)),
+    (nn.Conv3d(2, 4, (1, 3, 3), padding=(0, 1, 1)), (2, 3, 5, 5),
+     ir.Conv(4, (1, 3, 3), (1, 1, 1), ((0, 0), (1, 1), (1, 1)), (1, 1, 1), 1, True)),
+    (nn.MaxPool2d(2), (1, 6, 6), ir.Pool("max", (2, 2), (2, 2), "valid")),
+    (nn.AvgPool1d(3, 2, 1), (1, 9), ir.Pool("avg", (3,), (2,), P1)),
+    (nn.MaxPool3d(2, 1), (1, 3, 3, 3), ir.Pool("max", (2, 2, 2), (1, 1, 1), "valid")),
+    # ceil_mode adds no window on 7 (same as floor) but does on 8
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 7, 7), ir.Pool("max", (3, 3), (2, 2), "valid")),
+    (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 8, 8), unsupported("MaxPool2d", (1, 4, 4))),
+    (nn.AvgPool2d(3, 1, 1, count_include_pad=False), (1, 5, 5),
+     unsupported("AvgPool2d", (1, 5, 5))),
+    (nn.AvgPool2d(3, 1, 0, count_include_pad=False), (1, 5, 5),
+     ir.Pool("avg", (3, 3), (1, 1), "valid")),
+    (nn.AvgPool2d(2, divisor_override=1), (1, 4, 4), unsupported("AvgPool2d", (1, 2, 2))),
+    (nn.MaxPool1d(2, dilation=2), (1, 8), unsupported("MaxPool1d", (1, 3))),
+    (nn.AdaptiveAvgPool2d(1), (3, 5, 5), ir.GlobalPool("avg")),
+    (nn.AdaptiveMaxPool1d(1), (3, 5), ir.GlobalPool("max")),
+    (nn.AdaptiveAvgPool2d((2, 3)), (1, 6, 6), ir.Pool("avg", (3, 2), (3, 2), "valid")),
+    (nn.AdaptiveAvgPool2d(4), (1, 6, 6), unsupported("AdaptiveAvgPool2d", (1, 4, 4))),
+    (nn.BatchNorm2d(3, eps=1e-3), (3, 4, 4), ir.BatchNorm(1e-3, 0.1)),
+    (nn.BatchNorm1d(3, affine=False), (3, 4), unsupported("BatchNorm1d", (3, 4))),
+    (nn.Dropout2d(0.2), (3, 4, 4), ir.Dropout(0.2)),
+    (nn.Flatten(), (3, 4, 4), ir.Flatten()),
+    (nn.Flatten(2), (3, 4, 4), unsupported("Flatten", (3, 16))),
+    (nn.Linear(4, 5), (4,), ir.Linear(5, True)),
+    (nn.Linear(4, 5, bias=False), (3, 4), unsupported("Linear", (3, 5), 20)),
+    (nn.Softmax(dim=1), (4,), ir.Softmax()),
+    (nn.Upsample(scale_factor=2), (1, 3, 3), unsupported("Upsample", (1, 6, 6))),
+    (nn.ConvTranspose2d(1, 2, 2), (1, 3, 3), unsupported("ConvTranspose2d", (2, 4, 4), 10)),
+]
+
+
+@pytest.mark.parametrize(("module", "shape", "op"), MODULES, ids=lambda v: repr(v)[:40])
+def test_module_maps_to_op(module: nn.Module, shape: tuple[int, ...], op: ir.Op) -> None:
+    assert ops(layer(module), shape) == [op]
+
+
+@pytest.mark.parametrize(("cls", "fn"), [
+    (nn.ReLU, "relu"), (nn.Tanh, "tanh"), (nn.Sigmoid, "sigmoid"), (nn.GELU, "gelu"),
+    (nn.ELU, "elu"), (nn.LeakyReLU, "leakyrelu"), (nn.Softplus, "softplus"),
+    (nn.Identity, "identity"),
+])
+def test_activation_modules(cls: type, fn: str) -> None:
+    assert ops(layer(cls()), (2, 3)) == [ir.Act(fn)]
+
+
+ACT_CALLS = [F.relu, torch.relu, torch.tanh, torch.sigmoid, F.gelu, F.elu, F.leaky_relu,
+             F.softplus, lambda x: x.relu(), lambda x: x.tanh(), lambda x: x.sigmoid()]
+ACT_NAMES = ["relu", "relu", "tanh", "sigmoid", "gelu", "elu", "leakyrelu", "softplus",
+             "relu", "tanh", "sigmoid"]
+
+
+@pytest.mark.parametrize(("fn", "name"), list(zip(ACT_CALLS, ACT_NAMES, strict=True)))
+def test_activation_functions_and_methods(fn: Callable, name: str) -> None:
+    assert ops(Wrap(lambda s, x: fn(x)), (2, 3)) == [ir.Act(name)]
+
+
+CALLS = [
+    (lambda x: x * 0.5, (2, 3), [ir.Scale(0.5)]),
+    (lambda x: 2 * x, (2, 3), [ir.Scale(2.0)]),
+    (lambda x: x / 4, (2, 3), [ir.Scale(0.25)]),
+    (lambda x: 4 / x, (2, 3), [unsupported("truediv", (2, 3))]),
+    (lambda x: x + 1, (2, 3), [unsupported("add", (2, 3))]),
+    (lambda x: 0.5 * (x + x.tanh()), (2, 3), [ir.Act("tanh"), ir.Add(), ir.Scale(0.5)]),
+    (lambda x: torch.add(x, x), (2, 3), [ir.Add()]),
+    (lambda x: torch.cat([x, x.relu()], 1), (2, 3), [ir.Act("relu"), ir.Concat()]),
+    (lambda x: torch.cat([x, x.relu()], dim=-1), (2, 3),
+     [ir.Act("relu"), unsupported("torch.cat", (2, 6))]),
+    (lambda x: x.mean((2, 3)), (3, 4, 4), [ir.GlobalPool("avg")]),
+    (lambda x: x.mean(1), (3, 4, 4), [unsupported("Tensor.mean", (4, 4))]),
+    (lambda x: torch.flatten(x, 1), (3, 4, 4), [ir.Flatten()]),
+    (lambda x: x.flatten(1), (3, 4, 4), [ir.Flatten()]),
+    (lambda x: x.view(x.size(0), -1), (3, 4, 4), [ir.Flatten()]),
+    (lambda x: x.reshape(-1, 48), (3, 4, 4), [ir.Flatten()]),
+    (lambda x: x.view(1, -1), (3, 4, 4), [unsupported("Tensor.view", (96,))]),
+    (lambda x: F.softmax(x, dim=1), (5,), [ir.Softmax()]),
+    (lambda x: x.softmax(-1), (2, 5), [unsupported("Tensor.softmax", (2, 5))]),
+    (lambda x: F.dropout(x, 0.3), (5,), [ir.Dropout(0.3)]),
+    (lambda x: F.max_pool2d(x, 2), (1, 4, 4), [ir.Pool("max", (2, 2), (2, 2), "valid")]),
+    (lambda x: F.avg_pool2d(x, 3, stride=1, padding=1), (1, 4, 4),
+     [ir.Pool("avg", (3, 3), (1, 1), P2)]),
+    (lambda x: F.adaptive_avg_pool2d(x, 1), (2, 4, 4), [ir.GlobalPool("avg")]),
+    (lambda x: x.contiguous().relu(), (2, 3), [ir.Act("relu")]),
+    (lambda x: x @ x.transpose(1, 2), (2, 3), [unsupported("Tensor.transpose", (3, 2)),
+                                               unsupported("matmul", (2, 2))]),
+]
+
+
+@pytest.mark.parametrize(("fn", "shape", "expected"), CALLS)
+def test_calls_map_to_ops(fn: Callable, shape: tuple[int, ...], expected: list[ir.Op]) -> None:
+    assert ops(Wrap(lambda s, x: fn(x)), shape) == expected
+
+
+def test_padding_mode_is_noted_and_counted_as_zero_padding() -> None:
+    g = from_module(layer(nn.Conv2d(1, 2, 3, padding=1, padding_mode="reflect")), (1, 5, 5))
+    assert g.nodes[1].op == ir.Conv(2, (3, 3), (1, 1), P2, (1, 1), 1, True)
+    assert g.nodes[1].origin == "layer (padding_mode=reflect, counted as zero padding)"
+
+
+def test_names_are_qualified_module_paths() -> None:
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(18, 2))
+    g = from_module(Wrap(lambda s, x: s.features(x), features=net), (1, 5, 5))
+    assert [n.name for n in g.nodes] == ["input", "features.0", "features.1", "features.2",
+                                         "features.3"]
+    assert g.out == "features.3"
+
+
+def test_a_module_called_twice_gives_one_node_per_call() -> None:
+    g = from_module(Wrap(lambda s, x: s.act(s.act(x) + x), act=nn.ReLU()), (2, 3))
+    assert [(n.name, n.inputs) for n in g.nodes] == [
+        ("input", ()), ("act", ("input",)), ("add", ("act", "input")), ("act#2", ("add",))]
+
+
+def test_multiple_uses_of_a_value_branch_the_graph() -> None:
+    def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
+        y = s.conv(x)
+        return torch.cat([y, y.relu(), y * 2.0], 1)
+
+    g = from_module(Wrap(fn, conv=nn.Conv2d(1, 2, 1)), (1, 3, 3))
+    assert g.node("cat").inputs == ("conv", "relu", "mul")
+    assert g.consumers("conv") == [g.node("relu"), g.node("mul"), g.node("cat")]
+
+
+def test_a_parameter_used_in_forward_is_counted() -> None:
+    m = Wrap(lambda s, x: s.conv(x) * s.gain, conv=nn.Conv2d(1, 3, 3))
+    m.gain = nn.Parameter(torch.ones(1, 3, 1, 1))
+    a = analyze(m, input=(1, 5, 5))
+    assert a.layer("mul").params == 3
+    assert a.total.params == sum(p.numel() for p in m.parameters()) == 33
+    assert a.unsupported == ["mul"]
+
+
+def test_tuple_output_analyzes_the_first_tensor() -> None:
+    g = from_module(Wrap(lambda s, x: (x.relu(), x.tanh())), (2, 3))
+    assert g.out == "relu"
+
+
+def test_train_and_eval_modes_are_restored() -> None:
+    m = nn.Sequential(nn.Conv2d(1, 2, 3), nn.BatchNorm2d(2), nn.Dropout(0.5))
+    m.train()
+    m[2].eval()
+    before = m[1].running_mean.clone()
+    from_module(m, (1, 5, 5))
+    assert [x.training for x in m.modules()] == [True, True, True, False]
+    assert torch.equal(m[1].running_mean, before)  # shape propagation ran in eval mode
+
+
+def _one_line_error(fn: Callable[[], object], *words: str) -> None:
+    with pytest.raises(CnnlabError) as e:
+        fn()
+    msg = str(e.value)
+    assert "\n" not in msg
+    for w in words:
+        assert w in msg
+
+
+def test_data_dependent_control_flow_is_a_one_line_error() -> None:
+    def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
+        return x.relu() if x.sum() > 0 else x
+
+    _one_line_error(lambda: from_module(Wrap(fn), (2, 3)), "cannot trace Wrap",
+                    "trace a submodule", "spec")
+
+
+class Pair(nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        return a + b
+
+
+@pytest.mark.parametrize(("module", "shape", "words"), [
+    (nn.Conv2d(3, 4, 3), (1, 8, 8), ("running Conv2d on an input of shape (1, 8, 8) failed",)),
+    (nn.Conv2d(3, 4, 3), (3, 0, 8), ("must be positive",)),
+    (Pair(), (3, 8), ("Pair.forward takes 2 tensors",)),
+])
+def test_bad_inputs_are_one_line_errors(module: nn.Module, shape: tuple[int, ...],
+                                        words: tuple[str, ...]) -> None:
+    _one_line_error(lambda: from_module(module, shape), *words)
+
+
+def test_analyze_needs_an_input_shape_for_a_module() -> None:
+    _one_line_error(lambda: analyze(nn.ReLU()), "needs input=(C, H, W)")
+
+
+def test_iadd_and_operator_targets_are_joins() -> None:
+    def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
+        y = s.conv(x)
+        y += x
+        return operator.add(y, y)
+
+    g = from_module(Wrap(fn, conv=nn.Conv2d(2, 2, 3, padding=1)), (2, 4, 4))
+    assert [type(n.op) for n in g.nodes[1:]] == [ir.Conv, ir.Add, ir.Add]
+    a = analyze_graph(g, (2, 4, 4))
+    assert (a.layer("add_1").rf, a.layer("add_1").jump) == ((3, 3), (1, 1))

@@ -80,20 +80,20 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "show":
         return _show(args.name, args.quick)
     from .executor import LocalExecutor
-    from .experiment import load_recipe, run_recipe
+    from .experiment import load_recipe, run_recipes
 
     if args.seeds is not None and args.seeds < 1:
         raise CnnlabError("--seeds must be >= 1")
     runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else "runs/experiments")
-    executor = LocalExecutor(jobs=args.jobs)
+    executor = LocalExecutor(jobs=args.jobs, fresh=not args.quick)
     data_dir = args.data_dir
     t0 = time.perf_counter()
-    for name in _names(args.names):
-        t = time.perf_counter()
-        print(f"== {name}", file=sys.stderr, flush=True)
-        path = run_recipe(load_recipe(name), executor, runs_dir, args.quick, args.seeds,
-                          data_dir, jobs_hint=executor.jobs)
-        print(f"{path} ({time.perf_counter() - t:.0f} s)", flush=True)
+    names = _names(args.names)
+    print(f"== {', '.join(names)} ({executor.jobs} jobs, {executor.threads} thread(s) each)",
+          file=sys.stderr, flush=True)
+    for path in run_recipes([load_recipe(n) for n in names], executor, runs_dir, args.quick,
+                            args.seeds, data_dir, jobs_hint=executor.jobs):
+        print(path, flush=True)
     print(f"all done in {time.perf_counter() - t0:.0f} s; report: cnnlab report {runs_dir} "
           "--out report.html", flush=True)
     return 0

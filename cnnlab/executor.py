@@ -62,8 +62,17 @@ def _diverged_result(cfg: TrainConfig, err: Exception) -> RunResult:
                      stopped=f"diverged: {err}")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process (all threads): unlike wall time, it does not grow when other
+    programs share the cores, so budgets measured on a busy machine stay meaningful.
+    """
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
 def _run_one(cfg: TrainConfig, threads: int,
-             train_fn: Callable[[TrainConfig], RunResult] | None) -> dict[str, Any]:
+             train_fn: Callable[[TrainConfig], RunResult] | None,
+             fresh: bool = True) -> dict[str, Any]:
     """Child-process body: set threads, start or resume the run, record peak memory."""
     import torch
 
@@ -77,33 +86,38 @@ def _run_one(cfg: TrainConfig, threads: int,
         cfg = replace(cfg, resume=resumable, overwrite=not resumable)
     if train_fn is None:
         from .train import train as train_fn
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
     try:
         result = train_fn(cfg)
     except TrainingDiverged as e:
         result = _diverged_result(cfg, e)
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / "result.json", asdict(result))
-    # a fresh process per run (max_tasks_per_child=1) makes ru_maxrss this run's own peak
-    write_json(folder / "executor.json", {
-        "peak_rss_bytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
-        "threads": threads, "pid": os.getpid(), "host": socket.gethostname(),
-        "wall_s": time.perf_counter() - t0})
+    info: dict[str, Any] = {"threads": threads, "pid": os.getpid(),
+                            "host": socket.gethostname(), "wall_s": time.perf_counter() - t0,
+                            "cpu_s": _cpu_seconds() - cpu0}
+    if fresh:
+        # only in a process of its own is ru_maxrss this run's peak and not an earlier one's
+        info["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    write_json(folder / "executor.json", info)
     return asdict(result)
 
 
 class LocalExecutor:
     """Runs configs in parallel processes on this machine, at most ``jobs`` at a time.
 
-    Each run gets a fresh process (clean torch state, a peak-memory figure of its own) and
-    ``torch.set_num_threads(max(1, cores // jobs))`` so parallel runs do not oversubscribe.
+    Each run gets ``torch.set_num_threads(max(1, cores // jobs))`` so parallel runs do not
+    oversubscribe, and with ``fresh`` (the default) a process of its own: clean torch state and
+    a peak-memory figure of its own (sheet 3 compares memory). ``fresh=False`` reuses the
+    workers, saving the interpreter and torch start-up per run (``--quick`` smoke runs).
     """
 
     def __init__(self, jobs: int | None = None, cores: int | None = None,
                  train_fn: Callable[[TrainConfig], RunResult] | None = None,
-                 log: Callable[[str], None] | None = None):
+                 log: Callable[[str], None] | None = None, fresh: bool = True):
         self.cores = cores or os.cpu_count() or 1
         self.jobs = max(1, jobs or self.cores)
+        self.fresh = fresh
         self.train_fn = train_fn
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -124,13 +138,13 @@ class LocalExecutor:
         threads = self.threads
         ctx = get_context("spawn")
         with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
-                                 max_tasks_per_child=1) as pool:
+                                 max_tasks_per_child=1 if self.fresh else None) as pool:
             futures = {}
             for i in todo:
                 cfg = configs[i]
                 if cfg.threads is None:
                     cfg = replace(cfg, threads=threads)
-                futures[pool.submit(_run_one, cfg, threads, self.train_fn)] = i
+                futures[pool.submit(_run_one, cfg, threads, self.train_fn, self.fresh)] = i
             for fut in as_completed(futures):
                 i = futures[fut]
                 res = RunResult(**fut.result())

@@ -179,13 +179,19 @@ def value_label(key: str, value: Any) -> str:
     return f"{short}={opts_string({'x': value})[2:]}"
 
 
-def _group_config(recipe: Recipe, quick: bool, *layers: dict[str, Any]) -> dict[str, Any]:
+def _group_config(recipe: Recipe, quick: bool, own: list[dict[str, Any]],
+                  last: list[dict[str, Any]]) -> dict[str, Any]:
+    """``[base]``, the group's own keys, ``[quick]``, then ``last`` (swept values, the group's
+    quick table): a variant's full-quality budget never leaks into a --quick run.
+    """
     cfg: dict[str, Any] = {"progress": "off"}
     _overlay(cfg, recipe.base)
+    for layer in own:
+        _overlay(cfg, layer)
     if quick:
         _overlay(cfg, QUICK_DEFAULTS)
         _overlay(cfg, recipe.quick)
-    for layer in layers:
+    for layer in last:
         _overlay(cfg, layer)
     return cfg
 
@@ -201,7 +207,7 @@ def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> lis
     jobs: list[Job] = []
     for v in recipe.variants:
         own = {k: val for k, val in v.items() if k not in VARIANT_KEYS}
-        cfg = _group_config(recipe, quick, own, v.get("quick", {}) if quick else {})
+        cfg = _group_config(recipe, quick, [own], [v.get("quick", {}) if quick else {}])
         jobs += [Job(recipe.name, v["label"], s, {**cfg, "seed": s}, {}, "variant",
                      v.get("requires")) for s in range(n_seeds)]
     for sw in recipe.sweeps:
@@ -211,8 +217,8 @@ def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> lis
             label = sw.get("label")
             label = (label.format(**{k.replace("model_opts.", ""): v for k, v in values.items()})
                      if label else ", ".join(value_label(k, v) for k, v in values.items()))
-            cfg = _group_config(recipe, quick, sw.get("set", {}), values,
-                                sw.get("quick", {}) if quick else {})
+            cfg = _group_config(recipe, quick, [sw.get("set", {})],
+                                [values, sw.get("quick", {}) if quick else {}])
             jobs += [Job(recipe.name, label, s, {**cfg, "seed": s}, values, "sweep",
                          sw.get("requires")) for s in range(n_seeds)]
     return jobs
@@ -264,26 +270,40 @@ def run_jobs(jobs: list[Job], executor: Any, runs_dir: str | Path,
     return records
 
 
+def run_recipes(recipes: list[Recipe], executor: Any, runs_dir: str | Path,
+                quick: bool = False, seeds: int | None = None, data_dir: str | None = None,
+                jobs_hint: int = 1) -> list[Path]:
+    """Run several recipes; write ``<runs_dir>/<name>/experiment.json`` for each.
+
+    The variant and sweep jobs of all recipes go to the executor as one list, so no core
+    idles at the end of a small recipe; searches follow, round by round.
+    """
+    from .search import run_searches
+
+    t0 = time.perf_counter()
+    jobs = {r.name: expand(r, quick, seeds) for r in recipes}
+    flat = run_jobs([j for r in recipes for j in jobs[r.name]], executor, runs_dir, data_dir)
+    paths = []
+    for r in recipes:
+        records, flat = flat[:len(jobs[r.name])], flat[len(jobs[r.name]):]
+        searches = run_searches(r, executor, runs_dir, quick, seeds, data_dir, jobs_hint)
+        out = Path(runs_dir) / r.name
+        out.mkdir(parents=True, exist_ok=True)
+        doc = {"recipe": asdict(r), "quick": quick,
+               "seeds": seeds if seeds is not None else (1 if quick else r.seeds),
+               "jobs": records, "searches": searches,
+               "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+               "session_wall_s": time.perf_counter() - t0}
+        path = out / "experiment.json"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+        tmp.replace(path)
+        paths.append(path)
+    return paths
+
+
 def run_recipe(recipe: Recipe, executor: Any, runs_dir: str | Path, quick: bool = False,
                seeds: int | None = None, data_dir: str | None = None,
                jobs_hint: int = 1) -> Path:
     """Run the jobs and searches of ``recipe``; write ``<runs_dir>/<name>/experiment.json``."""
-    from .search import run_search
-
-    t0 = time.perf_counter()
-    jobs = expand(recipe, quick, seeds)
-    records = run_jobs(jobs, executor, runs_dir, data_dir)
-    searches = [run_search(recipe, s, executor, runs_dir, quick, seeds, data_dir, jobs_hint)
-                for s in recipe.searches]
-    out = Path(runs_dir) / recipe.name
-    out.mkdir(parents=True, exist_ok=True)
-    doc = {"recipe": {k: v for k, v in asdict(recipe).items()}, "quick": quick,
-           "seeds": seeds if seeds is not None else (1 if quick else recipe.seeds),
-           "jobs": records, "searches": searches,
-           "wall_time": time.perf_counter() - t0,
-           "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    path = out / "experiment.json"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(doc, indent=2, default=str) + "\n")
-    tmp.replace(path)
-    return path
+    return run_recipes([recipe], executor, runs_dir, quick, seeds, data_dir, jobs_hint)[0]

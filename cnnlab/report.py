@@ -171,9 +171,10 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
     runs += [r for sr in doc.get("searches", []) for g in fnd.groups(sr.get("trace", []), root)
              for r in g.runs]
     train_s = sum(r.get("train_time") or 0 for r in runs)
+    cpu_s = sum(r.get("cpu_s") or 0 for r in runs)
     skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped]
     return {"recipe": recipe, "findings": f, "plots": plots, "common": common, "diff": diff,
-            "n_runs": len(runs), "train_s": train_s, "skipped": skipped,
+            "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "skipped": skipped,
             "quick": doc.get("quick", False), "seeds": doc.get("seeds")}
 
 
@@ -185,7 +186,8 @@ def _section_html(s: dict[str, Any], idx: int) -> str:
         out.append(f"<blockquote>{html.escape(r['text'])}</blockquote>")
     quick = " <b>(--quick smoke run: tiny budgets, not the answer)</b>" if s["quick"] else ""
     out.append(f"<p class=meta>{s['n_runs']} runs, {s['seeds']} seed(s) per configuration, "
-               f"{s['train_s']:.0f} s of training in total.{quick}</p>")
+               f"{s['train_s']:.0f} s in training steps and {s['cpu_s']:.0f} CPU-seconds "
+               f"for the whole runs (evaluation and start-up included).{quick}</p>")
     if f.sentences:
         out.append("<h4>Findings</h4><ul class=findings>" + "".join(
             f"<li>{html.escape(t)}</li>" for t in f.sentences) + "</ul>")

@@ -26,6 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default=None, help="output folder (default runs/ttic[-quick])")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
+    ap.add_argument("--raw-pixels", action="store_true",
+                    help="pyramid study: train without input standardization")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
@@ -40,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
     studies = {"video": video_study, "bottleneck": bottleneck_study, "pyramid": pyramid_study}
     for name in args.only or list(studies):
         t = time.perf_counter()
+        extra = {"normalize": False} if args.raw_pixels and name == "pyramid" else {}
         res = studies[name](out / name, quick=args.quick, threads=args.threads,
-                            data_dir=args.data_dir)
+                            data_dir=args.data_dir, **extra)
         res["wall_s"] = time.perf_counter() - t
         res["quick"] = args.quick
         res["command"] = "python bench/ttic_experiments.py " + " ".join(argv or sys.argv[1:])

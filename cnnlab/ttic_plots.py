@@ -74,6 +74,7 @@ def plot_pyramid(res: dict[str, Any], out_dir: Path) -> list[Path]:
                 label=f"{name} ({m['params']:,} params)")
     ax.set(xlabel="test scale (digit size / 28 px)", ylabel="test accuracy", xscale="log",
            title="TTIC 4: accuracy per test scale")
+    ax.minorticks_off()
     ax.set_xticks(res["scales"], [f"{s:g}" for s in res["scales"]])
     ax.legend(fontsize=8)
     paths = _save(fig, out_dir, "pyramid_accuracy_per_scale")

@@ -139,16 +139,22 @@ def accuracy(net: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int 
 def pyramid_study(runs_dir: Path, quick: bool = False, threads: int = 1,
                   data_dir: str | None = None,
                   scales: tuple[float, ...] = (0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75,
-                                               2.0)) -> dict[str, Any]:
+                                               2.0), normalize: bool = True) -> dict[str, Any]:
     """Train the pyramid and the same-budget plain CNN on digits at scales 0.5-1 only
-    (``multiscale-mnist-small``), then test each at every scale in ``scales``."""
+    (``multiscale-mnist-small``), then test each at every scale in ``scales``.
+
+    ``normalize=False`` keeps raw pixels, so the background is 0 like the convolutions' zero
+    padding (standardizing makes it ``-mean/std``, and the border then looks different at
+    every scale of the pyramid)."""
     from .multiscale import scale_test_set
 
     its = 60 if quick else 1500
     common = {"dataset": "multiscale-mnist-small", "data_dir": data_dir, "iterations": its,
               "batch_size": 64, "optimizer": "adam", "lr": 2e-3, "schedule": "onecycle",
-              "eval_every": max(its // 5, 1), "train_eval_size": 1000, "plots": True}
-    out: dict[str, Any] = {"train_scales": [0.5, 1.0], "scales": list(scales), "models": {}}
+              "eval_every": max(its // 5, 1), "train_eval_size": 1000, "plots": True,
+              "normalize": normalize}
+    out: dict[str, Any] = {"train_scales": [0.5, 1.0], "scales": list(scales), "models": {},
+                           "normalize": normalize}
     tests = {s: scale_test_set(s, 300 if quick else 2000, data_dir=data_dir) for s in scales}
     for model in ("pyramid", "plain-cnn"):
         mdef = models.get(model)

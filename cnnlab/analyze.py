@@ -268,15 +268,22 @@ def _pick(values: list[int | None], fn) -> int | None:
 
 def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
                   pad: int, fn) -> tuple[int | None, ...]:
-    n = len(reach)
-    out = []
-    for u in range(count):
-        a = u * s - pad
+    n, span = len(reach), (k - 1) * d
+
+    def unit(u: int) -> int | None:
+        a, b = u * s - pad, min(u * s - pad + span, n - 1)
         if a < 0:
             a += -(a // d) * d  # the first tap inside the input
-        b = min(u * s - pad + (k - 1) * d, n - 1)
-        out.append(_pick(list(reach[a:b + 1:d]), fn) if a <= b else None)
-    return tuple(out)
+        return _pick(list(reach[a:b + 1:d]), fn) if a <= b else None
+
+    # the usual case: reach grows with the unit index (no None), so a window lying wholly
+    # inside the input has its min at its first tap and its max at its last: one slice
+    first, last = -(-pad // s), min(count - 1, (n - 1 - span + pad) // s)
+    if first > last or None in reach or reach != tuple(sorted(reach)):
+        return tuple(unit(u) for u in range(count))
+    off = first * s - pad + (0 if fn is min else span)
+    return (*(unit(u) for u in range(first)), *reach[off:off + (last - first) * s + 1:s],
+            *(unit(u) for u in range(last + 1, count)))
 
 
 def _field(node: ir.Node, ins: list[_Field], in_shapes: list[Shape], out: Shape,

@@ -331,8 +331,9 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
         tail = ""
         if others:
             tail = (f"; the runner-up {others[0].label} had {fmt(m, others[0].stat(m))} "
-                    f"({diff_text(m, others[0].stat(m), best.stat(m))}) and the worst, "
-                    f"{others[-1].label}, {fmt(m, others[-1].stat(m))}")
+                    f"({diff_text(m, others[0].stat(m), best.stat(m))})")
+        if len(others) > 1:
+            tail += f" and the worst, {others[-1].label}, {fmt(m, others[-1].stat(m))}"
         f.sentences.append(f"The best {param} by {METRICS[m][0]} was {best.label}: "
                            f"{fmt(m, best.stat(m))}{tail}.")
     for m in spec.get("describe", []):
@@ -391,7 +392,8 @@ def search(doc: dict[str, Any], root: Path, spec: dict[str, Any]) -> Findings:
             if sa.values and sb.values and sb.mean > 0:
                 r = sa.mean / sb.mean
                 f.sentences.append(f"{METRICS[m][0]}: {a.label} {fmt(m, sa)} vs {b.label} "
-                                   f"{fmt(m, sb)}, a ratio of {r:.2f}.")
+                                   f"{fmt(m, sb)}; {a.label} needed {r:.2f}x what "
+                                   f"{b.label} needed.")
     f.groups = found_groups
     return f
 

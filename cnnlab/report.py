@@ -90,30 +90,39 @@ def _pyplot():
     return plt
 
 
-def figure(groups: list[fnd.Group], metric: str, title: str = "") -> Any | None:
-    """Mean curve over seeds per group, with a ± std band; ``None`` when no run logged it."""
+def figure(groups: list[fnd.Group], plot: str) -> Any | None:
+    """Mean curve over seeds per group (± std band); ``"train_acc+test_acc"`` draws several
+    metrics on one axis (train dashed). ``None`` when no run logged the metric.
+    """
     plt = _pyplot()
+    metrics = plot.split("+")
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
-    drawn = 0
-    for g in groups:
-        its, mean, std = g.curve(metric)
-        if not its:
-            continue
-        line, = ax.plot(its, mean, label=g.label, lw=1.5)
-        if len(g.runs) > 1:
-            lo = [m - s for m, s in zip(mean, std, strict=True)]
-            hi = [m + s for m, s in zip(mean, std, strict=True)]
-            ax.fill_between(its, lo, hi, color=line.get_color(), alpha=0.2, lw=0)
-        drawn += 1
+    drawn, positive = 0, True
+    for gi, g in enumerate(groups):
+        for metric in metrics:
+            its, mean, std = g.curve(metric)
+            if not its:
+                continue
+            label = g.label if len(metrics) == 1 else f"{g.label}: {PLOT_LABELS.get(metric)}"
+            style = "--" if metric.startswith("train") and len(metrics) > 1 else "-"
+            ax.plot(its, mean, style, color=f"C{gi % 10}", label=label, lw=1.5,
+                    marker="o" if len(its) <= 12 else None, ms=3)
+            if len(g.runs) > 1:
+                lo = [m - s for m, s in zip(mean, std, strict=True)]
+                hi = [m + s for m, s in zip(mean, std, strict=True)]
+                ax.fill_between(its, lo, hi, color=f"C{gi % 10}", alpha=0.2, lw=0)
+            positive = positive and all(v > 0 for v in mean)
+            drawn += 1
     if not drawn:
         plt.close(fig)
         return None
+    title = " and ".join(PLOT_LABELS.get(m, m) for m in metrics)
     ax.set_xlabel("iteration")
-    ax.set_ylabel(PLOT_LABELS.get(metric, metric))
-    if metric in ("regularizer", "batch_loss", "train_loss", "test_loss", "test_error"):
-        if all(v > 0 for g in groups for v in g.curve(metric)[1]):
-            ax.set_yscale("log")
-    ax.set_title(title or PLOT_LABELS.get(metric, metric), fontsize=10)
+    ax.set_ylabel(title if len(metrics) == 1 else "accuracy" if "acc" in plot else plot)
+    if positive and metrics[0] in ("regularizer", "batch_loss", "train_loss", "test_loss",
+                                   "test_error"):
+        ax.set_yscale("log")
+    ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
@@ -163,7 +172,8 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
     for metric in (recipe.get("findings") or {}).get("plots", ["test_acc"]):
         fig = figure(groups, metric)
         if fig is not None:
-            plots.append((PLOT_LABELS.get(metric, metric), png_base64(fig)))
+            title = " and ".join(PLOT_LABELS.get(m, m) for m in metric.split("+"))
+            plots.append((title, png_base64(fig)))
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
     common, diff = _configs(doc, groups or job_groups)
@@ -226,7 +236,8 @@ h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
 blockquote{white-space:pre-wrap;background:#f4f4f4;padding:.6em 1em;margin:0;font-size:.9em}
 table{border-collapse:collapse;margin:1em 0;font-size:.85em}caption{text-align:left;
 font-weight:bold}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}
-td:first-child,th:first-child{text-align:left}figure{margin:1em 0}img{max-width:100%}
+td:first-child,th:first-child{text-align:left}figure{display:inline-block;width:49%;
+margin:.5em 0}img{width:100%}
 .meta{color:#555;font-size:.85em}section{page-break-inside:avoid}"""
 
 

@@ -27,6 +27,9 @@ RECIPE_KEYS = {"title", "sheet", "question", "text", "seeds", "order", "base", "
 VARIANT_KEYS = {"label", "quick", "requires"}
 SWEEP_KEYS = {"label", "quick", "requires", "set", "grid"}
 SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "requires"}
+FINDINGS_KEYS = {"kind", "metric", "baseline", "param", "plots", "table", "speed", "threshold",
+                 "every", "describe"}
+FINDINGS_KINDS = {"curves", "compare", "sweep", "search"}
 # What a smoke run never needs: plots and TensorBoard cost seconds per run.
 QUICK_DEFAULTS = {"plots": False, "tensorboard": False}
 
@@ -110,9 +113,26 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         for key in ("label", "param", "values", "target"):
             if key not in s:
                 raise CnnlabError(f"{path}: search {i} needs {key!r}")
+    findings = data.get("findings", {})
+    _check_keys(findings, FINDINGS_KEYS, f"{path}: [findings]")
+    if findings.get("kind", "compare") not in FINDINGS_KINDS:
+        raise CnnlabError(f"{path}: [findings] kind must be one of {sorted(FINDINGS_KINDS)}")
+    _check_keys(data.get("analyze", {}), {"models"}, f"{path}: [analyze]")
     recipe = Recipe(name=path.stem, path=str(path), **data)
-    for job in expand(recipe, quick=False, seeds=1) + expand(recipe, quick=True, seeds=1):
-        train_config(job, "runs")  # unknown TrainConfig keys fail here, not mid-experiment
+    # unknown TrainConfig keys and clashing run names fail here, not mid-experiment
+    for quick in (False, True):
+        jobs = expand(recipe, quick=quick, seeds=1)
+        for s in recipe.searches:
+            spec = {**s, **(s.get("quick", {}) if quick else {})}
+            jobs += [Job(recipe.name, f"{spec['label']} {value_label(spec['param'], v)}", 0,
+                         _group_config(recipe, quick, [spec.get("set", {})],
+                                       [{spec["param"]: v}])) for v in spec["values"]]
+        for job in jobs:
+            train_config(job, "runs")
+        names = [j.out_name for j in jobs]
+        clash = sorted({n for n in names if names.count(n) > 1})
+        if clash:
+            raise CnnlabError(f"{path}: labels give the same run folder: {', '.join(clash)}")
     return recipe
 
 

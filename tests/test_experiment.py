@@ -155,3 +155,12 @@ kind = "search"
                                      "with 5,874 parameters")
     assert "filters=3 (1,000 parameters), did not reach" in f.sentences[1]
     assert f.params[0]["steps"][0] == "conv1 (conv 5x5x4): 5·5·1·4 = 100 weights + 4 biases = 104"
+
+
+def test_clashing_labels_and_findings_typos_are_errors(tmp_path: Path) -> None:
+    with pytest.raises(CnnlabError, match="same run folder"):
+        ex.load_recipe(_write(tmp_path, HEAD + "[[variants]]\nlabel = 'keep 0.5'\n"
+                              "[[variants]]\nlabel = 'keep-0.5'\n"))
+    with pytest.raises(CnnlabError, match="metrc"):
+        ex.load_recipe(_write(tmp_path, HEAD + "[[variants]]\nlabel = 'a'\n"
+                              "[findings]\nmetrc = 'test_acc'\n"))

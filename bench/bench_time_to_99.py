@@ -1,0 +1,144 @@
+"""Time to >= 99.0% MNIST test accuracy: cnnlab's fastest recipe vs the PyTorch MNIST example.
+
+Ours: ``cnnlab.cmd_demo.FAST_RECIPE`` (model ``fast``: 5x5 convs 16/32 with batch norm,
+fc128; Adam 3e-3, one-cycle, batch 128, label smoothing 0.1, 0.8 epoch), data as tensors,
+evaluated every ``--eval-every`` steps. Peer: pytorch/examples ``mnist/main.py`` as published
+(a DataLoader over per-sample tensors normalised per item, its CNN, Adadelta lr=1.0, StepLR
+gamma 0.7, batch 64, test after each epoch). Times are training time only (evaluation
+excluded for both), mean over seeds.
+
+    .venv/bin/python bench/bench_time_to_99.py [--seeds 3] [--peer-max-epochs 14] [--quick]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab.cmd_demo import FAST_RECIPE
+from cnnlab.data import load
+from cnnlab.train import TrainConfig, train
+
+
+class PeerNet(nn.Module):
+    """pytorch/examples mnist/main.py's Net, layer for layer."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3, 1)
+        self.conv2 = nn.Conv2d(32, 64, 3, 1)
+        self.dropout1 = nn.Dropout(0.25)
+        self.dropout2 = nn.Dropout(0.5)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.relu(self.conv1(x))
+        x = F.relu(self.conv2(x))
+        x = self.dropout1(F.max_pool2d(x, 2))
+        x = F.relu(self.fc1(torch.flatten(x, 1)))
+        return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)
+
+
+class PerSample(torch.utils.data.Dataset):
+    """Like torchvision's MNIST + ToTensor + Normalize((0.1307,), (0.3081,)): one item at a time."""
+
+    def __init__(self, images_u8: torch.Tensor, labels: torch.Tensor):
+        self.x, self.y = images_u8, labels
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def __getitem__(self, i: int):
+        img = self.x[i].to(torch.float32).div(255.0)
+        return (img - 0.1307) / 0.3081, int(self.y[i])
+
+
+def peer(ds, seed: int, max_epochs: int) -> tuple[float | None, float, int]:
+    """(training seconds to 99% or None, last test accuracy, epochs run)."""
+    torch.manual_seed(seed)
+    to_u8 = lambda x: (x * 255).round().to(torch.uint8)  # noqa: E731
+    train_loader = torch.utils.data.DataLoader(PerSample(to_u8(ds.x_train), ds.y_train),
+                                               batch_size=64, shuffle=True)
+    test_loader = torch.utils.data.DataLoader(PerSample(to_u8(ds.x_test), ds.y_test),
+                                              batch_size=1000)
+    model = PeerNet()
+    opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
+    spent, acc = 0.0, 0.0
+    for epoch in range(1, max_epochs + 1):
+        t = time.perf_counter()
+        model.train()
+        for data, target in train_loader:
+            opt.zero_grad()
+            F.nll_loss(model(data), target).backward()
+            opt.step()
+        spent += time.perf_counter() - t
+        model.eval()
+        correct = 0
+        with torch.no_grad():
+            for data, target in test_loader:
+                correct += int((model(data).argmax(1) == target).sum())
+        acc = correct / len(ds.y_test)
+        print(f"  peer seed {seed} epoch {epoch}: test {acc:.4f}, {spent:.1f} s", flush=True)
+        sched.step()
+        if acc >= 0.99:
+            return spent, acc, epoch
+    return None, acc, max_epochs
+
+
+def ours(seed: int, eval_every: int, runs: str) -> tuple[float | None, float, int]:
+    r = train(TrainConfig(**FAST_RECIPE, dataset="mnist", target_acc=0.99, seed=seed,
+                          eval_every=eval_every, train_eval_size=100, runs_dir=runs,
+                          out_name=f"t{seed}", overwrite=True, plots=False, progress="off",
+                          tensorboard=False))
+    return r.time_to_target, r.test_acc, r.iterations
+
+
+def _secs(t: float | None, digits: int = 2) -> str:
+    return f"{t:.{digits}f} s" if t is not None else "not reached"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--peer-max-epochs", type=int, default=14)
+    ap.add_argument("--eval-every", type=int, default=25)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--quick", action="store_true", help="1 seed, peer capped at 1 epoch")
+    a = ap.parse_args()
+    if a.quick:
+        a.seeds, a.peer_max_epochs = 1, 1
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    ds = load("mnist")
+    runs = tempfile.mkdtemp(prefix="cnnlab-t99-")
+    mine, theirs = [], []
+    for seed in range(a.seeds):
+        t, acc, it = ours(seed, a.eval_every, runs)
+        print(f"cnnlab seed {seed}: {_secs(t)} "
+              f"(test {acc:.4f}, iteration {it})", flush=True)
+        mine.append(t)
+        t, acc, ep = peer(ds, seed, a.peer_max_epochs)
+        print(f"peer   seed {seed}: {_secs(t, 1)} "
+              f"(test {acc:.4f}, {ep} epochs)", flush=True)
+        theirs.append(t)
+    ok_m = [t for t in mine if t is not None]
+    ok_p = [t for t in theirs if t is not None]
+    m = statistics.mean(ok_m) if ok_m else None
+    p = statistics.mean(ok_p) if ok_p else None
+    print(f"cnnlab: {len(ok_m)}/{len(mine)} seeds reached 99%, mean "
+          f"{_secs(m)}; peer: {len(ok_p)}/{len(theirs)}, mean "
+          f"{_secs(p, 1)}; threads {torch.get_num_threads()}")
+    if m and p:
+        print(f"speed-up {p / m:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

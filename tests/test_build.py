@@ -84,6 +84,8 @@ def test_same_padding_max_pool_pads_with_minus_infinity() -> None:
         assert net("maxpool2(padding=same)", (1, 5))(x).flatten().tolist() == [-1, -3, -5]
 
 
+# torch warns that an even kernel with padding='same' needs a padded copy; that is the point
+@pytest.mark.filterwarnings("ignore:Using padding='same'")
 @pytest.mark.parametrize(("k", "d"), [(2, 1), (4, 1), (3, 2), (4, 3)])
 def test_same_stride_one_matches_torch_padding_same(k: int, d: int) -> None:
     model = net(f"conv{k}x3x2(padding=same,dilation={d})", (2, 7, 6))

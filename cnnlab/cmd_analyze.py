@@ -84,5 +84,6 @@ def run(args: argparse.Namespace) -> int:
     if shape is None:
         raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28")
     analysis = analyze_graph(graph, shape, batch=args.batch, compare=args.compare)
-    print(render(analysis, args.format, args.layout))
+    text = render(analysis, args.format, args.layout)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

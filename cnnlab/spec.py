@@ -254,6 +254,13 @@ def _layer(word: str, column: int) -> LayerItem:
         nums = [float(v) if "." in v else int(v) for v in nums_text.split("x")]
     try:
         if nums:
+            named = {"conv": ("kernel", "out"), "maxpool": ("kernel",),
+                     "avgpool": ("kernel",), "fc": ("out",), "dropout": ("p", "keep"),
+                     "scale": ("factor",)}.get(kind, ())
+            twice = sorted(k for k in args if KEY_ALIASES.get(k, k) in named)
+            if twice:
+                raise SpecError(f"{', '.join(twice)} given both in the name and as a keyword; "
+                                "give it once", column, word)
             if kind == "conv":
                 if len(nums) < 2:
                     raise SpecError("conv needs a kernel and a filter count, e.g. conv5x5x32",

@@ -48,6 +48,8 @@ def _items(layers: Any, where: str) -> list[Any]:
         kind = str(d.pop("type")).lower()
         repeat = int(d.pop("repeat", 1))
         if kind in ("res", "add", "cat"):
+            if kind == "cat" and "gamma" in d:
+                raise CnnlabError(f"{here}: gamma applies to res/add blocks, not cat")
             gamma = float(d.pop("gamma", 1.0))
             if kind == "res":
                 branches = [_items(d.pop("body", []), f"{here}.body")]

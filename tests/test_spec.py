@@ -128,7 +128,7 @@ def test_origin_names_token_and_column() -> None:
     ("conv3x8(stride=fast)", 1, "stride must be an integer or one per axis"),
     ("fc0", 1, "units must be a positive integer, got 0"),
     ("conv3x0", 1, "filters must be a positive integer, got 0"),
-    ("fc10(out=3.5)", 1, "units must be a positive integer, got 3.5"),
+    ("fc(out=3.5)", 1, "units must be a positive integer, got 3.5"),
     ("conv3x8(groups=0)", 1, "groups must be a positive integer, got 0"),
     ("conv0x8", 1, "kernel must be a positive integer, got 0"),
     ("scale", 1, "scale needs factor"),
@@ -249,3 +249,10 @@ def test_file_errors(tmp_path: Path, name: str, text: str, message: str) -> None
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CnnlabError, match="cannot read architecture file .*: No such file"):
         load(tmp_path / "nope.toml")
+
+
+@pytest.mark.parametrize("text", ["conv3x3x8(kernel=2)", "fc10(units=3)", "maxpool2(k=3)",
+                                  "dropout0.5(keep=0.9)"])
+def test_size_given_twice_is_an_error(text: str) -> None:
+    with pytest.raises(SpecError, match="given both in the name and as a keyword"):
+        parse(text)

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .experiment import value_label
 from .search import param_steps
 
 # metric -> (column heading, formatter kind)
@@ -336,6 +335,18 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
             tail += f" and the worst, {others[-1].label}, {fmt(m, others[-1].stat(m))}"
         f.sentences.append(f"The best {param} by {METRICS[m][0]} was {best.label}: "
                            f"{fmt(m, best.stat(m))}{tail}.")
+        ref = next((g for g in ran if g.label == spec.get("baseline")), None)
+        if ref is not None and ref is not best:
+            a, b = best.stat(m), ref.stat(m)
+            size = ""
+            pa, pb = best.stat("param_count"), ref.stat("param_count")
+            if pa.values and pb.values and pa.mean != pb.mean and pa.mean > 0:
+                size = (f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters "
+                        f"({pb.mean / pa.mean:.1f}x fewer)" if pa.mean < pb.mean else
+                        f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters")
+            f.sentences.append(f"Against {ref.label}, {best.label} changed {METRICS[m][0]} "
+                               f"from {fmt(m, b)} to {fmt(m, a)} ({diff_text(m, a, b)})"
+                               f"{size}.")
     for m in spec.get("describe", []):
         vals = [g for g in ran if g.stat(m).values]
         if len(vals) > 1:
@@ -344,57 +355,6 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
             f.sentences.append(f"{METRICS[m][0]} was lowest with {lo.label} "
                                f"({fmt(m, lo.stat(m))}) and highest with {hi.label} "
                                f"({fmt(m, hi.stat(m))}).")
-    return f
-
-
-def search(doc: dict[str, Any], root: Path, spec: dict[str, Any]) -> Findings:
-    """HUJI 3: per search the smallest passing size, its parameters, time to the target."""
-    f = Findings()
-    found_groups = []
-    for s in doc.get("searches", []):
-        trace = sorted(s.get("trace", []), key=lambda t: (t["index"], t["seed"]))
-        probes = groups(trace, root)
-        f.tables.append((f"{s['label']}: probes (target {100 * s.get('target', 0):g}%)",
-                         table(probes, ["param_count", "best_test_acc",
-                                        "iteration_to_target", "time_to_target"])))
-        if s.get("found") is None:
-            tried = ", ".join(str(v) for v in s.get("values", []))
-            f.sentences.append(f"No {s['label']} size among {tried} reached "
-                               f"{100 * s.get('target', 0):g}% within the training budget.")
-            continue
-        g = next(p for p in probes if any(r["seed"] is not None for r in p.runs)
-                 and p.values.get(s["param"]) == s["found"])
-        g.label = s["label"]
-        found_groups.append(g)
-        cfg = _read_json(Path(g.runs[0]["run_dir"]) / "config.json")
-        steps = param_steps(cfg.get("spec") or cfg.get("model", ""), cfg.get("model_opts", ""))
-        steps["label"] = s["label"]
-        f.params.append(steps)
-        f.sentences.append(
-            f"The smallest {s['label']} network reaching {100 * s['target']:g}% was "
-            f"{value_label(s['param'], s['found'])} with {steps['total']:,} parameters; "
-            f"{len(probes)} sizes were trained to find it. It reached the target at iteration "
-            f"{fmt('iteration_to_target', g.stat('iteration_to_target'))} after "
-            f"{fmt('time_to_target', g.stat('time_to_target'))} s of training "
-            f"({fmt('step_ms', g.stat('step_ms'))} ms per step).")
-        smaller = [p for p in probes if s["values"].index(p.values[s["param"]]) < s["found_index"]]
-        if smaller:
-            below = smaller[-1]
-            f.sentences.append(
-                f"The next smaller size trained, {below.label} "
-                f"({fmt('param_count', below.stat('param_count'))} parameters), did not reach "
-                f"the target on every seed (best test accuracy "
-                f"{fmt('best_test_acc', below.stat('best_test_acc'))}).")
-    if len(found_groups) == 2:
-        a, b = found_groups
-        for m in ("time_to_target", "iteration_to_target"):
-            sa, sb = a.stat(m), b.stat(m)
-            if sa.values and sb.values and sb.mean > 0:
-                r = sa.mean / sb.mean
-                f.sentences.append(f"{METRICS[m][0]}: {a.label} {fmt(m, sa)} vs {b.label} "
-                                   f"{fmt(m, sb)}; {a.label} needed {r:.2f}x what "
-                                   f"{b.label} needed.")
-    f.groups = found_groups
     return f
 
 
@@ -411,7 +371,9 @@ def analyze(doc: dict[str, Any]) -> Findings:
     kind = spec.get("kind", "compare")
     gs = groups(doc.get("jobs", []), root)
     if kind == "search":
-        f = search(doc, root, spec)
+        from .search import search_findings
+
+        f = search_findings(doc, root)
     elif kind == "curves":
         f = curves(gs, spec)
     elif kind == "sweep":

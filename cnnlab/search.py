@@ -159,6 +159,61 @@ def run_searches(recipe: Recipe, executor: Any, runs_dir: str | Path, quick: boo
     return [s.summary() for s in active] + skipped
 
 
+# ------------------------------------------------------------------------ findings
+
+
+def search_findings(doc: dict[str, Any], root: Path) -> Any:
+    """HUJI 3: per search the smallest passing size, its parameters, time to the target."""
+    from .findings import METRICS, Findings, _read_json, fmt, groups, table
+    f = Findings()
+    found_groups = []
+    for s in doc.get("searches", []):
+        trace = sorted(s.get("trace", []), key=lambda t: (t["index"], t["seed"]))
+        probes = groups(trace, root)
+        f.tables.append((f"{s['label']}: probes (target {100 * s.get('target', 0):g}%)",
+                         table(probes, ["param_count", "best_test_acc",
+                                        "iteration_to_target", "time_to_target"])))
+        if s.get("found") is None:
+            tried = ", ".join(str(v) for v in s.get("values", []))
+            f.sentences.append(f"No {s['label']} size among {tried} reached "
+                               f"{100 * s.get('target', 0):g}% within the training budget.")
+            continue
+        g = next(p for p in probes if any(r["seed"] is not None for r in p.runs)
+                 and p.values.get(s["param"]) == s["found"])
+        g.label = s["label"]
+        found_groups.append(g)
+        cfg = _read_json(Path(g.runs[0]["run_dir"]) / "config.json")
+        steps = param_steps(cfg.get("spec") or cfg.get("model", ""), cfg.get("model_opts", ""))
+        steps["label"] = s["label"]
+        f.params.append(steps)
+        f.sentences.append(
+            f"The smallest {s['label']} network reaching {100 * s['target']:g}% was "
+            f"{value_label(s['param'], s['found'])} with {steps['total']:,} parameters; "
+            f"{len(probes)} sizes were trained to find it. It reached the target at iteration "
+            f"{fmt('iteration_to_target', g.stat('iteration_to_target'))} after "
+            f"{fmt('time_to_target', g.stat('time_to_target'))} s of training "
+            f"({fmt('step_ms', g.stat('step_ms'))} ms per step).")
+        smaller = [p for p in probes if s["values"].index(p.values[s["param"]]) < s["found_index"]]
+        if smaller:
+            below = smaller[-1]
+            f.sentences.append(
+                f"The next smaller size trained, {below.label} "
+                f"({fmt('param_count', below.stat('param_count'))} parameters), did not reach "
+                f"the target on every seed (best test accuracy "
+                f"{fmt('best_test_acc', below.stat('best_test_acc'))}).")
+    if len(found_groups) == 2:
+        a, b = found_groups
+        for m in ("time_to_target", "iteration_to_target"):
+            sa, sb = a.stat(m), b.stat(m)
+            if sa.values and sb.values and sb.mean > 0:
+                r = sa.mean / sb.mean
+                f.sentences.append(f"{METRICS[m][0]}: {a.label} {fmt(m, sa)} vs {b.label} "
+                                   f"{fmt(m, sb)}; {a.label} needed {r:.2f}x what "
+                                   f"{b.label} needed.")
+    f.groups = found_groups
+    return f
+
+
 # ------------------------------------------------------------------------ parameter steps
 
 

@@ -2,13 +2,16 @@
 
 The candidate sizes are an ordered list (smallest network first). Assuming that a larger
 network of the same family reaches the target whenever a smaller one does, the smallest
-passing size is found by k-ary bisection: each round trains ``k`` probes in parallel (``k``
-is the executor's job count, so both cores work) and narrows the interval. Every probe
+passing size is found by k-ary bisection: each round trains ``k`` probes per search, all
+searches of a recipe in one executor call (so every worker is busy), and narrows the
+interval. Every probe
 trains with the same fixed budget and ``target_acc`` set, so it stops as soon as its test
 accuracy reaches the target and its time and iterations to the target are measured.
 
 :func:`param_steps` explains a size as the sheet asks (HUJI 1.1, 3.1.1, 3.2.1: "how many
-parameters ... explain how you count them"): one checked product per layer, from the analyzer.
+parameters ... explain how you count them"): one checked product per layer, from the analyzer;
+:func:`search_findings` turns the probes into the report's sentences (HUJI 3.3 compares the
+two networks' time and iterations to the target).
 """
 
 from __future__ import annotations

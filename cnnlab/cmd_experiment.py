@@ -94,6 +94,7 @@ def run(args: argparse.Namespace) -> int:
     for path in run_recipes([load_recipe(n) for n in names], executor, runs_dir, args.quick,
                             args.seeds, data_dir, jobs_hint=executor.jobs):
         print(path, flush=True)
-    print(f"all done in {time.perf_counter() - t0:.0f} s; report: cnnlab report {runs_dir} "
-          "--out report.html", flush=True)
+    print(f"all done in {time.perf_counter() - t0:.0f} s wall; trained {executor.trained} runs "
+          f"using {executor.cpu_s:.0f} CPU-seconds (the rest were finished before); report: "
+          f"cnnlab report {runs_dir} --out report.html", flush=True)
     return 0

@@ -118,6 +118,8 @@ class LocalExecutor:
         self.cores = cores or os.cpu_count() or 1
         self.jobs = max(1, jobs or self.cores)
         self.fresh = fresh
+        self.trained = 0  # runs trained (not read back) by this executor, and their CPU time
+        self.cpu_s = 0.0
         self.train_fn = train_fn
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
@@ -149,6 +151,9 @@ class LocalExecutor:
                 i = futures[fut]
                 res = RunResult(**fut.result())
                 results[i] = res
+                info = run_dir(configs[i]) / "executor.json"
+                self.trained += 1
+                self.cpu_s += json.loads(info.read_text()).get("cpu_s", 0.0)
                 self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
                          f"{res.train_time:.1f} s training ({res.stopped})")
         return results  # type: ignore[return-value]

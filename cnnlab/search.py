@@ -176,13 +176,15 @@ def search_findings(doc: dict[str, Any], root: Path) -> Any:
         f.tables.append((f"{s['label']}: probes (target {100 * s.get('target', 0):g}%)",
                          table(probes, ["param_count", "best_test_acc",
                                         "iteration_to_target", "time_to_target"])))
+        if s.get("skipped"):
+            f.sentences.append(f"The {s['label']} search was skipped: {s['skipped']}.")
+            continue
         if s.get("found") is None:
             tried = ", ".join(str(v) for v in s.get("values", []))
             f.sentences.append(f"No {s['label']} size among {tried} reached "
                                f"{100 * s.get('target', 0):g}% within the training budget.")
             continue
-        g = next(p for p in probes if any(r["seed"] is not None for r in p.runs)
-                 and p.values.get(s["param"]) == s["found"])
+        g = next(p for p in probes if p.values.get(s["param"]) == s["found"])
         g.label = s["label"]
         found_groups.append(g)
         cfg = _read_json(Path(g.runs[0]["run_dir"]) / "config.json")

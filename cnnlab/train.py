@@ -194,6 +194,14 @@ def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:
                           "with the same settings or start a new --out-name")
 
 
+def _drop_torn_line(path: Path) -> None:
+    """A run killed in the middle of writing a metrics line leaves it unfinished: drop it."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[:data.rfind(b"\n") + 1])
+
+
 def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     """Train ``cfg`` to completion (or to ``target_acc``) and return its :class:`RunResult`.
 
@@ -241,6 +249,8 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     start = 0
     if ckpt is not None:
         start = loop.restore(ckpt)
+    if ckpt is not None:
+        _drop_torn_line(run_dir / "metrics.jsonl")
     log = RunLog(run_dir, start, tensorboard=cfg.tensorboard)
     bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on")
     try:

@@ -414,9 +414,10 @@ def analyze(model: Any, input: Shape | str | None = None, batch: int = 1,
     if isinstance(model, ir.Graph):
         graph = model
     elif isinstance(model, str):
-        if model in models.REGISTRY:
+        if models.known(model):
             mdef = models.get(model)
-            graph, input = mdef.graph(), input or mdef.input_shape
+            input = input or mdef.input_shape
+            graph = mdef.to_graph(tuple(input))
         else:
             from .spec import parse
 

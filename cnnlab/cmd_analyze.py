@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     elif args.spec is None:
         raise CnnlabError("give a spec string, a model name, a .toml/.json file or --module; "
                           f"models: {', '.join(models.names())}")
-    elif args.spec in models.REGISTRY:
+    elif models.known(args.spec):
         mdef = models.get(args.spec)
-        graph, shape = mdef.graph(), shape or mdef.input_shape
+        shape = shape or mdef.input_shape
+        graph = mdef.to_graph(shape)
     elif args.spec.endswith((".toml", ".json")) or Path(args.spec).is_file():
         from .specfile import load
 

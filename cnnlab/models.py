@@ -20,7 +20,7 @@ from .errors import CnnlabError
 if TYPE_CHECKING:
     from torch import nn
 
-_PLUGINS: tuple[str, ...] = ("cnnlab.ttic",)
+_PLUGINS: tuple[str, ...] = ("cnnlab.ttic_models",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,15 @@ class ModelDef:
         if not self.spec:
             raise CnnlabError(f"model {self.name!r} is built by code and has no spec/IR graph")
         return spec.parse(self.spec)
+
+    def to_graph(self, input_shape: tuple[int, ...] | None = None) -> ir.Graph:
+        """The IR: parsed from the spec, or traced by torch.fx from the factory's module."""
+        if self.factory is None:
+            return self.graph()
+        from .fximport import from_module
+
+        shape = tuple(input_shape or self.input_shape)
+        return from_module(self.build(shape), shape)
 
     def build(self, input_shape: tuple[int, ...] | None = None,
               seed: int | None = None) -> nn.Module:
@@ -232,6 +241,12 @@ def _ensure_plugins() -> None:
         except ModuleNotFoundError as e:
             if e.name != mod:
                 raise
+
+
+def known(name: str) -> bool:
+    """Is ``name`` a registered model (plugins included)?"""
+    _ensure_plugins()
+    return name in REGISTRY
 
 
 def names() -> list[str]:

@@ -124,3 +124,16 @@ def test_cli_json_matches_sheet(capsys: pytest.CaptureFixture[str]) -> None:
     assert row["maxpool2"]["rf"] == [16, 16]
     assert row["maxpool2"]["jump"] == [4, 4]
     assert data["total"]["params"] == 431_080
+
+
+def test_plugin_models_analyze_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    """TTIC P2: the video CNN is analyzable by name; each conv's MACs = X*Y*T*dX*dY*dT*Nout*Nin."""
+    assert main(["analyze", "video3d", "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    convs = [r for r in data["layers"] if r["kind"] == "conv"]
+    assert convs
+    shapes = {r["name"]: r["output_shape"] for r in data["layers"]}
+    for r in convs:
+        nin = shapes[r["inputs"][0]][1]
+        _, nout, t, y, x = r["output_shape"]
+        assert r["macs"] == x * y * t * 27 * nout * nin  # 3x3x3 kernels

@@ -95,7 +95,10 @@ def _run_one(cfg: TrainConfig, threads: int,
         write_json(folder / "result.json", asdict(result))
     info: dict[str, Any] = {"threads": threads, "pid": os.getpid(),
                             "host": socket.gethostname(), "wall_s": time.perf_counter() - t0,
-                            "cpu_s": _cpu_seconds() - cpu0}
+                            "cpu_s": _cpu_seconds() - cpu0,
+                            # timings are wall clock: a busy machine (load above its cores)
+                            # slows them, and the report says so
+                            "load_avg_1min": os.getloadavg()[0], "cores": os.cpu_count()}
     if fresh:
         # only in a process of its own is ru_maxrss this run's peak and not an earlier one's
         info["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024

@@ -120,6 +120,7 @@ def run_metrics(rec: dict[str, Any], root: Path) -> dict[str, Any]:
     m["step_ms"] = 1000 * m["train_time"] / its if its and m["train_time"] else None
     m["peak_rss_mib"] = ex["peak_rss_bytes"] / 2**20 if "peak_rss_bytes" in ex else None
     m["cpu_s"], m["wall_s"] = ex.get("cpu_s"), ex.get("wall_s")
+    m["load_avg"], m["cores"] = ex.get("load_avg_1min"), ex.get("cores")
     m["train_examples"] = env.get("train_examples")
     shape = env.get("input_shape")
     if m["train_examples"] and shape:

@@ -182,10 +182,11 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
              for r in g.runs]
     train_s = sum(r.get("train_time") or 0 for r in runs)
     cpu_s = sum(r.get("cpu_s") or 0 for r in runs)
+    loads = [(r["load_avg"], r["cores"]) for r in runs if r.get("load_avg") is not None]
     skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped]
     return {"recipe": recipe, "findings": f, "plots": plots, "common": common, "diff": diff,
-            "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "skipped": skipped,
-            "quick": doc.get("quick", False), "seeds": doc.get("seeds")}
+            "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "loads": loads,
+            "skipped": skipped, "quick": doc.get("quick", False), "seeds": doc.get("seeds")}
 
 
 def _section_html(s: dict[str, Any], idx: int) -> str:
@@ -197,7 +198,7 @@ def _section_html(s: dict[str, Any], idx: int) -> str:
     quick = " <b>(--quick smoke run: tiny budgets, not the answer)</b>" if s["quick"] else ""
     out.append(f"<p class=meta>{s['n_runs']} runs, {s['seeds']} seed(s) per configuration, "
                f"{s['train_s']:.0f} s in training steps and {s['cpu_s']:.0f} CPU-seconds "
-               f"for the whole runs (evaluation and start-up included).{quick}</p>")
+               f"for the whole runs (evaluation and start-up included).{quick}{_load(s)}</p>")
     if f.sentences:
         out.append("<h4>Findings</h4><ul class=findings>" + "".join(
             f"<li>{html.escape(t)}</li>" for t in f.sentences) + "</ul>")
@@ -229,6 +230,19 @@ def _section_html(s: dict[str, Any], idx: int) -> str:
         out.append("</details>")
     out.append("</section>")
     return "\n".join(out)
+
+
+def _load(s: dict[str, Any]) -> str:
+    """A warning when the runs shared the machine: their wall-clock timings are inflated."""
+    if not s["loads"]:
+        return ""
+    load = sum(x for x, _ in s["loads"]) / len(s["loads"])
+    cores = max(c or 1 for _, c in s["loads"])
+    if load <= cores:
+        return ""
+    return (f" Timings are wall clock on a shared machine: mean load average {load:.1f} on "
+            f"{cores} cores at the end of the runs, so times per step are inflated; compare "
+            "them within this question only.")
 
 
 CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}

@@ -2,7 +2,7 @@
 
 A recipe (``cnnlab/recipes/<name>.toml``, format in docs/experiments.md) lists variants,
 sweeps (grids) and searches over :class:`~cnnlab.train.TrainConfig` keys. :func:`expand`
-turns it into :class:`Job`s (one per configuration and seed); :func:`run_recipe` runs them
+turns it into :class:`Job`s (one per configuration and seed); :func:`run_recipes` runs them
 through an :class:`~cnnlab.executor.Executor` and writes ``experiment.json`` next to the runs,
 which is all the report needs.
 """
@@ -125,7 +125,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         for s in recipe.searches:
             spec = {**s, **(s.get("quick", {}) if quick else {})}
             jobs += [Job(recipe.name, f"{spec['label']} {value_label(spec['param'], v)}", 0,
-                         _group_config(recipe, quick, [spec.get("set", {})],
+                         group_config(recipe, quick, [spec.get("set", {})],
                                        [{spec["param"]: v}])) for v in spec["values"]]
         for job in jobs:
             train_config(job, "runs")
@@ -199,7 +199,7 @@ def value_label(key: str, value: Any) -> str:
     return f"{short}={opts_string({'x': value})[2:]}"
 
 
-def _group_config(recipe: Recipe, quick: bool, own: list[dict[str, Any]],
+def group_config(recipe: Recipe, quick: bool, own: list[dict[str, Any]],
                   last: list[dict[str, Any]]) -> dict[str, Any]:
     """``[base]``, the group's own keys, ``[quick]``, then ``last`` (swept values, the group's
     quick table): a variant's full-quality budget never leaks into a --quick run.
@@ -227,7 +227,7 @@ def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> lis
     jobs: list[Job] = []
     for v in recipe.variants:
         own = {k: val for k, val in v.items() if k not in VARIANT_KEYS}
-        cfg = _group_config(recipe, quick, [own], [v.get("quick", {}) if quick else {}])
+        cfg = group_config(recipe, quick, [own], [v.get("quick", {}) if quick else {}])
         jobs += [Job(recipe.name, v["label"], s, {**cfg, "seed": s}, {}, "variant",
                      v.get("requires")) for s in range(n_seeds)]
     for sw in recipe.sweeps:
@@ -237,7 +237,7 @@ def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> lis
             label = sw.get("label")
             label = (label.format(**{k.replace("model_opts.", ""): v for k, v in values.items()})
                      if label else ", ".join(value_label(k, v) for k, v in values.items()))
-            cfg = _group_config(recipe, quick, [sw.get("set", {})],
+            cfg = group_config(recipe, quick, [sw.get("set", {})],
                                 [values, sw.get("quick", {}) if quick else {}])
             jobs += [Job(recipe.name, label, s, {**cfg, "seed": s}, values, "sweep",
                          sw.get("requires")) for s in range(n_seeds)]

@@ -25,7 +25,7 @@ from typing import Any
 from .experiment import (
     Job,
     Recipe,
-    _group_config,
+    group_config,
     available,
     opts_string,
     train_config,
@@ -110,7 +110,7 @@ class _Search:
         spec, out = self.spec, []
         for i in self.round:
             value = self.values[i]
-            cfg = _group_config(self.recipe, self.quick, [spec.get("set", {})],
+            cfg = group_config(self.recipe, self.quick, [spec.get("set", {})],
                                 [{spec["param"]: value, "target_acc": self.target}])
             group = f"{spec['label']} {value_label(spec['param'], value)}"
             out += [(i, Job(self.recipe.name, group, s, {**cfg, "seed": s},

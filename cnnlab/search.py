@@ -25,8 +25,8 @@ from typing import Any
 from .experiment import (
     Job,
     Recipe,
-    group_config,
     available,
+    group_config,
     opts_string,
     train_config,
     value_label,

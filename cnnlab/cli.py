@@ -44,9 +44,9 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, help_) in _available().items():
         if only is not None and name != only:
-            sub.add_parser(name, help=help_)
+            sub.add_parser(name, help=help_.replace("%", "%%"))
             continue
-        p = sub.add_parser(name, help=help_, description=help_)
+        p = sub.add_parser(name, help=help_.replace("%", "%%"), description=help_)
         importlib.import_module(mod).register(p)
         p.set_defaults(_module=mod)
     return parser

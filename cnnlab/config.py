@@ -81,7 +81,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
             if choices:
                 kw["choices"] = list(choices) + ([None] if optional else [])
             kw["metavar"] = tp.__name__.upper() if not choices else None
-        parser.add_argument(flag, help=f"{help_} (default: {default})".strip(), **kw)
+        # argparse %-formats help strings: a literal '%' (e.g. "99%") must be doubled
+        text = f"{help_} (default: {default})".strip().replace("%", "%%")
+        parser.add_argument(flag, help=text, **kw)
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:

@@ -38,12 +38,25 @@ def run_dir(cfg: TrainConfig) -> Path:
     return run_path(cfg.runs_dir, cfg.out_name)
 
 
+def same_config(cfg: TrainConfig) -> bool:
+    """Whether the run folder's saved config.json is ``cfg`` (up to keys that do not change
+    the result): an edited recipe must re-run its runs, not read back stale results.
+    """
+    from .train import RESUME_FREE
+
+    path = run_dir(cfg) / "config.json"
+    if not path.is_file():
+        return False
+    saved, now = json.loads(path.read_text()), asdict(cfg)
+    return all(saved.get(k) == v for k, v in now.items() if k not in RESUME_FREE)
+
+
 def finished(cfg: TrainConfig) -> RunResult | None:
-    """The saved result of a run that already finished, else ``None``."""
+    """The saved result of a run that already finished with this config, else ``None``."""
     from .train import RunResult
 
     path = run_dir(cfg) / "result.json"
-    if not path.is_file():
+    if not path.is_file() or not same_config(cfg):
         return None
     return RunResult(**json.loads(path.read_text()))
 
@@ -82,7 +95,9 @@ def _run_one(cfg: TrainConfig, threads: int,
     torch.set_num_threads(threads)
     folder = run_dir(cfg)
     if folder.exists() and any(folder.iterdir()):
-        resumable = (folder / "checkpoints" / "latest.json").is_file()
+        # an interrupted run continues from its checkpoint; one of another config starts over
+        resumable = ((folder / "checkpoints" / "latest.json").is_file() and same_config(cfg)
+                     and not (folder / "result.json").is_file())
         cfg = replace(cfg, resume=resumable, overwrite=not resumable)
     if train_fn is None:
         from .train import train as train_fn

@@ -144,3 +144,13 @@ def test_smallest_passing_finds_the_threshold(k: int) -> None:
             assert found == (first if first < n else None)
             assert len(seen) == len(set(seen)) <= n
             assert order == seen
+
+
+def test_a_changed_config_is_run_again_not_read_back(tmp_path: Path) -> None:
+    ex = InlineExecutor()
+    (first,) = ex.map(_configs(tmp_path, 1))
+    (same,) = ex.map(_configs(tmp_path, 1))
+    (edited,) = ex.map([replace(_configs(tmp_path, 1)[0], keep_prob=0.5)])
+    assert ex.calls == 2 and same.test_acc == first.test_acc
+    assert edited.test_acc == pytest.approx(fake_accuracy(replace(_configs(tmp_path, 1)[0],
+                                                                  keep_prob=0.5)))

@@ -107,6 +107,8 @@ def _run_one(cfg: TrainConfig, threads: int,
     except TrainingDiverged as e:
         result = _diverged_result(cfg, e)
         folder.mkdir(parents=True, exist_ok=True)
+        if not (folder / "config.json").is_file():
+            write_json(folder / "config.json", asdict(cfg))
         write_json(folder / "result.json", asdict(result))
     info: dict[str, Any] = {"threads": threads, "pid": os.getpid(),
                             "host": socket.gethostname(), "wall_s": time.perf_counter() - t0,

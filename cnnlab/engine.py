@@ -68,10 +68,30 @@ def loss_and_correct(out: torch.Tensor, y: torch.Tensor, ds: Dataset,
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
     dtype = torch.bfloat16 if precision == "bf16" else torch.float16
     return torch.autocast(device.type, dtype=dtype)
+
+
+def native_bf16(device: torch.device) -> bool:
+    """Whether ``device`` runs bf16 natively (CUDA with bf16, a CPU with AVX512-BF16/AMX);
+    elsewhere bf16 autocast is emulated and slower than fp32."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    if device.type == "cpu":
+        try:
+            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        except (AttributeError, RuntimeError):
+            return False
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> str:
+    if name == "auto":
+        return "bf16" if native_bf16(device) else "fp32"
+    return name
 
 
 def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor, ds: Dataset, batch: int,
@@ -96,6 +116,7 @@ class Loop:
                  total: int, steps_per_epoch: int, fill: float = 0.0):
         self.cfg, self.ds, self.device = cfg, ds, device
         self.total, self.steps_per_epoch = total, steps_per_epoch
+        self.precision = resolve_precision(cfg.precision, device)
         self.net = net.to(device)
         channels_last = cfg.channels_last == "on" or (
             cfg.channels_last == "auto" and device.type == "cuda")
@@ -112,7 +133,7 @@ class Loop:
         self.aug = None
         if cfg.augment and cfg.augment_mode == "batch":
             self.aug = Augment.parse(cfg.augment, fill=fill)
-        self.scaler = torch.amp.GradScaler("cuda") if cfg.precision == "fp16" else None
+        self.scaler = torch.amp.GradScaler("cuda") if self.precision == "fp16" else None
         n = ds.x_train.shape[0]
         self.batch = min(cfg.batch_size, n)
         self.data_gen = torch.Generator().manual_seed(cfg.seed)
@@ -158,7 +179,7 @@ class Loop:
         xb, yb = self.ds.x_train[idx], self.ds.y_train[idx]
         if self.aug is not None:
             xb = self.aug(xb, self.aug_gen)
-        with autocast(self.device, cfg.precision):
+        with autocast(self.device, self.precision):
             out = self.step_net(xb)
         loss, correct = loss_and_correct(out, yb, self.ds, "mean", cfg.label_smoothing)
         objective = loss + cfg.l2 * l2_raw(self.fc) if cfg.l2 else loss
@@ -242,7 +263,7 @@ class Loop:
 
     def _evaluate(self, it: int, log: RunLog) -> bool:
         cfg = self.cfg
-        bs, dev, prec = cfg.eval_batch_size, self.device, cfg.precision
+        bs, dev, prec = cfg.eval_batch_size, self.device, self.precision
         tr_loss, tr_acc = evaluate(self.net, self.x_tr_eval, self.y_tr_eval, self.ds, bs, dev,
                                    prec)
         te_loss, te_acc = evaluate(self.net, self.ds.x_test, self.ds.y_test, self.ds, bs, dev,

@@ -21,7 +21,7 @@ from torch import nn
 from . import checkpoint, models, rundir
 from .config import from_dict
 from .data import Dataset
-from .engine import Loop, evaluate, loss_and_correct  # noqa: F401  (public helpers)
+from .engine import Loop, evaluate, loss_and_correct, resolve_precision  # noqa: F401
 from .errors import CnnlabError
 from .runlog import Progress, RunLog
 
@@ -69,7 +69,8 @@ class TrainConfig:
     target_acc: float | None = _f(None, "stop once test accuracy reaches this (0-1 or %)")
     seed: int = _f(0, "seed of initialization, data order, dropout and augmentation")
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "training device")
-    precision: Literal["fp32", "bf16", "fp16"] = _f("fp32", "autocast precision")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = _f(
+        "fp32", "autocast precision (auto: bf16 where the device computes it natively)")
     channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last (auto: on GPU)")
     compile: bool = _f(False, "torch.compile the model (GPU)")
     threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
@@ -240,6 +241,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
         rundir.write_json(run_dir / "config.json", saved_cfg)
     rundir.write_json(run_dir / "env.json", {
         **rundir.environment(device), "model": mdef.name, "spec": mdef.spec,
+        "precision": resolve_precision(cfg.precision, device),
         "input_shape": list(ds.input_shape), "iterations": total,
         "steps_per_epoch": steps_per_epoch, "train_examples": int(ds.x_train.shape[0]),
         "eval_examples": int(ds.x_test.shape[0]), "normalize_mean": mean,

@@ -204,3 +204,31 @@ def test_real_mnist_smoke(tmp_path):
                           eval_every=100, schedule="onecycle", progress="off", plots=False,
                           train_eval_size=1000, threads=1))
     assert r.test_acc > 0.9
+
+
+def test_precision_auto_resolves_per_device(tmp_path):
+    from cnnlab.engine import native_bf16, resolve_precision
+
+    cpu = torch.device("cpu")
+    assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
+    assert resolve_precision("fp32", cpu) == "fp32"
+    r = train(tiny_config(tmp_path, iterations=10, precision="auto", channels_last="on",
+                          plots=False, tensorboard=False))
+    env = json.loads((Path(r.run_dir) / "env.json").read_text())
+    assert env["precision"] == resolve_precision("auto", cpu)
+    assert r.test_acc > 0.2
+
+
+def test_fast2_and_the_demo_recipe():
+    from cnnlab.cmd_demo import FAST_RECIPE
+
+    net = models.get("fast2").build(seed=0)
+    assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs[0].stride == (2, 2) and all(c.bias is None for c in convs)
+    assert models.get("fast2", widths="8x16x32").build(seed=0)(torch.zeros(1, 1, 28, 28)).shape \
+        == (1, 10)
+    cfg = TrainConfig(**FAST_RECIPE)  # a valid config: the demo and the benchmark use it
+    assert cfg.model == "fast2" and cfg.precision == "auto"
+    # the earlier recipe's model keeps its definition
+    assert models.get("fast").spec.startswith("conv5x5x16 bn relu maxpool2")

@@ -238,6 +238,8 @@ def _metric_list(spec: dict[str, Any], default: str = "test_acc") -> list[str]:
 
 def _say_threshold(g: Group, thr: float) -> str:
     its, secs, hit = crossing(g, thr)
+    if not any(r["_curves"].get("test_acc") for r in g.runs):
+        return f"{g.label}: no test-accuracy curve was found (metrics.jsonl missing)"
     if not hit:
         last = max((r["iterations"] or 0 for r in g.runs), default=0)
         return f"{g.label} did not reach {100 * thr:g}% test accuracy within {last:,} iterations"

@@ -191,8 +191,8 @@ def diff_text(metric: str, a: Stat, b: Stat) -> str:
         amount = f"{d:+.3g}"
     if a.n > 1 and b.n > 1:
         spread = a.std + b.std
-        amount += (" (within the seed-to-seed spread)" if abs(d) <= spread
-                   else " (larger than the seed-to-seed spread)")
+        amount += (", within the seed-to-seed spread" if abs(d) <= spread
+                   else ", larger than the seed-to-seed spread")
     return amount
 
 

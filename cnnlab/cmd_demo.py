@@ -13,6 +13,11 @@ from pathlib import Path
 
 # the time-to-99% recipe measured by bench/bench_time_to_99.py (docs/training.md); bf16
 # autocast only where the device computes bf16 natively (precision "auto"), else fp32
+# The demo trains the model it has just analyzed. Measured on the 2-core CPU (seeds 0-3): the
+# HUJI baseline reaches 99.0% test accuracy after 300-375 steps (3.7-10.5 s of training).
+BASELINE_RECIPE = dict(model="baseline", optimizer="adam", lr=2e-3, batch_size=128, epochs=1.0,
+                       schedule="onecycle", warmup=0.2, label_smoothing=0.1, precision="auto",
+                       channels_last="on")
 FAST_RECIPE = dict(model="fast2", optimizer="adam", lr=6e-3, batch_size=128, epochs=0.75,
                    schedule="onecycle", warmup=0.2, label_smoothing=0.1, precision="auto",
                    channels_last="on")
@@ -21,9 +26,19 @@ FAST_RECIPE = dict(model="fast2", optimizer="adam", lr=6e-3, batch_size=128, epo
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="train briefly (a smoke test)")
     parser.add_argument("--runs-dir", default="runs", help="folder for the run (default runs)")
-    parser.add_argument("--out-name", default="demo", help="run name (default demo)")
+    parser.add_argument("--out-name", default=None,
+                        help="run name (default: demo, or demo-2, demo-3... if that exists)")
     parser.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
     parser.add_argument("--seed", type=int, default=0)
+
+
+def _fresh(runs_dir: str) -> str:
+    """``demo``, or the first ``demo-N`` not taken: a second demo never replaces the first."""
+    name, n = "demo", 1
+    while (Path(runs_dir) / name).exists():
+        n += 1
+        name = f"demo-{n}"
+    return name
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,11 +52,11 @@ def run(args: argparse.Namespace) -> int:
         print()
     else:
         print("(cnnlab.analyze is not available; skipping the analysis)")
-    recipe = dict(FAST_RECIPE)
+    recipe = dict(BASELINE_RECIPE)
     if args.quick:
         recipe.update(epochs=None, iterations=40)
     cfg = TrainConfig(**recipe, dataset="mnist", data_dir=args.data_dir,
-                      runs_dir=args.runs_dir, out_name=args.out_name, overwrite=True,
+                      runs_dir=args.runs_dir, out_name=args.out_name or _fresh(args.runs_dir),
                       seed=args.seed, target_acc=None if args.quick else 0.99,
                       eval_every=20 if args.quick else 75, train_eval_size=2000)
     print(f"== training {cfg.model} on MNIST (adam, one-cycle lr {cfg.lr}, batch "

@@ -72,3 +72,12 @@ def test_demo_quick(tmp_path, capsys):
     assert main(["demo", "--quick", "--runs-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "tensorboard --logdir" in out and (tmp_path / "demo" / "plots" / "accuracy.png").exists()
+
+
+def test_demo_never_replaces_an_earlier_demo(tmp_path):
+    from cnnlab.cmd_demo import _fresh
+
+    assert _fresh(str(tmp_path)) == "demo"
+    (tmp_path / "demo").mkdir()
+    (tmp_path / "demo-2").mkdir()
+    assert _fresh(str(tmp_path)) == "demo-3"

@@ -180,7 +180,7 @@ def fmt(metric: str, stat: Stat) -> str:
 
 
 def diff_text(metric: str, a: Stat, b: Stat) -> str:
-    """'a difference of +1.52 points (larger than the seed-to-seed spread)'."""
+    """'a difference of +1.52 percentage points, larger than the seed-to-seed spread'."""
     d = a.mean - b.mean
     kind = METRICS.get(metric, ("", "num"))[1]
     if kind == "pct":

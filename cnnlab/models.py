@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import ir, spec
-from .errors import CnnlabError
+from .errors import CnnlabError, SpecError
 
 if TYPE_CHECKING:
     from torch import nn
@@ -287,5 +287,12 @@ def resolve(name_or_spec: str, **options: object) -> ModelDef:
     if options:
         raise CnnlabError(f"model options {', '.join(sorted(options))} apply to named models; "
                           "write dropout/bn layers into the spec string instead")
-    spec.parse(name_or_spec)
+    try:
+        spec.parse(name_or_spec)
+    except SpecError as e:
+        if " " not in name_or_spec.strip():
+            # one word that is neither a model nor a layer: most likely a mistyped model name
+            raise CnnlabError(f"unknown model {name_or_spec!r}; known models: "
+                              f"{', '.join(names())}; or a spec string ({e})") from None
+        raise
     return ModelDef("custom", name_or_spec, (), "")

@@ -44,19 +44,25 @@ def default_name(model: str, dataset: str) -> str:
     return f"{safe or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def prepare(path: Path, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; an existing run needs ``resume`` or ``overwrite``."""
+def check(path: Path, resume: bool, overwrite: bool) -> bool:
+    """Raise unless the run folder may be used; True if an existing run will be replaced."""
     exists = path.exists() and any(path.iterdir())
     if resume:
         if not exists:
             raise CnnlabError(f"cannot resume {path}: no such run (drop --resume to start it)")
-        return
-    if exists:
-        if not overwrite:
-            raise CnnlabError(f"run folder {path} already exists; use --resume to continue it, "
-                              "--overwrite to replace it, or another --out-name")
+        return False
+    if exists and not overwrite:
+        raise CnnlabError(f"run folder {path} already exists; use --resume to continue it, "
+                          "--overwrite to replace it, or another --out-name")
+    return exists
+
+
+def prepare(path: Path, resume: bool, overwrite: bool) -> None:
+    """Create the run folder; an existing run needs ``resume`` or ``overwrite``."""
+    if check(path, resume, overwrite):
         shutil.rmtree(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        path.mkdir(parents=True, exist_ok=True)
 
 
 def _git_sha() -> str | None:

@@ -178,6 +178,16 @@ def _check(cfg: TrainConfig) -> TrainConfig:
     for name in ("batch_size", "eval_every", "log_every", "eval_batch_size"):
         if getattr(cfg, name) < 1:
             raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+    if cfg.iterations is not None and cfg.iterations < 1:
+        raise CnnlabError("--iterations must be >= 1")
+    if cfg.epochs is not None and cfg.epochs <= 0:
+        raise CnnlabError("--epochs must be > 0")
+    if not cfg.lr > 0:
+        raise CnnlabError(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.keep_prob is not None and not 0 < cfg.keep_prob <= 1:
+        raise CnnlabError(f"--keep-prob must be in (0, 1], got {cfg.keep_prob}")
+    if cfg.l2 < 0:
+        raise CnnlabError(f"--l2 must be >= 0, got {cfg.l2}")
     if cfg.precision == "fp16" and cfg.device == "cpu":
         raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
     return cfg
@@ -210,6 +220,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     (no final checkpoint): tests use it to check that ``--resume`` is exact.
     """
     cfg = _check(cfg)
+    models.resolve(cfg.spec or cfg.model, **model_options(cfg))  # a typo fails before data loads
     t_wall = time.perf_counter()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -222,7 +233,8 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     run_dir = rundir.run_path(cfg.runs_dir, name)
     if cfg.resume and (run_dir / "config.json").exists():
         _resume_config(cfg, run_dir)
-    rundir.prepare(run_dir, cfg.resume, cfg.overwrite)
+    # fail before touching the folder: nothing is created or replaced until data and model load
+    rundir.check(run_dir, cfg.resume, cfg.overwrite)
     ckpt_dir = run_dir / "checkpoints"
     ckpt = checkpoint.latest(ckpt_dir) if cfg.resume else None
     if cfg.resume and ckpt is None:
@@ -231,6 +243,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
 
     ds, mean, std = prepare_data(cfg, device)
     mdef, net = build_model(cfg, ds)
+    rundir.prepare(run_dir, cfg.resume, cfg.overwrite)
     steps_per_epoch = max(ds.x_train.shape[0] // cfg.batch_size, 1)
     if cfg.epochs is not None:
         total = max(1, math.ceil(cfg.epochs * steps_per_epoch))

@@ -81,3 +81,17 @@ def test_demo_never_replaces_an_earlier_demo(tmp_path):
     (tmp_path / "demo").mkdir()
     (tmp_path / "demo-2").mkdir()
     assert _fresh(str(tmp_path)) == "demo-3"
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--lr", "-1"], "--lr must be > 0"),
+    (["--keep-prob", "0"], "--keep-prob must be in (0, 1]"),
+    (["--l2", "-0.1"], "--l2 must be >= 0"),
+    (["--model", "nope"], "unknown model 'nope'"),
+])
+def test_bad_flags_fail_before_the_run_folder_exists(tmp_path, capsys, flags, message):
+    runs = tmp_path / "runs"
+    argv = ["train", "--iterations", "1", "--runs-dir", str(runs), "--out-name", "bad", *flags]
+    assert main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (runs / "bad").exists()

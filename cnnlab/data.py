@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import importlib
 import os
 import shutil
 import struct
@@ -32,6 +31,7 @@ import numpy as np
 import torch
 
 from .errors import CnnlabError
+from .plugins import load_plugins
 
 _PLUGINS: tuple[str, ...] = ("cnnlab.ttic",)
 
@@ -228,6 +228,15 @@ def _download(name: str, dest: Path, stems: list[str]) -> None:
             raise OSError("; ".join(errors[-2:]))
 
 
+def available(name: str, data_dir: str | Path | None = None) -> bool:
+    """Are the IDX files of ``name`` on this machine (no download)?"""
+    try:
+        locate(name, data_dir, download=False)
+    except CnnlabError:
+        return False
+    return True
+
+
 def locate(name: str, data_dir: str | Path | None = None, download: bool = True) -> Path:
     """The folder holding all four IDX files of ``name`` (downloading them if allowed)."""
     stems = list(SPLITS.values())
@@ -307,14 +316,6 @@ def register_dataset(name: str) -> Callable[[Loader], Loader]:
     return deco
 
 
-def load_plugins(modules: tuple[str, ...]) -> None:
-    """Import optional plugin modules; a plugin that is not installed is skipped."""
-    for mod in modules:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
 
 
 def _ensure_plugins() -> None:

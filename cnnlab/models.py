@@ -9,13 +9,13 @@ are imported on first lookup so they can register their own models.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from . import ir, spec
 from .errors import CnnlabError, SpecError
+from .plugins import load_plugins
 
 if TYPE_CHECKING:
     from torch import nn
@@ -249,12 +249,7 @@ def _ensure_plugins() -> None:
     if _plugins_loaded:
         return
     _plugins_loaded = True
-    for mod in _PLUGINS:
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            if e.name != mod:
-                raise
+    load_plugins(_PLUGINS)
 
 
 def known(name: str) -> bool:

@@ -15,6 +15,7 @@ from cnnlab import data
 from cnnlab.augment import Augment, augment_upfront
 from cnnlab.derived import make_pairs, pairs, stratified_indices, subset, validation_split
 from cnnlab.errors import CnnlabError
+from cnnlab.plugins import load_plugins
 
 REAL_DATA = os.environ.get("CNNLAB_DATA")
 
@@ -127,12 +128,12 @@ def test_registry_and_plugins(tmp_path, monkeypatch):
         data.dataset_names())
     with pytest.raises(CnnlabError, match="unknown dataset"):
         data.load("nope")
-    data.load_plugins(("cnnlab.no_such_plugin_module",))  # absent plugin: ignored
+    load_plugins(("cnnlab.no_such_plugin_module",))  # absent plugin: ignored
     # a plugin that exists but is broken must not be silently ignored
     (tmp_path / "cnnlab_broken_plugin.py").write_text("import cnnlab_surely_missing_dep\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(ModuleNotFoundError):
-        data.load_plugins(("cnnlab_broken_plugin",))
+        load_plugins(("cnnlab_broken_plugin",))
 
 
 def test_stratified_subset_counts():
@@ -222,3 +223,9 @@ def test_real_mnist_when_available():
     ds = data.load("mnist", data_dir=Path(REAL_DATA) / "mnist")
     assert ds.x_train.shape == (60000, 1, 28, 28) and ds.x_test.shape == (10000, 1, 28, 28)
     assert torch.bincount(ds.y_test).sum() == 10000 and int(ds.y_train.max()) == 9
+
+
+def test_available_says_whether_the_files_are_here(tmp_path):
+    assert not data.available("mnist", data_dir=tmp_path / "empty")
+    write_tiny(tmp_path / "mnist")
+    assert data.available("mnist", data_dir=tmp_path / "mnist")

@@ -15,15 +15,6 @@ from cnnlab.bottleneck import (
     slope,
     train_probe,
 )
-from cnnlab.errors import CnnlabError
-
-
-def _mnist_available() -> bool:
-    try:
-        data.locate("mnist", download=False)
-        return True
-    except CnnlabError:
-        return False
 
 
 @pytest.mark.parametrize("depth,width,nb", [(2, 32, 8), (5, 64, 16), (7, 40, 19), (4, 40, 20),
@@ -80,7 +71,7 @@ def test_gradient_at_init_measured_not_assumed() -> None:
 
 
 def test_train_probe_runs_through_the_trainer_engine() -> None:
-    dataset = "mnist" if _mnist_available() else "synthetic-digits"
+    dataset = "mnist" if data.available("mnist") else "synthetic-digits"
     p = train_probe(2 ** -0.5, 4, width=32, bottleneck=8, iterations=6, probe_every=2,
                     dataset=dataset, train_size=500, batch_size=16)
     assert p.steps == [0, 2, 4, 5]
@@ -91,7 +82,7 @@ def test_train_probe_runs_through_the_trainer_engine() -> None:
 def test_bottleneck_trains_with_train(tmp_path) -> None:
     from cnnlab.train import TrainConfig, train
 
-    dataset = "mnist" if _mnist_available() else "synthetic-digits"
+    dataset = "mnist" if data.available("mnist") else "synthetic-digits"
     cfg = TrainConfig(model="bottleneck-mlp", model_opts="depth=3,width=32,bottleneck=8,"
                       "gamma=1/sqrt2", dataset=dataset, train_size=200, iterations=4,
                       eval_every=4, batch_size=16, runs_dir=str(tmp_path), out_name="b",

@@ -10,7 +10,6 @@ import torch
 
 from cnnlab import data, models
 from cnnlab.analyze import analyze_graph
-from cnnlab.errors import CnnlabError
 from cnnlab.hook_count import hook_macs
 from cnnlab.moving_mnist import DIRECTIONS, bounce, make_clips
 from cnnlab.shapes import window_params
@@ -23,14 +22,6 @@ from cnnlab.video3d import (
     layer_to_torch,
     sheet_macs,
 )
-
-
-def _mnist_available() -> bool:
-    try:
-        data.locate("mnist", download=False)
-        return True
-    except CnnlabError:
-        return False
 
 
 @pytest.mark.parametrize("stride,kernel", [(1, (3, 3, 3)), (2, (3, 2, 3)), (3, (2, 3, 1))])
@@ -157,7 +148,7 @@ def test_registered_synthetic_dataset_and_cache() -> None:
     assert again.x_train.data_ptr() == ds.x_train.data_ptr()  # cached, not regenerated
 
 
-@pytest.mark.skipif(not _mnist_available(), reason="MNIST IDX files not found ($CNNLAB_DATA)")
+@pytest.mark.skipif(not data.available("mnist"), reason="MNIST IDX files not found ($CNNLAB_DATA)")
 def test_real_moving_mnist_labels() -> None:
     ds = data.load("moving-mnist", n_train=100, n_test=20)
     assert ds.x_train.shape == (100, 1, 8, 64, 64)
@@ -170,7 +161,7 @@ def test_real_moving_mnist_labels() -> None:
 def test_video3d_trains_through_the_trainer(tmp_path) -> None:
     from cnnlab.train import TrainConfig, train
 
-    name = "moving-mnist" if _mnist_available() else "moving-mnist-synthetic"
+    name = "moving-mnist" if data.available("mnist") else "moving-mnist-synthetic"
     cfg = TrainConfig(model="video3d", dataset=name, iterations=3, batch_size=8, eval_every=3,
                       lr=1e-3, runs_dir=str(tmp_path), out_name="v", train_eval_size=16,
                       tensorboard=False, plots=False, progress="off", threads=1, device="cpu")

@@ -18,11 +18,11 @@ from collections.abc import Callable
 import torch
 import torchinfo
 
-from cnnlab import models
-from cnnlab.analyze import analyze_graph
-from cnnlab.build import build
-from cnnlab.fximport import from_module
-from cnnlab.spec import parse
+from cnnlab.analysis.analyze import analyze_graph
+from cnnlab.ir.fximport import from_module
+from cnnlab.ir.spec import parse
+from cnnlab.models import zoo as models
+from cnnlab.models.build import build
 
 
 def median_seconds(fn: Callable[[], object], repeat: int) -> float:

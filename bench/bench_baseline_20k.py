@@ -13,7 +13,7 @@ import argparse
 
 import torch
 
-from cnnlab.train import TrainConfig, train
+from cnnlab.training.trainer import TrainConfig, train
 
 
 def main() -> None:

@@ -1,6 +1,6 @@
 """Time to >= 99.0% MNIST test accuracy: cnnlab's fastest recipe vs the PyTorch MNIST example.
 
-Ours: ``cnnlab.cmd_demo.FAST_RECIPE`` (model ``fast2``: a stride-2 5x5 conv of 16 and a
+Ours: ``cnnlab.training.presets.FAST_RECIPE`` (model ``fast2``: a stride-2 5x5 conv of 16 and a
 5x5 conv of 32, batch norm, fc256; Adam 6e-3, one-cycle, batch 128, label smoothing 0.1,
 0.75 epoch; bf16 autocast where the CPU has it natively, channels_last), data as tensors,
 evaluated every ``--eval-every`` steps. Peer: pytorch/examples ``mnist/main.py`` as published
@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab.cmd_demo import FAST_RECIPE
-from cnnlab.data import load
-from cnnlab.train import TrainConfig, train
+from cnnlab.data.datasets import load
+from cnnlab.training.presets import FAST_RECIPE
+from cnnlab.training.trainer import TrainConfig, train
 
 
 class PeerNet(nn.Module):

@@ -18,9 +18,9 @@ import time
 import torch
 from torch.nn import functional as F
 
-from cnnlab import models
-from cnnlab.data import load
-from cnnlab.train import TrainConfig, train
+from cnnlab.data.datasets import load
+from cnnlab.models import zoo as models
+from cnnlab.training.trainer import TrainConfig, train
 
 
 def bare(x, y, iterations, batch, seed) -> float:

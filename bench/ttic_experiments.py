@@ -31,9 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
 
-    from cnnlab import data
-    from cnnlab.ttic_plots import plot_bottleneck, plot_clips, plot_pyramid
-    from cnnlab.ttic_studies import bottleneck_study, finite, pyramid_study, video_study
+    from cnnlab.data import datasets as data
+    from cnnlab.ttic.plots import plot_bottleneck, plot_clips, plot_pyramid
+    from cnnlab.ttic.studies import bottleneck_study, finite, pyramid_study, video_study
 
     out = Path(args.out or ("runs/ttic-quick" if args.quick else "runs/ttic"))
     out.mkdir(parents=True, exist_ok=True)

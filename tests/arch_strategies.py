@@ -9,9 +9,9 @@ from __future__ import annotations
 from hypothesis import assume
 from hypothesis import strategies as st
 
-from cnnlab.errors import ShapeError
-from cnnlab.shapes import infer_shapes
-from cnnlab.spec import parse
+from cnnlab.common.errors import ShapeError
+from cnnlab.ir.shapes import infer_shapes
+from cnnlab.ir.spec import parse
 
 
 def _axes(draw, dims: int, lo: int, hi: int) -> str:

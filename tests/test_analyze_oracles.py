@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab import build as build_mod
-from cnnlab.analyze import Analysis, analyze_graph
-from cnnlab.fximport import from_module
-from cnnlab.spec import parse
+from cnnlab.analysis.analyze import Analysis, analyze_graph
+from cnnlab.ir.fximport import from_module
+from cnnlab.ir.spec import parse
+from cnnlab.models import build as build_mod
 
 CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 MAXPOOLS = {nn.MaxPool1d: nn.AvgPool1d, nn.MaxPool2d: nn.AvgPool2d, nn.MaxPool3d: nn.AvgPool3d}

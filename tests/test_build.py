@@ -14,10 +14,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab import build as B
-from cnnlab import ir, models
-from cnnlab.cli import main
-from cnnlab.spec import parse
+from cnnlab.cli.main import main
+from cnnlab.ir import graph as ir
+from cnnlab.ir.spec import parse
+from cnnlab.models import build as B
+from cnnlab.models import zoo as models
 
 
 def net(text: str, shape: tuple[int, ...]) -> B.GraphNet:

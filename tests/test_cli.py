@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnlab.cli import COMMANDS, main
+from cnnlab.cli.main import COMMANDS, main
 
 
 @pytest.mark.parametrize("argv", [["--help"], *([name, "--help"] for name in COMMANDS)])

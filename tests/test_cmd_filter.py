@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from cnnlab import filters as FL
-from cnnlab.cli import main
+from cnnlab.cli.main import main
+from cnnlab.ref import filters as FL
 
 ROWS = [3, 4, 8, 10, 22, 45, 50, 65]
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 from trainutil import write_tiny
 
-from cnnlab.cli import main
+from cnnlab.cli.main import main
 
 torch.set_num_threads(1)
 
@@ -75,7 +75,7 @@ def test_demo_quick(tmp_path, capsys):
 
 
 def test_demo_never_replaces_an_earlier_demo(tmp_path):
-    from cnnlab.cmd_demo import _fresh
+    from cnnlab.cli.demo import _fresh
 
     assert _fresh(str(tmp_path)) == "demo"
     (tmp_path / "demo").mkdir()

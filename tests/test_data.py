@@ -11,11 +11,11 @@ import pytest
 import torch
 from trainutil import STEMS, write_tiny
 
-from cnnlab import data
-from cnnlab.augment import Augment, augment_upfront
-from cnnlab.derived import make_pairs, pairs, stratified_indices, subset, validation_split
-from cnnlab.errors import CnnlabError
-from cnnlab.plugins import load_plugins
+from cnnlab.common.errors import CnnlabError
+from cnnlab.common.plugins import load_plugins
+from cnnlab.data import datasets as data
+from cnnlab.data.augment import Augment, augment_upfront
+from cnnlab.data.derived import make_pairs, pairs, stratified_indices, subset, validation_split
 
 REAL_DATA = os.environ.get("CNNLAB_DATA")
 

@@ -1,7 +1,7 @@
 """The executor interface: order, parallel processes, threads per run, resume, divergence.
 
 ``fake_train`` stands in for the trainer (no torch training): it writes a run folder as
-``cnnlab.train.train`` does, with numbers that are a known function of the config, so the
+``cnnlab.training.trainer.train`` does, with numbers that are a known function of the config, so the
 experiment/findings/report tests can check that sentences follow the numbers.
 """
 
@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab.executor import Executor, LocalExecutor, finished, run_dir
-from cnnlab.search import smallest_passing
-from cnnlab.train import RunResult, TrainConfig
+from cnnlab.experiments.executor import Executor, LocalExecutor, finished, run_dir
+from cnnlab.experiments.search import smallest_passing
+from cnnlab.training.trainer import RunResult, TrainConfig
 
 
 def fake_accuracy(cfg: TrainConfig) -> float:
@@ -33,8 +33,8 @@ def fake_accuracy(cfg: TrainConfig) -> float:
 def fake_train(cfg: TrainConfig) -> RunResult:
     import torch
 
-    from cnnlab.engine import TrainingDiverged
-    from cnnlab.rundir import write_json
+    from cnnlab.common.files import write_json
+    from cnnlab.training.engine import TrainingDiverged
 
     folder = run_dir(cfg)
     folder.mkdir(parents=True, exist_ok=True)

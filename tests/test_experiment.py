@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from test_executor import InlineExecutor, fake_accuracy
 
-from cnnlab import experiment as ex
-from cnnlab import findings
-from cnnlab.errors import CnnlabError
-from cnnlab.train import TrainConfig
+from cnnlab.common.errors import CnnlabError
+from cnnlab.experiments import findings
+from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.run import run_recipe
+from cnnlab.training.trainer import TrainConfig
 
 # the sheets' practical questions and the recipe that answers each
 SHEETS = {"huji_q1", "huji_q2", "huji_q3", "huji_q4_subset", "huji_q4_size", "huji_q4_dropout",
@@ -86,7 +87,7 @@ def test_recipe_errors_are_clear(tmp_path: Path, body: str, message: str) -> Non
 
 def _run(tmp_path: Path, text: str) -> dict:
     recipe = ex.load_recipe(_write(tmp_path, HEAD + text))
-    path = ex.run_recipe(recipe, InlineExecutor(), tmp_path / "runs")
+    path = run_recipe(recipe, InlineExecutor(), tmp_path / "runs")
     doc = json.loads(path.read_text())
     doc["_path"] = str(path)
     return doc

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from test_experiment_repro import mnist_or_skip
 
-from cnnlab import cli
-from cnnlab import experiment as ex
+from cnnlab.cli import main as cli
+from cnnlab.experiments import recipe as ex
 
 
 @pytest.mark.slow

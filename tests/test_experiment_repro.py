@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import cli
-from cnnlab import experiment as ex
-from cnnlab.data import locate
-from cnnlab.errors import CnnlabError
-from cnnlab.executor import LocalExecutor
+from cnnlab.cli import main as cli
+from cnnlab.common.errors import CnnlabError
+from cnnlab.data.datasets import locate
+from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.executor import LocalExecutor
+from cnnlab.experiments.run import run_recipe
 
 RECIPE = '''title = "repro"
 sheet = "test"
@@ -54,7 +55,7 @@ def test_saved_config_reproduces_the_metrics(tmp_path: Path) -> None:
     mnist_or_skip()
     (tmp_path / "repro.toml").write_text(RECIPE)
     recipe = ex.load_recipe(tmp_path / "repro.toml")
-    ex.run_recipe(recipe, LocalExecutor(jobs=1, log=lambda m: None), tmp_path / "runs")
+    run_recipe(recipe, LocalExecutor(jobs=1, log=lambda m: None), tmp_path / "runs")
     first = tmp_path / "runs" / "repro" / "dropout-s0"
     config = first / "config.json"
     assert cli.main(["train", "--config", str(config), "--runs-dir", str(tmp_path / "again"),

@@ -1,4 +1,4 @@
-"""cnnlab.filters: kernels, Problem Sheet 3 2(d)-(e) and 3(b)-(f), TTIC Problem 4 pyramid."""
+"""cnnlab.ref.filters: kernels, Problem Sheet 3 2(d)-(e) and 3(b)-(f), TTIC Problem 4 pyramid."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnlab import filters as FL
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ref import filters as FL
 
 SETTINGS = settings(max_examples=30, deadline=None)
 # Problem Sheet 3, 2(d): ten identical rows

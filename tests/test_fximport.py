@@ -10,10 +10,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from cnnlab import ir
-from cnnlab.analyze import analyze, analyze_graph
-from cnnlab.errors import CnnlabError
-from cnnlab.fximport import from_module
+from cnnlab.analysis.analyze import analyze_graph
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+from cnnlab.ir.fximport import from_module
+from cnnlab.models.resolve import analyze
 
 
 class Wrap(nn.Module):

@@ -8,8 +8,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab import jacobian as J
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ref import jacobian as J
 from cnnlab.ref.conv import conv_backward, conv_forward
 
 SETTINGS = settings(max_examples=40, deadline=None)

@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from cnnlab import ir, models
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+from cnnlab.models import zoo as models
 
 OUTPUTS = {"baseline": 10, "baseline-same": 10, "tf-tutorial": 10, "linear": 10, "shallow": 10,
            "eth": 10, "pairs-sum": 19, "pairs-digits": 20, "fast": 10}
@@ -80,6 +81,6 @@ def test_factory_models_and_spec_strings():
 
 
 def test_plugins_are_optional(monkeypatch):
-    monkeypatch.setattr(models, "_PLUGINS", ("cnnlab.not_installed_plugin",))
+    monkeypatch.setattr(models, "PLUGIN_GROUP", "cnnlab.no_such_plugin_group")
     monkeypatch.setattr(models, "_plugins_loaded", False)
     assert "baseline" in models.names()

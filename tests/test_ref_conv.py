@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
 from cnnlab.ref import padding as P
 from cnnlab.ref.conv import (
     conv_backward,

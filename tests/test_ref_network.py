@@ -1,4 +1,5 @@
-"""The NumPy network runs an IR graph exactly like the torch module cnnlab.build makes of it."""
+"""The NumPy network runs an IR graph exactly like the torch module cnnlab.models.build makes of
+it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab import ir, spec
-from cnnlab.build import build
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+from cnnlab.ir import spec
+from cnnlab.models.build import build
 from cnnlab.ref import layers
 from cnnlab.ref.network import (
     init_params,

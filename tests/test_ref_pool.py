@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
 from cnnlab.ref.padding import explicit_pads
 from cnnlab.ref.pool import (
     avg_pool,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from cnnlab.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
 from cnnlab.ref import softmax as S
 
 SETTINGS = settings(max_examples=40, deadline=None)

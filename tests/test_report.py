@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from test_executor import InlineExecutor, fake_train
 
-from cnnlab import experiment as ex
-from cnnlab import report
-from cnnlab.errors import CnnlabError
-from cnnlab.train import TrainConfig
+from cnnlab.common.errors import CnnlabError
+from cnnlab.experiments import recipe as ex
+from cnnlab.experiments import report
+from cnnlab.experiments.run import run_recipe
+from cnnlab.training.trainer import TrainConfig
 
 RECIPE = '''title = "Linear vs. non-linear"
 sheet = "HUJI 67103 Assignment 1"
@@ -40,7 +41,7 @@ def make_experiment(tmp_path: Path) -> Path:
     """A finished two-variant experiment (fake trainer) under ``tmp_path/runs``."""
     recipe_file = tmp_path / "huji_q2.toml"
     recipe_file.write_text(RECIPE)
-    return ex.run_recipe(ex.load_recipe(recipe_file), InlineExecutor(), tmp_path / "runs")
+    return run_recipe(ex.load_recipe(recipe_file), InlineExecutor(), tmp_path / "runs")
 
 
 def test_html_is_self_contained_and_carries_the_numbers(tmp_path: Path) -> None:

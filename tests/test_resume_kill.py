@@ -5,7 +5,7 @@ with exactly the weights of an uninterrupted one. ``test_train.py::test_resume_i
 interrupts in-process; here the process dies for real (no ``finally``, no flush, possibly in
 the middle of writing a checkpoint or a metrics line), and the resume is a second process.
 
-The subprocess is ``cnnlab.cli.main`` behind a two-line wrapper that first imports
+The subprocess is ``cnnlab.cli.main.main`` behind a two-line wrapper that first imports
 ``tests/trainutil.py``, which registers the synthetic ``tiny`` dataset (no SHA-256 list: it
 is not a published dataset). Real datasets keep their verification untouched.
 """
@@ -25,11 +25,11 @@ import torch
 from safetensors.torch import load_file
 from trainutil import write_tiny
 
-from cnnlab import checkpoint
+from cnnlab.training import checkpoint
 
 TESTS = Path(__file__).resolve().parent
 WRAPPER = ("import sys; sys.path.insert(0, {tests!r}); import trainutil  # noqa\n"
-           "from cnnlab.cli import main; sys.exit(main())")
+           "from cnnlab.cli.main import main; sys.exit(main())")
 
 ITERATIONS = 120
 

@@ -11,14 +11,15 @@ import json
 import pytest
 import torch
 
-from cnnlab import analyze, models
-from cnnlab.build import build
-from cnnlab.cli import main
-from cnnlab.render import shape_of
+from cnnlab import analyze
+from cnnlab.analysis.render import shape_of
+from cnnlab.cli.main import main
+from cnnlab.models import zoo as models
+from cnnlab.models.build import build
 
 
 def torch_params(spec: str, shape: tuple[int, ...]) -> int:
-    from cnnlab.spec import parse
+    from cnnlab.ir.spec import parse
 
     return sum(p.numel() for p in build(parse(spec), shape).parameters())
 

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from cnnlab import ir
-from cnnlab.errors import CnnlabError, SpecError
-from cnnlab.shapes import infer_shapes
-from cnnlab.spec import parse
-from cnnlab.specfile import load
+from cnnlab.common.errors import CnnlabError, SpecError
+from cnnlab.ir import graph as ir
+from cnnlab.ir.shapes import infer_shapes
+from cnnlab.ir.spec import parse
+from cnnlab.ir.specfile import load
 
 INPUT = ir.Input()
 

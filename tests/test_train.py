@@ -11,11 +11,12 @@ import torch
 from safetensors.torch import load_file
 from trainutil import tiny_config
 
-from cnnlab import checkpoint, models
-from cnnlab.engine import TrainingDiverged, evaluate, loss_and_correct
-from cnnlab.errors import CnnlabError
-from cnnlab.optim import fc_layers, l2_raw, lr_at
-from cnnlab.train import TrainConfig, train
+from cnnlab.common.errors import CnnlabError
+from cnnlab.models import zoo as models
+from cnnlab.training import checkpoint
+from cnnlab.training.engine import TrainingDiverged, evaluate, loss_and_correct
+from cnnlab.training.optim import fc_layers, l2_raw, lr_at
+from cnnlab.training.trainer import TrainConfig, train
 
 torch.set_num_threads(1)
 
@@ -86,7 +87,7 @@ def test_l2_changes_the_gradient_by_2_lambda_w(tmp_path):
 
 
 def test_dropout_is_off_at_evaluation(tmp_path):
-    from cnnlab.data import load
+    from cnnlab.data.datasets import load
 
     ds = load("tiny", data_dir=tiny_config(tmp_path).data_dir)
     net = models.get("shallow", keep_prob=0.5).build(seed=0)
@@ -98,7 +99,7 @@ def test_dropout_is_off_at_evaluation(tmp_path):
 
 
 def test_two_head_scoring():
-    from cnnlab.data import Dataset
+    from cnnlab.data.datasets import Dataset
 
     ds = Dataset("p", torch.zeros(1), torch.zeros(1), torch.zeros(1), torch.zeros(1), 10,
                  heads=2, score="sum")
@@ -207,7 +208,7 @@ def test_real_mnist_smoke(tmp_path):
 
 
 def test_precision_auto_resolves_per_device(tmp_path):
-    from cnnlab.engine import native_bf16, resolve_precision
+    from cnnlab.training.engine import native_bf16, resolve_precision
 
     cpu = torch.device("cpu")
     assert resolve_precision("auto", cpu) == ("bf16" if native_bf16(cpu) else "fp32")
@@ -220,7 +221,7 @@ def test_precision_auto_resolves_per_device(tmp_path):
 
 
 def test_fast2_and_the_demo_recipe():
-    from cnnlab.cmd_demo import FAST_RECIPE
+    from cnnlab.training.presets import FAST_RECIPE
 
     net = models.get("fast2").build(seed=0)
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from cnnlab import data, models
-from cnnlab.bottleneck import (
+from cnnlab.data import datasets as data
+from cnnlab.models import zoo as models
+from cnnlab.ttic.bottleneck import (
     grad_vs_depth,
     init_statistics,
     macs_report,
@@ -80,7 +81,7 @@ def test_train_probe_runs_through_the_trainer_engine() -> None:
 
 
 def test_bottleneck_trains_with_train(tmp_path) -> None:
-    from cnnlab.train import TrainConfig, train
+    from cnnlab.training.trainer import TrainConfig, train
 
     dataset = "mnist" if data.available("mnist") else "synthetic-digits"
     cfg = TrainConfig(model="bottleneck-mlp", model_opts="depth=3,width=32,bottleneck=8,"

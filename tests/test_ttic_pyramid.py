@@ -8,17 +8,19 @@ import numpy as np
 import pytest
 import torch
 
-from cnnlab import data, filters, models
-from cnnlab.analyze import analyze_graph
-from cnnlab.multiscale import draw_scales, place
-from cnnlab.pyramid import (
+from cnnlab.analysis.analyze import analyze_graph
+from cnnlab.data import datasets as data
+from cnnlab.ir.spec import parse
+from cnnlab.models import zoo as models
+from cnnlab.ref import filters
+from cnnlab.ttic.multiscale import draw_scales, place
+from cnnlab.ttic.pyramid import (
     PyramidCNN,
     PyramidLevel,
     level_literal,
     pyramid,
     pyramid_params,
 )
-from cnnlab.spec import parse
 
 
 def _sheet(t: torch.Tensor) -> np.ndarray:
@@ -133,7 +135,7 @@ def test_registered_multiscale_dataset_scales() -> None:
 
 
 def test_pyramid_and_plain_train_through_the_trainer(tmp_path) -> None:
-    from cnnlab.train import TrainConfig, train
+    from cnnlab.training.trainer import TrainConfig, train
 
     for model in ("pyramid", "plain-cnn"):
         cfg = TrainConfig(model=model, model_opts="widths=4x8x8", dataset=

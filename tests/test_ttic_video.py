@@ -8,14 +8,15 @@ import math
 import pytest
 import torch
 
-from cnnlab import data, models
-from cnnlab.analyze import analyze_graph
-from cnnlab.hook_count import hook_macs
-from cnnlab.moving_mnist import DIRECTIONS, bounce, make_clips
-from cnnlab.shapes import window_params
-from cnnlab.spec import parse
-from cnnlab.synthetic_digits import synthetic_digits
-from cnnlab.video3d import (
+from cnnlab.analysis.analyze import analyze_graph
+from cnnlab.analysis.hook_count import hook_macs
+from cnnlab.data import datasets as data
+from cnnlab.data.synthetic_digits import synthetic_digits
+from cnnlab.ir.shapes import window_params
+from cnnlab.ir.spec import parse
+from cnnlab.models import zoo as models
+from cnnlab.ttic.moving_mnist import DIRECTIONS, bounce, make_clips
+from cnnlab.ttic.video3d import (
     conv3d_literal,
     kernel_to_torch,
     layer_from_torch,
@@ -159,7 +160,7 @@ def test_real_moving_mnist_labels() -> None:
 
 
 def test_video3d_trains_through_the_trainer(tmp_path) -> None:
-    from cnnlab.train import TrainConfig, train
+    from cnnlab.training.trainer import TrainConfig, train
 
     name = "moving-mnist" if data.available("mnist") else "moving-mnist-synthetic"
     cfg = TrainConfig(model="video3d", dataset=name, iterations=3, batch_size=8, eval_every=3,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from cnnlab import verify
-from cnnlab.cli import main
+from cnnlab.cli.main import main
+from cnnlab.ref import verify
 
 REQUIRED_SOURCES = ["ETH Ex.5 P1.1", "PS3 3(a)", "HUJI theory 2.1", "ETH Ex.5 P3", "PS3 2(a)",
                     "PS3 2(b)", "PS3 2(c)", "TTIC Problem 3(b)", "TTIC Problem 3(c)",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cnnlab import data
+from cnnlab.data import datasets as data
 
 STEMS = list(data.SPLITS.values())
 
@@ -43,7 +43,7 @@ def tiny(data_dir=None, device="cpu", download=False):
 
 
 def tiny_config(tmp_path: Path, **kw):
-    from cnnlab.train import TrainConfig
+    from cnnlab.training.trainer import TrainConfig
 
     data_dir = tmp_path / "tiny"
     if not data_dir.exists():

@@ -5,7 +5,7 @@ vectorized version tested against it, torch and scipy.
 Modules: :mod:`.padding` (fill modes zero/reflect/symmetric/replicate/circular and their
 adjoints), :mod:`.conv` (N-d convolution and cross-correlation), :mod:`.pool` (max/avg),
 :mod:`.softmax` (softmax, log-softmax, cross-entropy), :mod:`.layers` (activations, linear,
-batchnorm, dropout, joins) and :mod:`.network` (a whole :class:`cnnlab.ir.Graph`).
+batchnorm, dropout, joins) and :mod:`.network` (a whole :class:`cnnlab.ir.graph.Graph`).
 """
 
 from .conv import (

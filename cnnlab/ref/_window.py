@@ -7,8 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import ir
-from ..errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+
 from .padding import explicit_pads
 
 IntOrAxes = int | Sequence[int]

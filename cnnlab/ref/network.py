@@ -1,14 +1,14 @@
-"""Run a whole :class:`cnnlab.ir.Graph` forward and backward in NumPy.
+"""Run a whole :class:`cnnlab.ir.graph.Graph` forward and backward in NumPy.
 
-The graph is the one the analyzer and the torch builder read (``cnnlab.spec.parse``); shapes
-and window parameters come from :mod:`cnnlab.shapes`, so ``'same'`` means the same here.
+The graph is the one the analyzer and the torch builder read (``cnnlab.ir.spec.parse``); shapes
+and window parameters come from :mod:`cnnlab.ir.shapes`, so ``'same'`` means the same here.
 Parameters are a dict ``{node name: {"weight": ..., "bias": ...}}`` with torch's layouts:
 conv ``weight (F, C/G, *k)``, linear ``weight (out, in)``, batchnorm ``weight``, ``bias``,
 ``running_mean``, ``running_var`` ``(C,)``.
 
 Conv nodes are cross-correlations with zero padding (what the IR and every framework mean by
 convolution); pools pad as torch does. Activations ``gelu`` and ``Unsupported`` nodes have no
-NumPy reference and raise :class:`~cnnlab.errors.CnnlabError`.
+NumPy reference and raise :class:`~cnnlab.common.errors.CnnlabError`.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from .. import ir
-from ..errors import CnnlabError
-from ..shapes import infer_shapes, window_params
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+from cnnlab.ir.shapes import infer_shapes, window_params
+
 from . import layers
 from .conv import conv_backward, conv_backward_naive, conv_forward, conv_forward_naive
 from .pool import pool_backward, pool_forward
@@ -82,7 +83,7 @@ def init_params(graph: ir.Graph, input_shape: Shape, seed: int = 0,
 
 
 def params_from_torch(module: Any, graph: ir.Graph, dtype: Any = np.float64) -> Params:
-    """Copy the parameters of ``cnnlab.build.build(graph, ...)`` (``module.layers[name]``).
+    """Copy the parameters of ``cnnlab.models.build.build(graph, ...)`` (``module.layers[name]``).
 
     A layer wrapped with explicit padding (``nn.Sequential(Pad, Conv2d)``) or flattening
     (``FlattenLinear``) is searched for its first submodule that owns a ``weight``.
@@ -94,7 +95,7 @@ def params_from_torch(module: Any, graph: ir.Graph, dtype: Any = np.float64) -> 
             continue
         if node.name not in module.layers:
             raise CnnlabError(f"layer {node.name}: the torch module has no layers[{node.name!r}];"
-                              " build it from the same graph with cnnlab.build.build")
+                              " build it from the same graph with cnnlab.models.build.build")
         owner = next((m for m in module.layers[node.name].modules()
                       if getattr(m, "weight", None) is not None), None)
         if owner is None:

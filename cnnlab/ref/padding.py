@@ -26,8 +26,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import ir
-from ..errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
 
 FILL_MODES = ("zero", "reflect", "symmetric", "replicate", "circular")
 SIZE_MODES = ("valid", "same", "full")
@@ -140,8 +140,8 @@ def explicit_pads(padding: ir.Padding, size: ir.Axes, kernel: ir.Axes, stride: i
                   dilation: ir.Axes) -> ir.Pads:
     """``(lo, hi)`` per axis for ``'valid'``/``'same'``/``'full'`` or explicit pairs.
 
-    Delegates to :func:`cnnlab.ir.resolve_padding` so the NumPy reference and the analyzer agree
-    on what ``'same'`` means (TF rule: the odd extra pixel goes to the high side).
+    Delegates to :func:`cnnlab.ir.graph.resolve_padding` so the NumPy reference and the analyzer
+    agree on what ``'same'`` means (TF rule: the odd extra pixel goes to the high side).
     """
     try:
         return ir.resolve_padding(padding, size, kernel, stride, dilation)

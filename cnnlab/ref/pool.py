@@ -21,7 +21,8 @@ from typing import Literal
 
 import numpy as np
 
-from ..errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
+
 from ._window import Geometry, IntOrAxes, PaddingArg, geometry
 from .padding import fill_mode, pad, pad_backward
 

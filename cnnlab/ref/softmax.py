@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import CnnlabError
+from cnnlab.common.errors import CnnlabError
 
 
 @dataclass

@@ -1,0 +1,302 @@
+"""The analyzer: per-layer numbers of an IR graph, returned as data (dataclasses).
+
+For each node: output shape, receptive field and jump (effective stride) per spatial axis,
+parameters (weights + biases), multiplications (MACs), FLOPs and activation memory; totals
+with a training-memory estimate; with ``compare=True`` the parameter counts of the
+locally-connected and fully-connected layers that have the same connectivity as each conv
+(ETH Problem 2). Rendering lives in :mod:`cnnlab.analysis.render`.
+
+The receptive-field recurrence and its treatment of joins and vector layers are in
+:mod:`cnnlab.analysis.receptive`.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from cnnlab.analysis.receptive import Field, node_field
+from cnnlab.analysis.units import BYTES
+from cnnlab.ir import graph as ir
+from cnnlab.ir.shapes import Shape, infer_shapes, window_params
+
+
+@dataclass(frozen=True)
+class Compare:
+    """One conv layer against the layers with the same connectivity but less sharing.
+
+    ``local``: locally connected (same windows, weights not shared, one bias per output unit);
+    ``full``: fully connected with the same number of outputs (one bias per output unit).
+    """
+
+    conv: int
+    local: int
+    full: int
+    conv_weights: int
+    local_weights: int
+    full_weights: int
+
+    @property
+    def conv_over_local(self) -> float:
+        return self.conv / self.local
+
+    @property
+    def conv_over_full(self) -> float:
+        return self.conv / self.full
+
+    @property
+    def weights_conv_over_local(self) -> float:
+        return self.conv_weights / self.local_weights
+
+    @property
+    def weights_conv_over_full(self) -> float:
+        return self.conv_weights / self.full_weights
+
+
+@dataclass
+class LayerStats:
+    """The numbers of one node. MACs/FLOPs/memory are for the whole batch.
+
+    ``macs``/``flops`` are ``None`` (never 0) for an op the IR cannot model.
+    """
+
+    name: str
+    kind: str
+    desc: str
+    inputs: tuple[str, ...]
+    output_shape: Shape
+    rf: tuple[int, ...] | None
+    jump: tuple[int, ...] | None
+    weights: int
+    biases: int
+    macs: int | None
+    flops: int | None
+    activations: int
+    supported: bool = True
+    compare: Compare | None = None
+
+    @property
+    def params(self) -> int:
+        return self.weights + self.biases
+
+    def memory(self, precision: str = "fp32") -> int:
+        """Bytes of this layer's output for the batch."""
+        return self.activations * BYTES[precision]
+
+
+@dataclass
+class Totals:
+    params: int
+    weights: int
+    biases: int
+    macs: int
+    flops: int
+    activations: int
+    param_bytes: int
+    activation_bytes: dict[str, int]
+    train_memory_bytes: int
+    complete: bool  # False when some op was unsupported: MACs/FLOPs are then lower bounds
+
+
+@dataclass
+class Analysis:
+    """Result of :func:`analyze`: per-layer rows and totals; ``str()`` is the terminal table."""
+
+    input_shape: Shape
+    batch: int
+    layers: list[LayerStats]
+    total: Totals
+    source: str = ""
+    unsupported: list[str] = field(default_factory=list)
+
+    def layer(self, name: str) -> LayerStats:
+        for row in self.layers:
+            if row.name == name:
+                return row
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        from cnnlab.analysis.render import to_dict
+
+        return to_dict(self)
+
+    def __str__(self) -> str:
+        from cnnlab.analysis.render import table
+
+        return table(self)
+
+    def _repr_html_(self) -> str:
+        from cnnlab.analysis.render import html
+
+        return html(self)
+
+
+# ------------------------------------------------------------------------- per-op rules
+
+
+def _desc(node: ir.Node, in_shape: Shape) -> str:
+    op = node.op
+    if isinstance(op, ir.Conv | ir.Pool):
+        w = window_params(node, in_shape)
+        k = "x".join(map(str, w.kernel))
+        parts = [f"{k}" + (f"x{op.out_channels}" if isinstance(op, ir.Conv) else "")]
+        if any(s != 1 for s in w.stride) or isinstance(op, ir.Pool):
+            parts.append("s" + "x".join(map(str, w.stride)))
+        if isinstance(op, ir.Conv) and any(d != 1 for d in w.dilation):
+            parts.append("d" + "x".join(map(str, w.dilation)))
+        if isinstance(op, ir.Conv) and op.groups != 1:
+            parts.append(f"g{op.groups}")
+        pad = op.padding if isinstance(op.padding, str) else "p" + ",".join(
+            f"{lo}" if lo == hi else f"{lo}:{hi}" for lo, hi in w.pads)
+        if pad != "valid":
+            parts.append(pad)
+        name = "conv" if isinstance(op, ir.Conv) else f"{op.op}pool"
+        return f"{name} " + " ".join(parts)
+    if isinstance(op, ir.Linear):
+        return f"fc {op.out_features}" + ("" if op.bias else " nobias")
+    if isinstance(op, ir.Act):
+        return op.fn
+    if isinstance(op, ir.Dropout):
+        return f"dropout p={op.p:g}"
+    if isinstance(op, ir.Add):
+        return "add" + (f" x{op.gamma:.4g}" if op.gamma != 1.0 else "")
+    if isinstance(op, ir.Scale):
+        return f"scale x{op.factor:g}"
+    if isinstance(op, ir.GlobalPool):
+        return f"global {op.op}pool"
+    if isinstance(op, ir.Unsupported):
+        return f"unsupported: {op.target}"
+    return op.kind
+
+
+def _params(node: ir.Node, in_shape: Shape) -> tuple[int, int]:
+    """(weights, biases) of one op."""
+    op = node.op
+    if isinstance(op, ir.Conv):
+        k = math.prod(window_params(node, in_shape).kernel)
+        return op.out_channels * (in_shape[0] // op.groups) * k, op.out_channels * op.bias
+    if isinstance(op, ir.Linear):
+        return math.prod(in_shape) * op.out_features, op.out_features * op.bias
+    if isinstance(op, ir.BatchNorm):
+        return in_shape[0], in_shape[0]  # gamma, beta (running stats are buffers)
+    if isinstance(op, ir.Unsupported):
+        return op.params, 0
+    return 0, 0
+
+
+def _cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int | None, int | None]:
+    """(MACs, FLOPs) per sample. FLOPs count every arithmetic op; see docs/analyze.md."""
+    op = node.op
+    n_out = math.prod(out)
+    x = in_shapes[0] if in_shapes else ()
+    if isinstance(op, ir.Conv):
+        w = window_params(node, x)
+        macs = n_out * (x[0] // op.groups) * math.prod(w.kernel)
+        return macs, 2 * macs
+    if isinstance(op, ir.Linear):
+        macs = math.prod(x) * op.out_features
+        return macs, 2 * macs
+    if isinstance(op, ir.Pool):
+        k = math.prod(window_params(node, x).kernel)
+        if op.op == "max":
+            return 0, n_out * (k - 1)
+        return n_out, n_out * k  # k-1 additions and one multiplication by 1/k per output
+    if isinstance(op, ir.GlobalPool):
+        k = math.prod(x[1:])
+        return (0, n_out * (k - 1)) if op.op == "max" else (n_out, n_out * k)
+    if isinstance(op, ir.BatchNorm):
+        return n_out, 2 * n_out  # inference: y = a*x + b per element
+    if isinstance(op, ir.Act):
+        return 0, (0 if op.fn == "identity" else n_out)
+    if isinstance(op, ir.Add):
+        extra = n_out if op.gamma != 1.0 else 0
+        return extra, n_out * (len(in_shapes) - 1) + extra
+    if isinstance(op, ir.Scale):
+        return n_out, n_out
+    if isinstance(op, ir.Softmax):
+        return n_out, 3 * n_out  # exp, sum, divide
+    if isinstance(op, ir.Unsupported):
+        return None, None
+    return 0, 0  # input, flatten, concat, dropout (eval): data movement only
+
+
+def _compare(node: ir.Node, in_shape: Shape, out: Shape) -> Compare:
+    op = node.op
+    n_out = math.prod(out)
+    fan_in = (in_shape[0] // op.groups) * math.prod(window_params(node, in_shape).kernel)
+    conv_w = op.out_channels * fan_in
+    local_w = n_out * fan_in
+    full_w = math.prod(in_shape) * n_out
+    conv_b = op.out_channels if op.bias else 0
+    unit_b = n_out if op.bias else 0
+    return Compare(conv_w + conv_b, local_w + unit_b, full_w + unit_b, conv_w, local_w, full_w)
+
+
+# ------------------------------------------------------------------------- the pass
+
+
+def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
+                  compare: bool = False, optimizer_states: int = 2) -> Analysis:
+    """Analyze ``graph`` for inputs of ``input_shape`` (channels first, no batch).
+
+    ``optimizer_states``: extra fp32 copies of the parameters kept by the optimizer for the
+    training-memory estimate (2 for Adam, 1 for momentum SGD, 0 for plain SGD).
+    """
+    if batch < 1:
+        from cnnlab.common.errors import CnnlabError
+
+        raise CnnlabError(f"batch must be >= 1, got {batch}")
+    shapes = infer_shapes(graph, input_shape)
+    image = tuple(input_shape[1:])
+    fields: dict[str, Field | None] = {}
+    rows: list[LayerStats] = []
+    unsupported: list[str] = []
+    for node in graph.nodes:
+        out = shapes[node.name]
+        if isinstance(node.op, ir.Input):
+            fields[node.name] = Field((1,) * len(image), (1,) * len(image), (0,) * len(image),
+                                       image, tuple(tuple(range(n)) for n in image),
+                                       tuple(tuple(range(n)) for n in image), len(image) == 0)
+            rows.append(LayerStats(node.name, "input", "input", (), out, (1,) * len(image),
+                                   (1,) * len(image), 0, 0, 0, 0, batch * math.prod(out)))
+            continue
+        in_shapes = [shapes[i] for i in node.inputs]
+        x = in_shapes[0]
+        fld = node_field(node, [fields[i] for i in node.inputs], in_shapes, out, image)
+        fields[node.name] = fld
+        weights, biases = _params(node, x)
+        macs, flops = _cost(node, in_shapes, out)
+        supported = not isinstance(node.op, ir.Unsupported)
+        if not supported:
+            unsupported.append(node.name)
+        rows.append(LayerStats(
+            name=node.name, kind=node.op.kind, desc=_desc(node, x), inputs=node.inputs,
+            output_shape=out,
+            rf=fld.rf if fld is not None and image else None,
+            jump=fld.jump if fld is not None and not fld.vector and image else None,
+            weights=weights, biases=biases,
+            macs=None if macs is None else macs * batch,
+            flops=None if flops is None else flops * batch,
+            activations=batch * math.prod(out), supported=supported,
+            compare=_compare(node, x, out) if compare and isinstance(node.op, ir.Conv)
+            else None,
+        ))
+    return Analysis(tuple(input_shape), batch, rows, _totals(rows, optimizer_states),
+                    graph.source, unsupported)
+
+
+def _totals(rows: list[LayerStats], optimizer_states: int) -> Totals:
+    weights = sum(r.weights for r in rows)
+    biases = sum(r.biases for r in rows)
+    params = weights + biases
+    acts = sum(r.activations for r in rows)
+    # training keeps every node's output for backward, plus weights, grads, optimizer state
+    train = 4 * params * (2 + optimizer_states) + 4 * acts
+    return Totals(
+        params=params, weights=weights, biases=biases,
+        macs=sum(r.macs or 0 for r in rows), flops=sum(r.flops or 0 for r in rows),
+        activations=acts, param_bytes=4 * params,
+        activation_bytes={p: acts * b for p, b in BYTES.items()},
+        train_memory_bytes=train, complete=all(r.supported for r in rows),
+    )

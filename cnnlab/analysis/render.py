@@ -1,0 +1,201 @@
+"""Render an :class:`~cnnlab.analysis.analyze.Analysis` as a terminal table, Markdown, CSV, JSON or
+HTML.
+
+Nothing here computes a number: every value comes from the analysis data. Shapes are shown
+with the batch axis, channels first (``1x32x24x24``) or, with ``layout="nhwc"``, as the
+sheets write them (``1x24x24x32``: batch x height x width x channels).
+"""
+
+from __future__ import annotations
+
+import csv
+import html as html_lib
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+from cnnlab.analysis.steps import param_steps
+from cnnlab.analysis.units import BYTES
+
+if TYPE_CHECKING:
+    from cnnlab.analysis.analyze import Analysis, LayerStats
+
+
+def shape_of(shape: tuple[int, ...], batch: int, layout: str = "nchw") -> tuple[int, ...]:
+    if layout == "nhwc" and len(shape) > 1:
+        return (batch, *shape[1:], shape[0])
+    return (batch, *shape)
+
+
+def _x(values: tuple[int, ...] | None) -> str:
+    return "-" if values is None else "x".join(map(str, values))
+
+
+def _int(v: int | None) -> str:
+    return "unsupported" if v is None else f"{v:,}"
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.2f} {unit}"
+        n /= 1024
+    return f"{n:.2f} TiB"
+
+
+def _ratio(r: float) -> str:
+    return f"1/{1 / r:,.6g}" if r > 0 else "-"
+
+
+def columns(a: Analysis, layout: str = "nchw") -> tuple[list[str], list[list[str]]]:
+    show_cmp = any(r.compare is not None for r in a.layers)
+    head = ["layer", "type", "output", "RF", "jump", "params", "MACs", "FLOPs", "mem fp32"]
+    if show_cmp:
+        head += ["local params", "full params", "conv/local", "conv/full"]
+    rows = []
+    for r in a.layers:
+        row = [r.name, r.desc, _x(shape_of(r.output_shape, a.batch, layout)), _x(r.rf),
+               _x(r.jump), _int(r.params) if r.supported or r.params else "?",
+               _int(r.macs), _int(r.flops), human_bytes(r.memory("fp32"))]
+        if show_cmp:
+            c = r.compare
+            row += ["", "", "", ""] if c is None else [
+                f"{c.local:,}", f"{c.full:,}", _ratio(c.conv_over_local), _ratio(c.conv_over_full)]
+        rows.append(row)
+    return head, rows
+
+
+def total_lines(a: Analysis, layout: str = "nchw") -> list[str]:
+    t = a.total
+    bound = "" if t.complete else " (lower bound: unsupported ops " + ", ".join(a.unsupported) + ")"
+    acts = ", ".join(f"{p} {human_bytes(b)}" for p, b in t.activation_bytes.items())
+    return [
+        f"input: {_x(shape_of(a.input_shape, a.batch, layout))} "
+        f"({'batch x spatial x channels' if layout == 'nhwc' else 'batch x channels x spatial'}), "
+        f"batch {a.batch}",
+        f"params: {t.params:,} (weights {t.weights:,} + biases {t.biases:,}); "
+        f"{human_bytes(t.param_bytes)} in fp32",
+        f"MACs (multiplications): {t.macs:,}{bound}",
+        f"FLOPs: {t.flops:,}{bound}",
+        f"activations: {t.activations:,} values; memory {acts}",
+        f"training memory estimate (fp32, Adam: weights+grads+2 states+saved activations): "
+        f"{human_bytes(t.train_memory_bytes)}",
+    ]
+
+
+def table(a: Analysis, layout: str = "nchw") -> str:
+    head, rows = columns(a, layout)
+    right = {"params", "MACs", "FLOPs", "mem fp32", "local params", "full params"}
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head)]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(c.rjust(w) if h in right else c.ljust(w)
+                         for c, w, h in zip(cells, widths, head, strict=True)).rstrip()
+
+    rule = "-" * len(fmt(head))
+    out = [fmt(head), rule, *(fmt(r) for r in rows), rule, *total_lines(a, layout)]
+    return "\n".join(out + step_lines(a))
+
+
+def step_lines(a: Analysis) -> list[str]:
+    """The parameter count layer by layer (HUJI 1.1), each step a product checked against the
+    analyzer's count, then the sum."""
+    steps = param_steps(a)
+    if not steps:
+        return []
+    total = " + ".join(f"{s.params:,}" for s in steps)
+    return ["", "parameters, step by step:", *(f"  {s}" for s in steps),
+            f"  total: {total} = {a.total.params:,}" if len(steps) > 1 else
+            f"  total: {a.total.params:,}"]
+
+
+def markdown(a: Analysis, layout: str = "nchw") -> str:
+    head, rows = columns(a, layout)
+    out = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    out += [""] + [f"- {line}" for line in total_lines(a, layout)]
+    return "\n".join(out)
+
+
+def _layer_dict(r: LayerStats, batch: int, layout: str) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "name": r.name, "kind": r.kind, "desc": r.desc, "inputs": list(r.inputs),
+        "output_shape": list(shape_of(r.output_shape, batch, layout)),
+        "rf": None if r.rf is None else list(r.rf),
+        "jump": None if r.jump is None else list(r.jump),
+        "params": r.params, "weights": r.weights, "biases": r.biases,
+        "macs": r.macs, "flops": r.flops, "activations": r.activations,
+        "memory_bytes": {p: r.memory(p) for p in BYTES}, "supported": r.supported,
+    }
+    if r.compare is not None:
+        c = r.compare
+        d["compare"] = {
+            "conv": c.conv, "local": c.local, "full": c.full,
+            "conv_weights": c.conv_weights, "local_weights": c.local_weights,
+            "full_weights": c.full_weights,
+            "conv_over_local": c.conv_over_local, "conv_over_full": c.conv_over_full,
+            "weights_conv_over_local": c.weights_conv_over_local,
+            "weights_conv_over_full": c.weights_conv_over_full,
+        }
+    return d
+
+
+def to_dict(a: Analysis, layout: str = "nchw") -> dict[str, Any]:
+    t = a.total
+    return {
+        "source": a.source, "layout": layout, "batch": a.batch,
+        "input_shape": list(shape_of(a.input_shape, a.batch, layout)),
+        "layers": [_layer_dict(r, a.batch, layout) for r in a.layers],
+        "total": {
+            "params": t.params, "weights": t.weights, "biases": t.biases, "macs": t.macs,
+            "flops": t.flops, "activations": t.activations, "param_bytes": t.param_bytes,
+            "activation_bytes": t.activation_bytes, "train_memory_bytes": t.train_memory_bytes,
+            "complete": t.complete, "unsupported": a.unsupported,
+        },
+        "param_steps": [{"layer": s.layer, "formula": s.formula, "params": s.params}
+                        for s in param_steps(a)],
+    }
+
+
+def to_json(a: Analysis, layout: str = "nchw") -> str:
+    return json.dumps(to_dict(a, layout), indent=2)
+
+
+def to_csv(a: Analysis, layout: str = "nchw") -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    fields = ["name", "kind", "desc", "output_shape", "rf", "jump", "params", "weights",
+              "biases", "macs", "flops", "activations", "mem_fp32", "mem_fp16", "mem_bf16"]
+    cmp_fields = ["local_params", "full_params", "conv_over_local", "conv_over_full"]
+    show_cmp = any(r.compare is not None for r in a.layers)
+    w.writerow(fields + (cmp_fields if show_cmp else []))
+    for r in a.layers:
+        row = [r.name, r.kind, r.desc, _x(shape_of(r.output_shape, a.batch, layout)), _x(r.rf),
+               _x(r.jump), r.params, r.weights, r.biases,
+               "" if r.macs is None else r.macs, "" if r.flops is None else r.flops,
+               r.activations, r.memory("fp32"), r.memory("fp16"), r.memory("bf16")]
+        if show_cmp:
+            c = r.compare
+            row += ["", "", "", ""] if c is None else [
+                c.local, c.full, f"{c.conv_over_local:.6g}", f"{c.conv_over_full:.6g}"]
+        w.writerow(row)
+    t = a.total
+    w.writerow(["total", "", "", "", "", "", t.params, t.weights, t.biases, t.macs, t.flops,
+                t.activations, *(t.activation_bytes[p] for p in BYTES)]
+               + ([""] * 4 if show_cmp else []))
+    return buf.getvalue()
+
+
+def html(a: Analysis, layout: str = "nchw") -> str:
+    head, rows = columns(a, layout)
+    esc = html_lib.escape
+    th = "".join(f"<th>{esc(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in r) + "</tr>" for r in rows)
+    foot = "".join(f"<li>{esc(line)}</li>" for line in total_lines(a, layout))
+    return (f"<table class='cnnlab-analysis'><thead><tr>{th}</tr></thead>"
+            f"<tbody>{body}</tbody></table><ul>{foot}</ul>")
+
+
+def render(a: Analysis, fmt: str = "table", layout: str = "nchw") -> str:
+    return {"table": table, "markdown": markdown, "json": to_json, "csv": to_csv,
+            "html": html}[fmt](a, layout)

@@ -1,0 +1,100 @@
+"""``cnnlab experiment list | show NAME | run NAME|all``: the sheets' questions as recipes."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from cnnlab.common.errors import CnnlabError
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    sub.add_parser("list", help="the recipes with their questions and run counts")
+    show = sub.add_parser("show", help="the expanded training configs of a recipe")
+    show.add_argument("name")
+    show.add_argument("--quick", action="store_true")
+    run = sub.add_parser("run", help="run one recipe, several, or 'all'")
+    run.add_argument("names", nargs="+", metavar="NAME", help="recipe names or 'all'")
+    run.add_argument("--quick", action="store_true",
+                     help="smoke version: [quick] overrides, thinned sweeps, one seed")
+    run.add_argument("--seeds", type=int, default=None,
+                     help="seeds per configuration (default: the recipe's; 1 with --quick)")
+    run.add_argument("--jobs", type=int, default=None,
+                     help="runs in parallel (default: CPU cores)")
+    run.add_argument("--runs-dir", default=None,
+                     help="default runs/experiments (runs/experiments-quick with --quick)")
+    run.add_argument("--data-dir", default=None, help="folder with the IDX files")
+
+
+def _names(names: list[str]) -> list[str]:
+    from cnnlab.experiments.recipe import all_recipes, recipe_names
+
+    if names == ["all"]:
+        return [r.name for r in all_recipes()]
+    known = set(recipe_names())
+    bad = [n for n in names if n not in known]
+    if bad:
+        raise CnnlabError(f"unknown recipe(s) {', '.join(bad)}; known: "
+                          f"{', '.join(sorted(known))} or 'all'")
+    return names
+
+
+def _list() -> int:
+    from cnnlab.experiments.recipe import all_recipes, expand
+
+    print(f"{'recipe':<18} {'runs':>5} {'quick':>5}  question")
+    for r in all_recipes():
+        n = len(expand(r))
+        if r.searches:
+            n_vals = sum(len(s["values"]) for s in r.searches)
+            runs = f"{n}+s{n_vals}"
+        else:
+            runs = str(n)
+        print(f"{r.name:<18} {runs:>5} {len(expand(r, quick=True)):>5}  "
+              f"{r.sheet} {r.question}: {r.title}")
+    print("\n(+sN: a search over N sizes, of which a bisection trains about log2(N) per seed)")
+    return 0
+
+
+def _show(name: str, quick: bool) -> int:
+    from dataclasses import asdict
+
+    from cnnlab.experiments.recipe import expand, load_recipe, train_config
+
+    recipe = load_recipe(name)
+    for job in expand(recipe, quick):
+        cfg = asdict(train_config(job, "runs/experiments"))
+        print(json.dumps({"group": job.group, "seed": job.seed, "config": cfg}))
+    for s in recipe.searches:
+        print(json.dumps({"search": s["label"], "param": s["param"], "values": s["values"],
+                          "target": s["target"]}))
+    return 0
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return _list()
+    if args.action == "show":
+        return _show(args.name, args.quick)
+    from cnnlab.experiments.executor import LocalExecutor
+    from cnnlab.experiments.run import run_experiment
+
+    if args.seeds is not None and args.seeds < 1:
+        raise CnnlabError("--seeds must be >= 1")
+    runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else "runs/experiments")
+    executor = LocalExecutor(jobs=args.jobs, fresh=not args.quick)
+    data_dir = args.data_dir
+    t0 = time.perf_counter()
+    names = _names(args.names)
+    print(f"== {', '.join(names)} ({executor.jobs} jobs, {executor.threads} thread(s) each)",
+          file=sys.stderr, flush=True)
+    for path in run_experiment(names, runs_dir, args.quick, args.seeds, data_dir=data_dir,
+                               executor=executor):
+        print(path, flush=True)
+    print(f"all done in {time.perf_counter() - t0:.0f} s wall; trained {executor.trained} runs "
+          f"using {executor.cpu_s:.0f} CPU-seconds (the rest were finished before); report: "
+          f"cnnlab report {runs_dir} --out report.html", flush=True)
+    return 0

@@ -1,0 +1,77 @@
+"""The ``cnnlab`` command: a thin dispatcher over one module per sub-command.
+
+Each sub-command lives in ``cnnlab/cmd_<name>.py`` and defines
+``register(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> int``.
+Modules are imported lazily so ``cnnlab analyze`` does not pay for matplotlib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.util
+import os
+import sys
+
+from cnnlab.common.errors import CnnlabError
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "analyze": ("cnnlab.cli.analyze", "per-layer shapes, receptive field, params, MACs, memory"),
+    "verify": ("cnnlab.cli.verify", "check the sheets' claims numerically"),
+    "filter": ("cnnlab.cli.filter", "apply a named or inline kernel to a CSV/NPY/PNG image"),
+    "train": ("cnnlab.cli.train", "train a CNN on MNIST-family data"),
+    "plot": ("cnnlab.cli.plot", "overlay the curves of finished runs"),
+    "demo": ("cnnlab.cli.demo", "analyze the baseline, train it to 99% on MNIST, plot"),
+    "experiment": ("cnnlab.cli.experiment", "list / run the sheets' experiments"),
+    "report": ("cnnlab.cli.report", "turn finished runs into an HTML/PDF report"),
+}
+
+
+def _available() -> dict[str, tuple[str, str]]:
+    out = {}
+    for name, (mod, help_) in COMMANDS.items():
+        if importlib.util.find_spec(mod) is not None:
+            out[name] = (mod, help_)
+    return out
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The full parser; with ``only``, import just that sub-command's module (fast start-up)."""
+    parser = argparse.ArgumentParser(
+        prog="cnnlab", description="Analyze, verify and train convolutional networks."
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (mod, help_) in _available().items():
+        if only is not None and name != only:
+            sub.add_parser(name, help=help_.replace("%", "%%"))
+            continue
+        p = sub.add_parser(name, help=help_.replace("%", "%%"), description=help_)
+        importlib.import_module(mod).register(p)
+        p.set_defaults(_module=mod)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(importlib.import_module(args._module).run(args) or 0)
+    except CnnlabError as e:
+        print(f"cnnlab: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("cnnlab: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # output piped into `head` and closed early: not an error of ours
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

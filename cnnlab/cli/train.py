@@ -1,0 +1,62 @@
+"""``cnnlab train``: one flag per :class:`~cnnlab.training.trainer.TrainConfig` field, or
+``--config``.
+
+Precedence: defaults < ``--config FILE.toml`` (unknown keys are errors) < flags. With
+``--resume --out-name NAME`` the run's saved ``config.json`` is the base, so the flags need
+not be repeated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from cnnlab.common.config import add_arguments, from_args, from_dict
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    from cnnlab.training.trainer import TrainConfig
+
+    parser.add_argument("--config", metavar="FILE.toml", default=None,
+                        help="read settings from a TOML (or JSON) file; flags override it")
+    add_arguments(parser, TrainConfig)
+
+
+def load_config_file(path: str) -> dict:
+    """A TOML/JSON settings file; a ``[train]`` table, if present, holds the settings."""
+    from cnnlab.common.files import load_mapping
+
+    data = load_mapping(path, "--config")
+    return data.get("train", data) if isinstance(data.get("train"), dict) else data
+
+
+def config_from_args(args: argparse.Namespace):
+    from cnnlab.training.rundir import run_path
+    from cnnlab.training.trainer import TrainConfig
+
+    base = None
+    if args.config:
+        base = from_dict(TrainConfig, load_config_file(args.config), where=args.config)
+    elif getattr(args, "resume", False) and getattr(args, "out_name", None):
+        saved = run_path(getattr(args, "runs_dir", "runs"), args.out_name) / "config.json"
+        if saved.is_file():
+            base = from_dict(TrainConfig, json.loads(saved.read_text()), where=str(saved))
+    return from_args(TrainConfig, args, base)
+
+
+def run(args: argparse.Namespace) -> int:
+    from cnnlab.training.trainer import train
+
+    cfg = config_from_args(args)
+    result = train(cfg)
+    target = ""
+    if result.time_to_target is not None:
+        target = (f", reached {cfg.target_acc:.2%} at iteration {result.iteration_to_target} "
+                  f"after {result.time_to_target:.1f} s of training")
+    print(f"{result.run_dir}: {result.iterations} iterations, test accuracy "
+          f"{result.test_acc:.2%} (train {result.train_acc:.2%}), {result.wall_time:.1f} s"
+          f"{target}")
+    print(f"  tensorboard --logdir {Path(result.run_dir).parent}   plots: "
+          f"{Path(result.run_dir) / 'plots'}")
+    return 0

@@ -1,0 +1,54 @@
+"""Any model source -> (IR graph, input shape), and ``cnnlab.analyze`` on top of it.
+
+The API (``cnnlab.analyze``) and the CLI (``cnnlab analyze``) both go through :func:`model_graph`,
+so they accept the same things: a registered model name, a spec string, a ``.toml``/``.json``
+file (all three via :func:`cnnlab.models.zoo.resolve`), an IR graph or a live ``nn.Module``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cnnlab.analysis.analyze import Analysis, analyze_graph
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+from cnnlab.ir.shapes import Shape, parse_shape
+from cnnlab.models import zoo
+
+
+def model_graph(model: Any, input: Shape | str | None = None,
+                layout: str = "nchw") -> tuple[ir.Graph, Shape]:
+    """The IR of ``model`` and its input shape (``input`` wins over the model's own)."""
+    shape = parse_shape(input, layout) if isinstance(input, str) else input
+    shape = tuple(shape) if shape is not None else None
+    if isinstance(model, ir.Graph):
+        graph = model
+    elif isinstance(model, str):
+        mdef = zoo.resolve(model)
+        shape = shape or (mdef.input_shape or None)
+        graph = mdef.to_graph(shape)
+    elif model is None:
+        raise CnnlabError("give a spec string, a model name, a .toml/.json file or a module; "
+                          f"models: {', '.join(zoo.names())}")
+    else:
+        from cnnlab.ir.fximport import from_module
+
+        if shape is None:
+            raise CnnlabError("analyzing a module needs input=(C, H, W), e.g. input='3x224x224' "
+                              "(--input 3x224x224 on the command line)")
+        graph = from_module(model, shape)
+    if shape is None:
+        raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28 "
+                          "(input='1x28x28' from Python: channels x height x width)")
+    return graph, shape
+
+
+def analyze(model: Any, input: Shape | str | None = None, batch: int = 1,
+            compare: bool = False, layout: str = "nchw") -> Analysis:
+    """Analyze a model name, spec string, TOML/JSON file, IR graph or live ``torch.nn.Module``.
+
+    ``input`` is ``(C, H, W)``-style (no batch) or a string like ``"1x28x28"``; named models and
+    files bring their own default input.
+    """
+    graph, shape = model_graph(model, input, layout)
+    return analyze_graph(graph, shape, batch=batch, compare=compare)

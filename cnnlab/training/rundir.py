@@ -1,0 +1,98 @@
+"""A run's folder ``runs/<out-name>/``: safe naming, no silent overwrite, environment record.
+
+ETH Problem 4 names runs with ``--out_name`` so TensorBoard can tell them apart; here the
+name is also a path, so it must not escape the runs folder.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+import time
+from pathlib import Path, PurePath
+from typing import Any
+
+from cnnlab.common.errors import CnnlabError
+
+
+def check_name(out_name: str) -> None:
+    """Reject names that are empty, absolute, or climb out of the runs folder."""
+    if not out_name or not out_name.strip():
+        raise CnnlabError("--out-name must not be empty")
+    p = PurePath(out_name)
+    if p.is_absolute() or out_name.startswith(("/", "\\", "~")):
+        raise CnnlabError(f"--out-name {out_name!r} must be a relative name inside the runs "
+                          "folder, not an absolute path")
+    if any(part in ("..", ".") for part in p.parts) or "\\" in out_name:
+        raise CnnlabError(f"--out-name {out_name!r} must not contain '..' or '.' components")
+
+
+def run_path(runs_dir: str | Path, out_name: str) -> Path:
+    check_name(out_name)
+    root = Path(runs_dir).resolve()
+    path = (root / out_name).resolve()
+    if not path.is_relative_to(root) or path == root:
+        raise CnnlabError(f"--out-name {out_name!r} escapes {runs_dir}")
+    return path
+
+
+def default_name(model: str, dataset: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in model)[:40].strip("-")
+    return f"{safe or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def check(path: Path, resume: bool, overwrite: bool) -> bool:
+    """Raise unless the run folder may be used; True if an existing run will be replaced."""
+    exists = path.exists() and any(path.iterdir())
+    if resume:
+        if not exists:
+            raise CnnlabError(f"cannot resume {path}: no such run (drop --resume to start it)")
+        return False
+    if exists and not overwrite:
+        raise CnnlabError(f"run folder {path} already exists; use --resume to continue it, "
+                          "--overwrite to replace it, or another --out-name")
+    return exists
+
+
+def prepare(path: Path, resume: bool, overwrite: bool) -> None:
+    """Create the run folder; an existing run needs ``resume`` or ``overwrite``."""
+    if check(path, resume, overwrite):
+        shutil.rmtree(path)
+    if not resume:
+        path.mkdir(parents=True, exist_ok=True)
+
+
+def _git_sha() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5, cwd=Path(__file__).resolve().parent)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def environment(device: Any) -> dict[str, Any]:
+    """Versions, device and git commit: what is needed to reproduce a run's numbers."""
+    import numpy
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        cnnlab_version = version("cnnlab")
+    except Exception:  # not installed as a distribution (running from a checkout)
+        cnnlab_version = None
+    env: dict[str, Any] = {
+        "cnnlab": cnnlab_version, "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__, "numpy": numpy.__version__,
+        "device": str(device), "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(), "git_sha": _git_sha(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if str(device).startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(device)
+        env["cuda"] = torch.version.cuda
+    return env

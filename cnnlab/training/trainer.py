@@ -1,0 +1,295 @@
+"""The training engine: ``train(TrainConfig) -> RunResult``.
+
+Built for speed on small data: the whole dataset lives as tensors on the training device,
+mini-batches are an index permutation (no DataLoader, no per-sample Python), evaluation is
+batched under ``torch.inference_mode``, and on a GPU bf16 autocast, channels_last and
+``torch.compile`` are available. Every run owns ``runs/<out-name>/`` (see docs/training.md):
+config, environment, metrics, TensorBoard events, plots and exact-resume checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from cnnlab.common.config import from_dict
+from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import write_json
+from cnnlab.data.datasets import Dataset
+from cnnlab.models import zoo as models
+from cnnlab.training import checkpoint, rundir
+from cnnlab.training.engine import Loop, evaluate, loss_and_correct, resolve_precision  # noqa: F401
+from cnnlab.training.runlog import Progress, RunLog
+
+
+def _f(default: Any, help: str) -> Any:
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass
+class TrainConfig:
+    """Everything that determines a run; saved as ``config.json`` in the run folder."""
+
+    model: str = _f("baseline", "named model (cnnlab analyze --list) or a spec string")
+    spec: str | None = _f(None, "spec string to train instead of a named model")
+    model_opts: str = _f("", "model options key=value,... e.g. conv2=true,widths=16x32x128")
+    dataset: str = _f("mnist", "mnist, fashion-mnist, mnist-pairs-sum, mnist-pairs-digits...")
+    data_dir: str | None = _f(None, "folder with the IDX files (else $CNNLAB_DATA, cache...)")
+    out_name: str | None = _f(None, "run name: the run lives in RUNS_DIR/OUT_NAME")
+    runs_dir: str = _f("runs", "folder holding all runs")
+    optimizer: Literal["sgd", "momentum", "adam", "adadelta"] = _f("adam", "optimizer")
+    lr: float = _f(1e-4, "(peak) learning rate")
+    momentum: float = _f(0.9, "momentum of --optimizer momentum")
+    schedule: Literal["constant", "onecycle", "cosine", "step"] = _f(
+        "constant", "learning-rate schedule")
+    warmup: float = _f(0.25, "onecycle: fraction of the run spent warming up")
+    step_gamma: float = _f(0.7, "step schedule: lr factor per epoch")
+    batch_size: int = _f(50, "mini-batch size")
+    iterations: int | None = _f(None, "training steps (default 20000, the HUJI sheet's)")
+    epochs: float | None = _f(None, "training length in epochs (instead of --iterations)")
+    keep_prob: float | None = _f(None, "dropout keep probability in training (1.0 at test)")
+    l2: float = _f(0.0, "lambda of lambda*(sum W^2 + sum b^2) over the FC layers")
+    batch_norm: bool = _f(False, "batch norm after the convolutions (models that offer it)")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
+    train_size: int | None = _f(None, "stratified subset of N training examples")
+    validation: int = _f(0, "hold out N training examples and evaluate on them, not test")
+    augment: str = _f("", "augmentation, e.g. shift=2,rotate=10,noise=0.1")
+    augment_mode: Literal["batch", "upfront"] = _f("batch", "per mini-batch or enlarge first")
+    augment_copies: int = _f(1, "upfront: augmented copies added to the training set")
+    normalize: bool = _f(True, "standardize inputs with the training set's mean and std")
+    eval_every: int = _f(500, "evaluate every N iterations (and at the end)")
+    log_every: int = _f(50, "log batch metrics and step_time (averaged) every N steps")
+    checkpoint_every: int | None = _f(None, "checkpoint every N iterations (default eval_every)")
+    train_eval_size: int = _f(10000, "training examples evaluated for train accuracy")
+    eval_batch_size: int = _f(2000, "batch size of evaluation")
+    target_acc: float | None = _f(None, "stop once test accuracy reaches this (0-1 or %)")
+    seed: int = _f(0, "seed of initialization, data order, dropout and augmentation")
+    device: Literal["auto", "cpu", "cuda"] = _f("auto", "training device")
+    precision: Literal["fp32", "bf16", "fp16", "auto"] = _f(
+        "fp32", "autocast precision (auto: bf16 where the device computes it natively)")
+    channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last (auto: on GPU)")
+    compile: bool = _f(False, "torch.compile the model (GPU)")
+    threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
+    tensorboard: bool = _f(True, "write TensorBoard event files")
+    plots: bool = _f(True, "write PNG/SVG plots at the end")
+    progress: Literal["auto", "on", "off"] = _f("auto", "progress bar (auto: on a terminal)")
+    resume: bool = _f(False, "continue the run OUT_NAME from its last checkpoint")
+    overwrite: bool = _f(False, "replace an existing run OUT_NAME")
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "config") -> TrainConfig:
+        return from_dict(cls, data, where)
+
+
+# fields that may differ between a run and its resumption without changing the result
+RESUME_FREE = {"resume", "overwrite", "progress", "runs_dir", "data_dir", "threads", "plots",
+               "tensorboard", "device"}
+
+
+@dataclass
+class RunResult:
+    run_dir: str
+    iterations: int
+    train_acc: float
+    test_acc: float
+    train_loss: float
+    test_loss: float
+    wall_time: float  # seconds, this session (setup, evaluation, logging included)
+    train_time: float  # seconds in training steps only, all sessions
+    time_to_target: float | None  # train_time when test accuracy first reached target_acc
+    iteration_to_target: int | None
+    param_count: int
+    images_per_s: float
+    stopped: str  # "completed" or "target"
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise CnnlabError("--device cuda: no CUDA device is available; use --device cpu")
+    return torch.device(name)
+
+
+def model_options(cfg: TrainConfig) -> dict[str, Any]:
+    from cnnlab.ir.spec import parse_value
+
+    opts: dict[str, Any] = {}
+    for part in filter(None, (p.strip() for p in cfg.model_opts.split(","))):
+        if "=" not in part:
+            raise CnnlabError(f"--model-opts: expected key=value, got {part!r}")
+        k, v = part.split("=", 1)
+        opts[k.strip()] = parse_value(v)
+    if cfg.keep_prob is not None:
+        opts["keep_prob"] = cfg.keep_prob
+    if cfg.batch_norm:
+        opts["batch_norm"] = True
+    return opts
+
+
+def build_model(cfg: TrainConfig, ds: Dataset) -> tuple[models.ModelDef, nn.Module]:
+    mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
+    net = mdef.build(ds.input_shape, seed=cfg.seed)
+    layers = getattr(net, "layers", None)
+    if isinstance(layers, nn.ModuleDict) and isinstance(list(layers.values())[-1], nn.Softmax):
+        # the sheets' final 'softmax'/'loss' layer is part of the cross-entropy here
+        layers[list(layers.keys())[-1]] = nn.Identity()
+    want = ds.num_classes * ds.heads
+    net.eval()
+    with torch.no_grad():
+        got = net(ds.x_train[:2].cpu()).flatten(1).shape[1]
+    net.train()
+    if got != want:
+        raise CnnlabError(f"model {mdef.name!r} outputs {got} values per example but "
+                          f"{ds.name} needs {want} ({ds.heads} head(s) of {ds.num_classes})")
+    return mdef, net
+
+
+def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Dataset, float, float]:
+    from cnnlab.data.augment import Augment, augment_upfront
+    from cnnlab.data.datasets import load
+    from cnnlab.data.derived import subset, validation_split
+
+    ds = load(cfg.dataset, cfg.data_dir, device)
+    if cfg.validation:
+        ds = validation_split(ds, cfg.validation, cfg.seed)
+    if cfg.train_size is not None:
+        ds = subset(ds, cfg.train_size, cfg.seed)
+    if cfg.augment and cfg.augment_mode == "upfront":
+        ds = augment_upfront(ds, Augment.parse(cfg.augment), cfg.augment_copies, cfg.seed + 7)
+    mean, std = 0.0, 1.0
+    if cfg.normalize:
+        mean, std = float(ds.x_train.mean()), float(ds.x_train.std())
+        ds = ds.with_train((ds.x_train - mean) / std, ds.y_train)
+        ds.x_test = (ds.x_test - mean) / std
+    return ds, mean, std
+
+
+def _check(cfg: TrainConfig) -> TrainConfig:
+    if cfg.iterations is not None and cfg.epochs is not None:
+        raise CnnlabError("give --iterations or --epochs, not both")
+    if cfg.target_acc is not None and cfg.target_acc > 1:
+        cfg.target_acc = cfg.target_acc / 100
+    for name in ("batch_size", "eval_every", "log_every", "eval_batch_size"):
+        if getattr(cfg, name) < 1:
+            raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
+    if cfg.iterations is not None and cfg.iterations < 1:
+        raise CnnlabError("--iterations must be >= 1")
+    if cfg.epochs is not None and cfg.epochs <= 0:
+        raise CnnlabError("--epochs must be > 0")
+    if not cfg.lr > 0:
+        raise CnnlabError(f"--lr must be > 0, got {cfg.lr}")
+    if cfg.keep_prob is not None and not 0 < cfg.keep_prob <= 1:
+        raise CnnlabError(f"--keep-prob must be in (0, 1], got {cfg.keep_prob}")
+    if cfg.l2 < 0:
+        raise CnnlabError(f"--l2 must be >= 0, got {cfg.l2}")
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
+    return cfg
+
+
+def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:
+    import json
+
+    saved = json.loads((run_dir / "config.json").read_text())
+    now = asdict(cfg)
+    diff = sorted(k for k in now if k not in RESUME_FREE and saved.get(k) != now[k])
+    if diff:
+        shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
+        raise CnnlabError(f"--resume: the config differs from the run's ({shown}); resume "
+                          "with the same settings or start a new --out-name")
+
+
+def _drop_torn_line(path: Path) -> None:
+    """A run killed in the middle of writing a metrics line leaves it unfinished: drop it."""
+    if path.is_file():
+        data = path.read_bytes()
+        if data and not data.endswith(b"\n"):
+            path.write_bytes(data[:data.rfind(b"\n") + 1])
+
+
+def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
+    """Train ``cfg`` to completion (or to ``target_acc``) and return its :class:`RunResult`.
+
+    ``stop_at`` aborts with KeyboardInterrupt after that many iterations, as a kill would
+    (no final checkpoint): tests use it to check that ``--resume`` is exact.
+    """
+    cfg = _check(cfg)
+    models.resolve(cfg.spec or cfg.model, **model_options(cfg))  # a typo fails before data loads
+    t_wall = time.perf_counter()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    if cfg.precision == "fp16" and device.type != "cuda":
+        raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
+    name = cfg.out_name
+    if name is None:
+        name = rundir.default_name(cfg.spec or cfg.model, cfg.dataset)
+    run_dir = rundir.run_path(cfg.runs_dir, name)
+    if cfg.resume and (run_dir / "config.json").exists():
+        _resume_config(cfg, run_dir)
+    # fail before touching the folder: nothing is created or replaced until data and model load
+    rundir.check(run_dir, cfg.resume, cfg.overwrite)
+    ckpt_dir = run_dir / "checkpoints"
+    ckpt = checkpoint.latest(ckpt_dir) if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        raise CnnlabError(f"cannot resume {run_dir}: it has no checkpoint yet; start it again "
+                          "with --overwrite")
+
+    ds, mean, std = prepare_data(cfg, device)
+    mdef, net = build_model(cfg, ds)
+    rundir.prepare(run_dir, cfg.resume, cfg.overwrite)
+    steps_per_epoch = max(ds.x_train.shape[0] // cfg.batch_size, 1)
+    if cfg.epochs is not None:
+        total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    else:
+        total = cfg.iterations if cfg.iterations is not None else 20000
+    saved_cfg = {**asdict(cfg), "out_name": name}
+    if not cfg.resume:
+        write_json(run_dir / "config.json", saved_cfg)
+    write_json(run_dir / "env.json", {
+        **rundir.environment(device), "model": mdef.name, "spec": mdef.spec,
+        "precision": resolve_precision(cfg.precision, device),
+        "input_shape": list(ds.input_shape), "iterations": total,
+        "steps_per_epoch": steps_per_epoch, "train_examples": int(ds.x_train.shape[0]),
+        "eval_examples": int(ds.x_test.shape[0]), "normalize_mean": mean,
+        "normalize_std": std, "dataset_info": ds.info})
+
+    loop = Loop(cfg, ds, net, device, total, steps_per_epoch, fill=-mean / std)
+    start = 0
+    if ckpt is not None:
+        start = loop.restore(ckpt)
+    if ckpt is not None:
+        _drop_torn_line(run_dir / "metrics.jsonl")
+    log = RunLog(run_dir, start, tensorboard=cfg.tensorboard)
+    bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on")
+    try:
+        outcome = loop.run(start, log, bar, ckpt_dir, stop_at)
+    finally:
+        bar.close()
+        log.close()
+    checkpoint.save_weights(run_dir / "model.safetensors", net, {
+        "model": mdef.name, "spec": mdef.spec, "input_shape": "x".join(map(str, ds.input_shape)),
+        "normalize_mean": repr(mean), "normalize_std": repr(std)})
+    last = loop.history[-1] if loop.history else {}
+    result = RunResult(
+        run_dir=str(run_dir), iterations=outcome.iteration,
+        train_acc=last.get("train_acc", math.nan), test_acc=last.get("test_acc", math.nan),
+        train_loss=last.get("train_loss", math.nan), test_loss=last.get("test_loss", math.nan),
+        wall_time=time.perf_counter() - t_wall, train_time=loop.train_time,
+        time_to_target=loop.time_to_target, iteration_to_target=loop.iteration_to_target,
+        param_count=sum(p.numel() for p in net.parameters()),
+        images_per_s=loop.images_per_s, stopped=outcome.stopped, history=loop.history)
+    write_json(run_dir / "result.json", asdict(result))
+    if cfg.plots:
+        from cnnlab.training.plots import plot_run
+
+        plot_run(run_dir)
+    return result

@@ -22,7 +22,7 @@ Padding of a conv or pool is either a mode or explicit:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Literal
 
 Axes = tuple[int, ...]
@@ -295,6 +295,3 @@ def out_size(n: int, k: int, s: int, d: int, lo: int, hi: int) -> int:
     """Output length of a window op: ``floor((n + lo + hi - d(k-1) - 1) / s) + 1``."""
     return (n + lo + hi - d * (k - 1) - 1) // s + 1
 
-
-def with_inputs(node: Node, inputs: tuple[str, ...]) -> Node:
-    return replace(node, inputs=inputs)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnlab.common.errors import CnnlabError, ShapeError
@@ -23,17 +24,52 @@ Shape = tuple[int, ...]
 
 @dataclass(frozen=True)
 class Window:
-    """A conv/pool's hyper-parameters resolved for a concrete input (one entry per axis)."""
+    """A conv/pool window resolved for a concrete input: one entry per spatial axis.
+
+    The one window geometry of the project: the analyzer, the torch builder and the NumPy
+    reference (:mod:`cnnlab.ref.conv`, :mod:`cnnlab.ref.pool`) all read it. ``size`` is the
+    unpadded input size (empty when only the hyper-parameters were resolved) and
+    ``out[i] = floor((size[i] + lo[i] + hi[i] - dilation[i](kernel[i]-1) - 1) / stride[i]) + 1``.
+    """
 
     kernel: ir.Axes
     stride: ir.Axes
     dilation: ir.Axes
     pads: ir.Pads
+    size: ir.Axes = ()
+
+    @property
+    def dims(self) -> int:
+        return len(self.kernel)
 
     @property
     def span(self) -> ir.Axes:
         """Effective kernel extent ``d(k-1)+1``."""
         return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
+
+    @property
+    def padded(self) -> ir.Axes:
+        return tuple(n + lo + hi for n, (lo, hi) in zip(self.size, self.pads, strict=True))
+
+    @property
+    def out(self) -> ir.Axes:
+        return tuple(ir.out_size(n, k, s, d, lo, hi) for n, k, s, d, (lo, hi) in zip(
+            self.size, self.kernel, self.stride, self.dilation, self.pads, strict=True))
+
+    def window(self, o: Sequence[int]) -> tuple[slice, ...]:
+        """Slices of the padded input read by output position ``o``."""
+        return tuple(
+            slice(i * s, i * s + sp, d)
+            for i, s, sp, d in zip(o, self.stride, self.span, self.dilation, strict=True)
+        )
+
+    def tap(self, t: Sequence[int]) -> tuple[slice, ...]:
+        """Slices of the padded input that kernel tap ``t`` reads, across all outputs."""
+        out = self.out
+        return tuple(
+            slice(j * d, j * d + s * (o - 1) + 1, s)
+            for j, d, s, o in zip(t, self.dilation, self.stride, out, strict=True)
+        )
 
 
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
@@ -55,7 +91,7 @@ def window_params(node: ir.Node, in_shape: Shape) -> Window:
         raise ShapeError(node.name, f"{e}; give one value per axis or a single value") from None
     if any(v <= 0 for v in kernel + stride + dilation):
         raise ShapeError(node.name, "kernel, stride and dilation must be positive")
-    return Window(kernel, stride, dilation, pads)
+    return Window(kernel, stride, dilation, pads, tuple(in_shape[1:]))
 
 
 def _window_out(node: ir.Node, in_shape: Shape, w: Window) -> tuple[int, ...]:

@@ -1,14 +1,18 @@
-"""Shared window geometry of conv and pool: per-axis kernel/stride/dilation and explicit pads."""
+"""The NumPy ops' arguments (ints or per-axis tuples, padding modes) -> the one window geometry.
+
+:func:`geometry` parses what :func:`cnnlab.ref.conv.conv_forward` and the pools accept into a
+:class:`cnnlab.ir.shapes.Window`, the same dataclass the analyzer and the builder use.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
+from cnnlab.ir.shapes import Window
 
 from .padding import explicit_pads
 
@@ -45,58 +49,15 @@ def padding_arg(padding: PaddingArg) -> ir.Padding:
     return tuple(out)
 
 
-@dataclass(frozen=True)
-class Geometry:
-    """A window op resolved for a concrete input: everything per spatial axis.
-
-    ``out[i] = floor((n[i] + lo[i] + hi[i] - d[i](k[i]-1) - 1) / s[i]) + 1``.
-    """
-
-    size: ir.Axes
-    kernel: ir.Axes
-    stride: ir.Axes
-    dilation: ir.Axes
-    pads: ir.Pads
-    out: ir.Axes
-
-    @property
-    def dims(self) -> int:
-        return len(self.size)
-
-    @property
-    def span(self) -> ir.Axes:
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation, strict=True))
-
-    @property
-    def padded(self) -> ir.Axes:
-        return tuple(n + lo + hi for n, (lo, hi) in zip(self.size, self.pads, strict=True))
-
-    def window(self, o: Sequence[int]) -> tuple[slice, ...]:
-        """Slices of the padded input read by output position ``o``."""
-        return tuple(
-            slice(i * s, i * s + sp, d)
-            for i, s, sp, d in zip(o, self.stride, self.span, self.dilation, strict=True)
-        )
-
-    def tap(self, t: Sequence[int]) -> tuple[slice, ...]:
-        """Slices of the padded input that kernel tap ``t`` reads, across all outputs."""
-        return tuple(
-            slice(j * d, j * d + s * (o - 1) + 1, s)
-            for j, d, s, o in zip(t, self.dilation, self.stride, self.out, strict=True)
-        )
-
-
 def geometry(size: Sequence[int], kernel: IntOrAxes, stride: IntOrAxes | None,
-             padding: PaddingArg, dilation: IntOrAxes | None, what: str = "window") -> Geometry:
+             padding: PaddingArg, dilation: IntOrAxes | None, what: str = "window") -> Window:
     dims = len(size)
     k = axes(kernel, dims, "kernel")
     s = axes(stride, dims, "stride")
     d = axes(dilation, dims, "dilation")
     pads = explicit_pads(padding_arg(padding), tuple(size), k, s, d)
-    out = tuple(ir.out_size(n, kk, ss, dd, lo, hi)
-                for n, kk, ss, dd, (lo, hi) in zip(size, k, s, d, pads, strict=True))
-    geom = Geometry(tuple(int(v) for v in size), k, s, d, pads, out)
-    if any(o < 1 for o in out):
+    geom = Window(k, s, d, pads, tuple(int(v) for v in size))
+    if any(o < 1 for o in geom.out):
         raise CnnlabError(f"{what}: kernel span {geom.span} is larger than the padded input "
                           f"{geom.padded}; use a smaller kernel or padding='same'")
     return geom

@@ -30,8 +30,9 @@ from typing import Literal
 import numpy as np
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.ir.shapes import Window
 
-from ._window import Geometry, IntOrAxes, PaddingArg, geometry
+from ._window import IntOrAxes, PaddingArg, geometry
 from .padding import fill_mode, pad, pad_backward
 
 ConvOp = Literal["corr", "conv"]
@@ -41,7 +42,7 @@ ConvOp = Literal["corr", "conv"]
 class ConvCache:
     x_shape: tuple[int, ...]
     w: np.ndarray  # the kernel actually correlated (already flipped for op="conv")
-    geom: Geometry
+    geom: Window
     groups: int
     pad_mode: str
     op: str
@@ -52,7 +53,7 @@ class ConvCache:
 
 def _setup(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, stride: IntOrAxes,
            padding: PaddingArg, dilation: IntOrAxes, groups: int, pad_mode: str,
-           op: str) -> tuple[Geometry, np.ndarray]:
+           op: str) -> tuple[Window, np.ndarray]:
     if x.ndim < 3 or w.ndim != x.ndim:
         raise CnnlabError(f"conv: x {x.shape} must be (N, C, *spatial) and w {w.shape} "
                           "(F, C/groups, *kernel) with the same number of spatial axes")
@@ -122,7 +123,7 @@ def conv_backward_naive(dout: np.ndarray, cache: ConvCache
 # ------------------------------------------------------------------------------- fast
 
 
-def _im2col(xt: np.ndarray, geom: Geometry, groups: int) -> np.ndarray:
+def _im2col(xt: np.ndarray, geom: Window, groups: int) -> np.ndarray:
     """``(C, *padded, N)`` -> ``(G, prod(k) * C/G, prod(out) * N)``, rows (tap, channel).
 
     Batch-last layout: each window row is a contiguous run of ``out[-1] * N`` values, so

@@ -22,8 +22,9 @@ from typing import Literal
 import numpy as np
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.ir.shapes import Window
 
-from ._window import Geometry, IntOrAxes, PaddingArg, geometry
+from ._window import IntOrAxes, PaddingArg, geometry
 from .padding import fill_mode, pad, pad_backward
 
 PoolOp = Literal["max", "avg"]
@@ -32,7 +33,7 @@ PoolOp = Literal["max", "avg"]
 @dataclass
 class PoolCache:
     x_shape: tuple[int, ...]
-    geom: Geometry
+    geom: Window
     op: str
     pad_mode: str
     arg: np.ndarray | None = None  # max: flat tap index of the winner, (N, C, *out)
@@ -40,7 +41,7 @@ class PoolCache:
 
 
 def _setup(x: np.ndarray, op: str, kernel: IntOrAxes, stride: IntOrAxes | None,
-           padding: PaddingArg, pad_mode: str) -> tuple[Geometry, np.ndarray]:
+           padding: PaddingArg, pad_mode: str) -> tuple[Window, np.ndarray]:
     if x.ndim < 3:
         raise CnnlabError(f"pool: x {x.shape} must be (N, C, *spatial)")
     if op not in ("max", "avg"):

@@ -29,13 +29,6 @@ from cnnlab.ref.network import init_params, network_backward, network_forward
 from cnnlab.ref.pool import pool_forward
 from cnnlab.ref.softmax import softmax_forward
 
-SOURCES = {
-    "ETH": "ETH Deep Learning 2018, Exercise series 5",
-    "HUJI": "HUJI 67103 Assignment 1",
-    "PS3": "Problem Sheet 3 Solutions",
-    "TTIC": "TTIC 31230 CNN Problems",
-}
-
 
 @dataclass(frozen=True)
 class Check:

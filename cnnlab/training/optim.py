@@ -17,17 +17,19 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adadelta")
 SCHEDULES = ("constant", "onecycle", "cosine", "step")
 
 
-def make_optimizer(name: str, params: list[nn.Parameter], lr: float, momentum: float = 0.9,
-                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: list[nn.Parameter], lr: float,
+                   momentum: float = 0.9) -> torch.optim.Optimizer:
+    """The named optimizer. L2 is not weight decay here: the sheets put it on the FC weights
+    only, in the loss (:func:`l2_raw`)."""
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr)
     if name == "momentum":
         # TF's MomentumOptimizer (the ETH skeleton's era): heavy ball, not Nesterov
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adam(params, lr=lr)
     if name == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adadelta(params, lr=lr)
     raise CnnlabError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
 
 

@@ -9,10 +9,10 @@ not be repeated.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from cnnlab.common.config import add_arguments, from_args, from_dict
+from cnnlab.common.files import load_mapping, read_json
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +25,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def load_config_file(path: str) -> dict:
     """A TOML/JSON settings file; a ``[train]`` table, if present, holds the settings."""
-    from cnnlab.common.files import load_mapping
-
     data = load_mapping(path, "--config")
     return data.get("train", data) if isinstance(data.get("train"), dict) else data
 
@@ -41,7 +39,7 @@ def config_from_args(args: argparse.Namespace):
     elif getattr(args, "resume", False) and getattr(args, "out_name", None):
         saved = run_path(getattr(args, "runs_dir", "runs"), args.out_name) / "config.json"
         if saved.is_file():
-            base = from_dict(TrainConfig, json.loads(saved.read_text()), where=str(saved))
+            base = from_dict(TrainConfig, read_json(saved), where=str(saved))
     return from_args(TrainConfig, args, base)
 
 

@@ -88,12 +88,18 @@ def load_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
     return data
 
 
-def read_json(path: str | Path, default: Any = None) -> Any:
-    """A JSON file's content; ``default`` (``{}`` if not given) when the file is absent."""
+_MISSING: Any = object()
+
+
+def read_json(path: str | Path, default: Any = _MISSING) -> Any:
+    """A JSON file's content. An absent file gives ``default`` if one is given, else an error;
+    an unreadable or invalid one always gives a :class:`CnnlabError` naming the file."""
     p = Path(path)
-    if not p.is_file():
-        return {} if default is None else default
+    if default is not _MISSING and not p.is_file():
+        return default
     try:
-        return json.loads(p.read_text())
+        return json.loads(p.read_bytes().decode("utf-8"))
+    except FileNotFoundError:
+        raise CnnlabError(f"{p}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise CnnlabError(f"{p}: unreadable JSON ({e}); delete it or rerun what wrote it") from None

@@ -101,8 +101,8 @@ def run_metrics(rec: dict[str, Any], root: Path) -> dict[str, Any]:
     if not folder.is_dir():
         folder = Path(rec.get("run_dir", folder))
     res = rec.get("result", {})
-    env = read_json(folder / "env.json")
-    ex = read_json(folder / "executor.json")
+    env = read_json(folder / "env.json", {})
+    ex = read_json(folder / "executor.json", {})
     m: dict[str, Any] = {k: res.get(k) for k in (
         "test_acc", "train_acc", "test_loss", "train_loss", "train_time", "iterations",
         "param_count", "time_to_target", "iteration_to_target", "images_per_s", "stopped")}

@@ -22,7 +22,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, load_model, save_file, save_model
 
-from cnnlab.common.files import replace_dir, write_json
+from cnnlab.common.files import read_json, replace_dir, write_json
 
 KEEP = 2
 
@@ -94,7 +94,7 @@ def latest(folder: Path) -> Path | None:
     pointer = folder / "latest.json"
     if not pointer.is_file():
         return None
-    path = folder / json.loads(pointer.read_text())["path"]
+    path = folder / read_json(pointer)["path"]
     return path if (path / "state.json").is_file() else None
 
 
@@ -102,7 +102,7 @@ def restore(path: Path, model: torch.nn.Module, opt: torch.optim.Optimizer,
             device: torch.device | str) -> Snapshot:
     """Load a checkpoint into ``model`` and ``opt``; return the rest as a :class:`Snapshot`."""
     load_model(model, str(path / "model.safetensors"), device=str(device))
-    info = json.loads((path / "state.json").read_text())
+    info = read_json(path / "state.json")
     opt_tensors = load_file(str(path / "optimizer.safetensors"), device=str(device))
     opt.load_state_dict(_optimizer_join(opt_tensors, info["optimizer"]))
     tensors = load_file(str(path / "state.safetensors"))

@@ -42,13 +42,13 @@ def same_config(cfg: TrainConfig) -> bool:
     """Whether the run folder's saved config.json is ``cfg`` (up to keys that do not change
     the result): an edited recipe must re-run its runs, not read back stale results.
     """
-    from cnnlab.training.trainer import RESUME_FREE
+    from cnnlab.training.trainer import RESULT_FREE_KEYS
 
     path = run_dir(cfg) / "config.json"
     if not path.is_file():
         return False
     saved, now = json.loads(path.read_text()), asdict(cfg)
-    return all(saved.get(k) == v for k, v in now.items() if k not in RESUME_FREE)
+    return all(saved.get(k) == v for k, v in now.items() if k not in RESULT_FREE_KEYS)
 
 
 def finished(cfg: TrainConfig) -> RunResult | None:

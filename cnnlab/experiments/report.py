@@ -3,38 +3,43 @@
 Per question: the sheet's text, the configurations, tables, plots and the findings of
 :mod:`cnnlab.experiments.findings`. Input is experiment folders (``experiment.json``), folders
 holding them, or plain run folders (``result.json``), which are reported together as "other runs".
-The PDF comes from headless Chromium's ``--print-to-pdf`` when it is installed, else from
-matplotlib's PdfPages (text pages and the same figures).
+The page is rendered from the jinja2 templates in ``templates/`` (package data) with every value
+escaped; the PDF comes from :mod:`cnnlab.experiments.pdf` (Chromium, else matplotlib).
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import io
 import json
-import shutil
-import subprocess
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+import jinja2
+from markupsafe import Markup
+
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json
+from cnnlab.common.plotting import pyplot
 from cnnlab.experiments import findings as fnd
+from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
+    CHROMIUM_FLAGS,
+    chromium,
+    pdf_chromium,
+    pdf_matplotlib,
+)
 
-CONFIG_NOISE = {"out_name", "runs_dir", "seed", "threads", "data_dir", "progress", "resume",
-                "overwrite", "plots", "tensorboard", "device"}
+# every run has its own: not shown in the configuration tables (seeds are averaged over),
+# nor are the trainer's RESULT_FREE_KEYS (where and how a run was executed)
+HIDDEN_IDENTITY_KEYS = frozenset({"out_name", "seed"})
 PLOT_LABELS = {"test_acc": "test accuracy", "train_acc": "train accuracy",
                "test_error": "test error", "train_loss": "train loss (eval)",
                "test_loss": "test loss", "ratio": "test / train accuracy",
                "batch_loss": "mini-batch loss", "regularizer": "regularizer (without lambda)",
                "step_time": "seconds per step"}
-CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                  "--no-first-run", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync")
 
 
 # ------------------------------------------------------------------------ input
@@ -82,20 +87,11 @@ def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
 # ------------------------------------------------------------------------ plots
 
 
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def figure(groups: list[fnd.Group], plot: str) -> Any | None:
     """Mean curve over seeds per group (± std band); ``"train_acc+test_acc"`` draws several
     metrics on one axis (train dashed). ``None`` when no run logged the metric.
     """
-    plt = _pyplot()
+    plt = pyplot()
     metrics = plot.split("+")
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     drawn, positive = 0, True
@@ -131,37 +127,51 @@ def figure(groups: list[fnd.Group], plot: str) -> Any | None:
 
 
 def png_base64(fig: Any) -> str:
+    """``fig`` as a base64 PNG (for a ``data:`` URI); closes the figure."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
 # ------------------------------------------------------------------------ sections
 
 
-def _configs(doc: dict[str, Any], groups: list[fnd.Group]) -> tuple[dict, dict]:
-    """(keys shared by every run, per-group keys that differ), from the saved config.json."""
+
+
+def _configs(groups: list[fnd.Group]) -> tuple[dict, dict]:
+    """(keys shared by every run, per-group keys that differ: groups that differ in none are
+    left out), from the saved config.json, without the keys that do not change a result.
+    """
+    from cnnlab.training.trainer import RESULT_FREE_KEYS  # lazily: the trainer imports torch
+
+    hidden = RESULT_FREE_KEYS | HIDDEN_IDENTITY_KEYS
     per: dict[str, dict[str, Any]] = {}
     for g in groups:
         if g.runs:
             cfg = read_json(Path(g.runs[0]["run_dir"]) / "config.json")
-            per[g.label] = {k: v for k, v in cfg.items() if k not in CONFIG_NOISE}
+            per[g.label] = {k: v for k, v in cfg.items() if k not in hidden}
     if not per:
         return {}, {}
     keys = set().union(*per.values())
     common = {k: next(iter(per.values())).get(k) for k in sorted(keys)
               if len({json.dumps(c.get(k)) for c in per.values()}) == 1}
-    diff = {label: {k: v for k, v in c.items() if k not in common} for label, c in per.items()}
+    diff = {label: d for label, c in per.items()
+            if (d := {k: v for k, v in c.items() if k not in common})}
     return common, diff
 
 
-def _table_html(title: str, tbl: dict) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in tbl["header"])
-    rows = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
-                   for r in tbl["rows"])
-    cap = f"<caption>{html.escape(title)}</caption>" if title else ""
-    return f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+def _load_note(loads: list[tuple[float, int | None]]) -> str:
+    """A warning when the runs shared the machine: their wall-clock timings are inflated."""
+    if not loads:
+        return ""
+    load = sum(x for x, _ in loads) / len(loads)
+    cores = max(c or 1 for _, c in loads)
+    if load <= cores:
+        return ""
+    return (f" Timings are wall clock on a shared machine: mean load average {load:.1f} on "
+            f"{cores} cores at the end of the runs, so times per step are inflated; compare "
+            "them within this question only.")
 
 
 def section(doc: dict[str, Any]) -> dict[str, Any]:
@@ -177,7 +187,7 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
             plots.append((title, png_base64(fig)))
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
-    common, diff = _configs(doc, groups or job_groups)
+    common, diff = _configs(groups or job_groups)
     runs = [r for g in job_groups for r in g.runs]
     runs += [r for sr in doc.get("searches", []) for g in fnd.groups(sr.get("trace", []), root)
              for r in g.runs]
@@ -187,173 +197,60 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
     skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped]
     return {"recipe": recipe, "findings": f, "plots": plots, "common": common, "diff": diff,
             "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "loads": loads,
-            "skipped": skipped, "quick": doc.get("quick", False), "seeds": doc.get("seeds")}
+            "load_note": _load_note(loads), "skipped": skipped,
+            "quick": doc.get("quick", False), "seeds": doc.get("seeds")}
 
 
-def _section_html(s: dict[str, Any], idx: int) -> str:
-    r, f = s["recipe"], s["findings"]
-    q = html.escape(f"{r.get('question', '')} {r['title']}".strip())
-    out = [f'<section id="q{idx}"><h3>{q}</h3>']
-    if r.get("text"):
-        out.append(f"<blockquote>{html.escape(r['text'])}</blockquote>")
-    quick = " <b>(--quick smoke run: tiny budgets, not the answer)</b>" if s["quick"] else ""
-    out.append(f"<p class=meta>{s['n_runs']} runs, {s['seeds']} seed(s) per configuration, "
-               f"{s['train_s']:.0f} s in training steps and {s['cpu_s']:.0f} CPU-seconds "
-               f"for the whole runs (evaluation and start-up included).{quick}{_load(s)}</p>")
-    if f.sentences:
-        out.append("<h4>Findings</h4><ul class=findings>" + "".join(
-            f"<li>{html.escape(t)}</li>" for t in f.sentences) + "</ul>")
-    for ps in f.params:
-        label = html.escape(ps.get("label", ps["model"]))
-        out.append(f"<h4>Parameters of {label} (input {ps['input']}): {ps['total']:,}</h4>"
-                   f"<p><code>{html.escape(ps['spec'])}</code></p><ol>" + "".join(
-                       f"<li>{html.escape(x)}</li>" for x in ps["steps"]) +
-                   f"</ol><p>Total: {ps['total']:,} free parameters.</p>")
-    for title, tbl in f.tables:
-        out.append(_table_html(title, tbl))
-    if s["skipped"]:
-        out.append("<p>Skipped: " + html.escape("; ".join(s["skipped"])) + "</p>")
-    for title, b64 in s["plots"]:
-        out.append(f'<figure><img alt="{html.escape(title)}" src="data:image/png;base64,'
-                   f'{b64}" onload="this.dataset.decoded=this.naturalWidth+\'x\'+'
-                   f'this.naturalHeight"><figcaption>{html.escape(title)}</figcaption>'
-                   "</figure>")
-    if s["common"]:
-        rows = [[k, json.dumps(v)] for k, v in s["common"].items()]
-        out.append("<details><summary>Configuration</summary>" + _table_html(
-            "shared by every run", {"header": ["key", "value"], "rows": rows}))
-        drows = [[label, ", ".join(f"{k}={json.dumps(v)}" for k, v in d.items())]
-                 for label, d in s["diff"].items() if d]
-        if drows:
-            out.append(_table_html("per configuration", {"header": ["configuration",
-                                                                    "differs in"],
-                                                         "rows": drows}))
-        out.append("</details>")
-    out.append("</section>")
-    return "\n".join(out)
+# ------------------------------------------------------------------------ HTML
 
 
-def _load(s: dict[str, Any]) -> str:
-    """A warning when the runs shared the machine: their wall-clock timings are inflated."""
-    if not s["loads"]:
-        return ""
-    load = sum(x for x, _ in s["loads"]) / len(s["loads"])
-    cores = max(c or 1 for _, c in s["loads"])
-    if load <= cores:
-        return ""
-    return (f" Timings are wall clock on a shared machine: mean load average {load:.1f} on "
-            f"{cores} cores at the end of the runs, so times per step are inflated; compare "
-            "them within this question only.")
+def _escape(value: Any) -> Any:
+    """Every ``{{ value }}`` of the templates: escaped as :func:`html.escape` does (``&#x27;``
+    for a quote, as the report always wrote it), HTML from the templates (macros) left as is.
+    """
+    if hasattr(value, "__html__"):
+        return value
+    return Markup(html.escape(str(value)))
 
 
-CSS = """body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;color:#222}
-h1{border-bottom:2px solid #444}h2{margin-top:2em;border-bottom:1px solid #aaa}
-blockquote{white-space:pre-wrap;background:#f4f4f4;padding:.6em 1em;margin:0;font-size:.9em}
-table{border-collapse:collapse;margin:1em 0;font-size:.85em}caption{text-align:left;
-font-weight:bold}td,th{border:1px solid #ccc;padding:.2em .5em;text-align:right}
-td:first-child,th:first-child{text-align:left}figure{display:inline-block;width:49%;
-margin:.5em 0}img{width:100%}
-.meta{color:#555;font-size:.85em}section{page-break-inside:avoid}"""
+@functools.cache
+def _templates() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("cnnlab.experiments", "templates"), autoescape=True,
+        finalize=_escape, undefined=jinja2.StrictUndefined, trim_blocks=True,
+        lstrip_blocks=True)
+    env.filters["json"] = json.dumps
+    env.filters["thousands"] = "{:,}".format
+    return env
+
+
+def page(sections: list[dict[str, Any]], title: str = "cnnlab report") -> str:
+    """The HTML page of sections from :func:`section` (``templates/report.html.j2``)."""
+    stamp = time.strftime("%Y-%m-%d %H:%M")
+    text = _templates().get_template("report.html.j2").render(
+        title=title, stamp=stamp, sections=sections)
+    return text + "\n"
 
 
 def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str:
-    sections = [section(d) for d in docs]
-    body, toc, sheet = [], [], None
-    for i, s in enumerate(sections):
-        if s["recipe"]["sheet"] != sheet:
-            sheet = s["recipe"]["sheet"]
-            body.append(f"<h2>{html.escape(sheet)}</h2>")
-        body.append(_section_html(s, i))
-        toc.append(f'<li><a href="#q{i}">{html.escape(sheet)}: '
-                   f'{html.escape(str(s["recipe"].get("question", "")))} '
-                   f'{html.escape(s["recipe"]["title"])}</a></li>')
-    stamp = time.strftime("%Y-%m-%d %H:%M")
-    script = ("<script>window.addEventListener('load',function(){var n=0;"
-              "document.querySelectorAll('img').forEach(function(i){if(i.complete&&"
-              "i.naturalWidth>0)n++;});document.body.dataset.imagesDecoded=n;});</script>")
-    return (f"<!DOCTYPE html><html lang=en><head><meta charset=utf-8><title>"
-            f"{html.escape(title)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{html.escape(title)}</h1><p class=meta>Generated {stamp} from "
-            f"{len(docs)} experiment(s). Numbers are means ± sample standard deviations over "
-            f"seeds.</p><ol>{''.join(toc)}</ol>{''.join(body)}{script}</body></html>\n")
-
-
-# ------------------------------------------------------------------------ PDF
-
-
-def chromium() -> str | None:
-    for name in CHROMIUM:
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def pdf_chromium(html_path: Path, pdf_path: Path, timeout: float = 120) -> bool:
-    exe = chromium()
-    if exe is None:
-        return False
-    with tempfile.TemporaryDirectory() as profile:
-        cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
-               f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
-        try:
-            subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
-        except (OSError, subprocess.SubprocessError):
-            return False
-    return pdf_path.is_file() and pdf_path.stat().st_size > 0
-
-
-def pdf_matplotlib(docs: list[dict[str, Any]], pdf_path: Path) -> None:
-    """Fallback PDF: a text page per question (findings, tables, parameter steps) + figures."""
-    import textwrap
-
-    from matplotlib.backends.backend_pdf import PdfPages
-
-    plt = _pyplot()
-    with PdfPages(pdf_path) as pdf:
-        for d in docs:
-            s = section(d)
-            r, f = s["recipe"], s["findings"]
-            lines = [f"{r['sheet']} {r.get('question', '')}: {r['title']}", ""]
-            for par in (r.get("text") or "").split("\n"):
-                lines += textwrap.wrap(par, 95) or [""]
-            lines.append("")
-            for t in f.sentences:
-                lines += textwrap.wrap("- " + t, 95)
-            for ps in f.params:
-                lines += ["", f"Parameters of {ps.get('label', ps['model'])}: {ps['total']:,}"]
-                lines += [textwrap.shorten("  " + x, 110) for x in ps["steps"]]
-            for title, tbl in f.tables:
-                lines += ["", title, " | ".join(tbl["header"])]
-                lines += [" | ".join(map(str, row)) for row in tbl["rows"]]
-            for start in range(0, len(lines), 60):
-                fig = plt.figure(figsize=(8.27, 11.69))
-                fig.text(0.05, 0.97, "\n".join(lines[start:start + 60]), va="top",
-                         family="monospace", fontsize=7)
-                pdf.savefig(fig)
-                plt.close(fig)
-            for title, b64 in s["plots"]:
-                img = plt.imread(io.BytesIO(base64.b64decode(b64)), format="png")
-                fig = plt.figure(figsize=(8.27, 5))
-                fig.figimage(img, xo=20, yo=20)
-                fig.suptitle(title)
-                pdf.savefig(fig)
-                plt.close(fig)
+    """The HTML page of experiment documents (from :func:`collect`)."""
+    return page([section(d) for d in docs], title)
 
 
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
           title: str = "cnnlab report") -> list[Path]:
     """Write the HTML report (and PDF); returns the files written."""
-    docs = collect(paths)
+    sections = [section(d) for d in collect(paths)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(render_html(docs, title))
+    out.write_text(page(sections, title))
     written = [out]
     if pdf:
         pdf_path = out.with_suffix(".pdf")
-        if not pdf_chromium(out, pdf_path):
+        exe = chromium()
+        if exe is None or not pdf_chromium(exe, out, pdf_path):
             try:
-                pdf_matplotlib(docs, pdf_path)
+                pdf_matplotlib(sections, pdf_path)
             except Exception as e:  # any backend failure: say which ways were tried
                 raise CnnlabError(f"--pdf: Chromium is not installed or failed, and the "
                                   f"matplotlib fallback failed too ({e})") from None

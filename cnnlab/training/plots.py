@@ -10,23 +10,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.plotting import pyplot, save_figure
 from cnnlab.training.runlog import read_metrics
 
-FORMATS = ("png", "svg")
 FIGURES = {
     "accuracy": ("accuracy", (("train_acc", "train", "--"), ("test_acc", "test", "-"))),
     "loss": ("loss", (("train_loss", "train", "--"), ("test_loss", "test", "-"))),
     "ratio": ("test / train accuracy", (("ratio", "", "-"),)),
 }
-
-
-def _pyplot():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _series(records: list[dict], key: str) -> tuple[list[float], list[float]]:
@@ -38,7 +29,7 @@ def _series(records: list[dict], key: str) -> tuple[list[float], list[float]]:
 def plot_runs(runs: list[Path | str], out_dir: Path | str,
               labels: list[str] | None = None) -> list[Path]:
     """Overlay the eval curves of ``runs`` into ``out_dir/{accuracy,loss,ratio}.{png,svg}``."""
-    plt = _pyplot()
+    plt = pyplot()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data = []
@@ -67,10 +58,7 @@ def plot_runs(runs: list[Path | str], out_dir: Path | str,
             ax.legend(fontsize="small")
         ax.set_title(ylabel if len(data) > 1 else f"{data[0][0]}: {ylabel}")
         fig.tight_layout()
-        for fmt in FORMATS:
-            path = out_dir / f"{fig_name}.{fmt}"
-            fig.savefig(path, dpi=120)
-            written.append(path)
+        written += save_figure(fig, out_dir / fig_name, dpi=120)
         plt.close(fig)
     return written
 

@@ -87,9 +87,15 @@ class TrainConfig:
         return from_dict(cls, data, where)
 
 
-# fields that may differ between a run and its resumption without changing the result
-RESUME_FREE = {"resume", "overwrite", "progress", "runs_dir", "data_dir", "threads", "plots",
-               "tensorboard", "device"}
+#: The :class:`TrainConfig` fields that change where or how a run is executed or logged, but
+#: not its weights: a run may be resumed (``--resume``), and a finished one reused by the
+#: experiment executor, when its saved ``config.json`` differs from the new config in these
+#: only (a run may move to another machine, device or thread count). ``out_name`` and
+#: ``seed`` are not among them: they name the run and fix its randomness. The report hides
+#: these keys and those two from its configuration tables.
+RESULT_FREE_KEYS: frozenset[str] = frozenset({
+    "resume", "overwrite", "progress", "runs_dir", "data_dir", "threads", "plots", "tensorboard",
+    "device"})
 
 
 @dataclass
@@ -200,7 +206,7 @@ def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:
 
     saved = json.loads((run_dir / "config.json").read_text())
     now = asdict(cfg)
-    diff = sorted(k for k in now if k not in RESUME_FREE and saved.get(k) != now[k])
+    diff = sorted(k for k in now if k not in RESULT_FREE_KEYS and saved.get(k) != now[k])
     if diff:
         shown = ", ".join(f"{k}: {saved.get(k)!r} -> {now[k]!r}" for k in diff)
         raise CnnlabError(f"--resume: the config differs from the run's ({shown}); resume "

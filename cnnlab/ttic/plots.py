@@ -5,17 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cnnlab.training.plots import FORMATS, _pyplot
+from cnnlab.common.plotting import pyplot, save_figure
 
 
 def _save(fig: Any, out_dir: Path, name: str) -> list[Path]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for ext in FORMATS:
-        path = out_dir / f"{name}.{ext}"
-        fig.savefig(path, bbox_inches="tight", dpi=120)
-        paths.append(path)
-    return paths
+    return save_figure(fig, out_dir / name, bbox_inches="tight", dpi=120)
 
 
 def _gamma(g: float) -> str:
@@ -24,7 +18,7 @@ def _gamma(g: float) -> str:
 
 def plot_bottleneck(res: dict[str, Any], out_dir: Path) -> list[Path]:
     """Variance per layer at init, bottom-block gradient vs depth, first/last block probes."""
-    plt = _pyplot()
+    plt = pyplot()
     paths = []
     fig, ax = plt.subplots(figsize=(6, 4))
     for s in res["init"]:
@@ -65,7 +59,7 @@ def plot_bottleneck(res: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def plot_pyramid(res: dict[str, Any], out_dir: Path) -> list[Path]:
     """Test accuracy against the test scale, training range shaded."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     lo, hi = res["train_scales"]
     ax.axvspan(lo, hi, color="0.9", label="training scales")
@@ -84,7 +78,7 @@ def plot_pyramid(res: dict[str, Any], out_dir: Path) -> list[Path]:
 
 def plot_clips(x: Any, out_dir: Path, name: str = "moving_mnist_clips", n: int = 3) -> list[Path]:
     """The first ``n`` clips ``(N, 1, T, H, W)``, one row per clip."""
-    plt = _pyplot()
+    plt = pyplot()
     frames = x.shape[2]
     fig, axes = plt.subplots(n, frames, figsize=(1.2 * frames, 1.3 * n))
     for i in range(n):

@@ -36,7 +36,8 @@ def _f(default: Any, help: str) -> Any:
 class TrainConfig:
     """Everything that determines a run; saved as ``config.json`` in the run folder."""
 
-    model: str = _f("baseline", "named model (cnnlab analyze --list) or a spec string")
+    model: str = _f("baseline", "named model (`cnnlab analyze` alone lists them), spec string "
+                    "or .toml/.json architecture file")
     spec: str | None = _f(None, "spec string to train instead of a named model")
     model_opts: str = _f("", "model options key=value,... e.g. conv2=true,widths=16x32x128")
     dataset: str = _f("mnist", "mnist, fashion-mnist, mnist-pairs-sum, mnist-pairs-digits...")

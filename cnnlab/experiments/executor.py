@@ -7,7 +7,6 @@ Both must honour the resume rule: a run whose ``result.json`` exists is read, no
 
 from __future__ import annotations
 
-import json
 import os
 import resource
 import socket
@@ -19,6 +18,8 @@ from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
+
+from cnnlab.common.files import read_json, write_json
 
 if TYPE_CHECKING:
     from cnnlab.training.trainer import RunResult, TrainConfig
@@ -47,7 +48,7 @@ def same_config(cfg: TrainConfig) -> bool:
     path = run_dir(cfg) / "config.json"
     if not path.is_file():
         return False
-    saved, now = json.loads(path.read_text()), asdict(cfg)
+    saved, now = read_json(path), asdict(cfg)
     return all(saved.get(k) == v for k, v in now.items() if k not in RESULT_FREE_KEYS)
 
 
@@ -58,7 +59,7 @@ def finished(cfg: TrainConfig) -> RunResult | None:
     path = run_dir(cfg) / "result.json"
     if not path.is_file() or not same_config(cfg):
         return None
-    return RunResult(**json.loads(path.read_text()))
+    return RunResult(**read_json(path))
 
 
 def _diverged_result(cfg: TrainConfig, err: Exception) -> RunResult:
@@ -89,7 +90,6 @@ def _run_one(cfg: TrainConfig, threads: int,
     """Child-process body: set threads, start or resume the run, record peak memory."""
     import torch
 
-    from cnnlab.common.files import write_json
     from cnnlab.training.engine import TrainingDiverged
 
     torch.set_num_threads(threads)
@@ -173,7 +173,7 @@ class LocalExecutor:
                 results[i] = res
                 info = run_dir(configs[i]) / "executor.json"
                 self.trained += 1
-                self.cpu_s += json.loads(info.read_text()).get("cpu_s", 0.0)
+                self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
                 self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
                          f"{res.train_time:.1f} s training ({res.stopped})")
         return results  # type: ignore[return-value]

@@ -49,8 +49,8 @@ def _adhoc(run_dirs: list[Path]) -> dict[str, Any]:
     """Plain run folders as one experiment document, compared against the first."""
     jobs = []
     for d in run_dirs:
-        res = json.loads((d / "result.json").read_text())
-        cfg = read_json(d / "config.json")
+        res = read_json(d / "result.json")
+        cfg = read_json(d / "config.json", {})
         jobs.append({"group": d.name, "seed": cfg.get("seed", 0), "kind": "variant",
                      "values": {}, "out_name": d.name, "run_dir": str(d), "result": res})
     return {"recipe": {"name": "runs", "title": "Runs", "sheet": "Other runs",
@@ -68,7 +68,7 @@ def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
             raise CnnlabError(f"{p}: no such file or folder")
         found = [p] if p.name == "experiment.json" else sorted(p.rglob("experiment.json"))
         for f in found:
-            doc = json.loads(f.read_text())
+            doc = read_json(f)
             doc["_path"] = str(f)
             docs.append(doc)
         if not found:
@@ -149,7 +149,7 @@ def _configs(groups: list[fnd.Group]) -> tuple[dict, dict]:
     per: dict[str, dict[str, Any]] = {}
     for g in groups:
         if g.runs:
-            cfg = read_json(Path(g.runs[0]["run_dir"]) / "config.json")
+            cfg = read_json(Path(g.runs[0]["run_dir"]) / "config.json", {})
             per[g.label] = {k: v for k, v in cfg.items() if k not in hidden}
     if not per:
         return {}, {}

@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnlab.common.config import from_dict
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import write_json
+from cnnlab.common.files import read_json, write_json
 from cnnlab.data.datasets import Dataset
 from cnnlab.models import zoo as models
 from cnnlab.training import checkpoint, rundir
@@ -203,9 +203,7 @@ def _check(cfg: TrainConfig) -> TrainConfig:
 
 
 def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:
-    import json
-
-    saved = json.loads((run_dir / "config.json").read_text())
+    saved = read_json(run_dir / "config.json")
     now = asdict(cfg)
     diff = sorted(k for k in now if k not in RESULT_FREE_KEYS and saved.get(k) != now[k])
     if diff:

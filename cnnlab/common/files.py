@@ -28,6 +28,8 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        # mkstemp makes the file private (0600); give it the mode a plain open() would
+        os.chmod(tmp, path.stat().st_mode & 0o777 if path.exists() else 0o666 & ~_umask())
         with os.fdopen(fd, "wb") as fh:
             write(fh)
         os.replace(tmp, path)
@@ -36,10 +38,20 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], Any]) -> None:
         raise
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def write_bytes(path: str | Path, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``."""
+    atomic_write(path, lambda fh: fh.write(data))
+
+
 def write_text(path: str | Path, text: str) -> None:
     """Atomically replace ``path`` with ``text`` (UTF-8)."""
-    data = text.encode()
-    atomic_write(path, lambda fh: fh.write(data))
+    write_bytes(path, text.encode())
 
 
 def write_json(path: str | Path, data: Any, indent: int | None = 2) -> None:

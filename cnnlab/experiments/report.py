@@ -22,7 +22,7 @@ import jinja2
 from markupsafe import Markup
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import read_json
+from cnnlab.common.files import read_json, write_text
 from cnnlab.common.plotting import pyplot
 from cnnlab.experiments import findings as fnd
 from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
@@ -243,7 +243,7 @@ def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
     sections = [section(d) for d in collect(paths)]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page(sections, title))
+    write_text(out, page(sections, title))  # an older report is replaced only on success
     written = [out]
     if pdf:
         pdf_path = out.with_suffix(".pdf")

@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from cnnlab.common.files import write_text
+
 EVAL_TAGS = {"train_acc": "accuracy/train", "test_acc": "accuracy/test",
              "train_loss": "loss/train", "test_loss": "loss/test"}
 TRAIN_TAGS = {"batch_acc": "batch/accuracy", "batch_loss": "batch/loss",
@@ -78,7 +80,7 @@ class RunLog:
         self.path = run_dir / "metrics.jsonl"
         if start and self.path.exists():
             keep = [r for r in read_metrics(self.path) if r["iteration"] <= start]
-            self.path.write_text("".join(json.dumps(r) + "\n" for r in keep))
+            write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         elif self.path.exists():
             self.path.unlink()
         self.file = self.path.open("a")

@@ -20,7 +20,7 @@ from torch import nn
 
 from cnnlab.common.config import from_dict
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import read_json, write_json
+from cnnlab.common.files import read_json, write_bytes, write_json
 from cnnlab.data.datasets import Dataset
 from cnnlab.models import zoo as models
 from cnnlab.training import checkpoint, rundir
@@ -217,7 +217,7 @@ def _drop_torn_line(path: Path) -> None:
     if path.is_file():
         data = path.read_bytes()
         if data and not data.endswith(b"\n"):
-            path.write_bytes(data[:data.rfind(b"\n") + 1])
+            write_bytes(path, data[:data.rfind(b"\n") + 1])
 
 
 def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:

@@ -24,6 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.analysis.analyze import Analysis, analyze_graph
+from cnnlab.analysis.steps import param_steps
 from cnnlab.ir.fximport import from_module
 from cnnlab.ir.spec import parse
 from cnnlab.models import build as build_mod
@@ -170,6 +171,22 @@ def test_params_shapes_and_macs_match_torch(case: tuple[str, tuple[int, ...]]) -
     assert a.layer("input").output_shape == shape
     with torch.no_grad():
         _check_numbers(a, dict(net.layers), lambda: net(torch.randn(batch, *shape)), batch)
+
+
+@settings(SETTINGS, max_examples=40)
+@given(specs())
+def test_parameter_steps_are_the_modules_tensors(case: tuple[str, tuple[int, ...]]) -> None:
+    """Each step's product equals the layer's ``numel()`` sum, and the steps add to the total."""
+    text, shape = case
+    graph = parse(text)
+    a = analyze_graph(graph, shape)
+    net = build_mod.build(graph, shape, seed=0)
+    steps = param_steps(a)
+    for st in steps:
+        numel = sum(p.numel() for p in net.layers[st.layer].parameters())
+        assert st.params == numel, st
+        assert st.formula.endswith(f"= {numel:,}") or st.formula.startswith(f"{numel:,} "), st
+    assert sum(st.params for st in steps) == sum(p.numel() for p in net.parameters())
 
 
 @settings(SETTINGS, max_examples=25)

@@ -1,10 +1,13 @@
-"""Run the three TTIC studies (video 3D CNN, bottleneck MLP with gamma, pyramid CNN) and
-write ``results.json`` plus figures.
+"""Run the three TTIC recipes (video 3D CNN, bottleneck MLP with gamma, pyramid CNN): a thin
+wrapper over ``cnnlab experiment run ttic_video ttic_bottleneck ttic_pyramid``.
 
-    python bench/ttic_experiments.py --quick            # smoke run, a few minutes on 1 core
-    python bench/ttic_experiments.py --only pyramid     # one study, full settings
+    python bench/ttic_experiments.py --quick            # smoke run of the same code paths
+    python bench/ttic_experiments.py --only pyramid     # one recipe, full settings
 
-Numbers in docs/ttic.md come from this script; its output folder says which mode ran.
+It trains and measures nothing of its own: the recipes' runs and their ``[measure]`` step
+(cnnlab/experiments/measure.py) produce the numbers and figures of docs/ttic.md, in
+``<runs-dir>/<recipe>/experiment.json`` (key ``"measure"``) and ``<runs-dir>/<recipe>/plots/``.
+This script runs them and prints where they are with a few headline numbers.
 """
 
 from __future__ import annotations
@@ -14,49 +17,46 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
-import torch
+RECIPES = {"video": "ttic_video", "bottleneck": "ttic_bottleneck", "pyramid": "ttic_pyramid"}
+
+
+def headline(doc: dict[str, Any]) -> list[str]:
+    """A few lines of a recipe's experiment.json: each run's test accuracy and the figures."""
+    lines = [f"  {j['group']}: test {100 * j['result']['test_acc']:.1f}%"
+             for j in doc.get("jobs", []) if j.get("result", {}).get("test_acc") is not None]
+    m = doc.get("measure") or {}
+    figures = (m.get("result") or {}).get("figures", [])
+    if m:
+        lines.append(f"  measure {m['kind']}: {m.get('wall_s') or 0:.0f} s; figures: "
+                     + (", ".join(f for f in figures if f.endswith(".png")) or "none"))
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="tiny runs of the same code paths")
-    ap.add_argument("--only", choices=("video", "bottleneck", "pyramid"), action="append",
-                    help="run only these studies (repeatable)")
-    ap.add_argument("--out", default=None, help="output folder (default runs/ttic[-quick])")
-    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--quick", action="store_true", help="the recipes' --quick form")
+    ap.add_argument("--only", choices=tuple(RECIPES), action="append",
+                    help="run only these recipes (repeatable)")
+    ap.add_argument("--runs-dir", default=None,
+                    help="default runs/experiments (runs/experiments-quick with --quick)")
+    ap.add_argument("--jobs", type=int, default=None, help="runs in parallel (default: cores)")
     ap.add_argument("--data-dir", default=None, help="folder with the MNIST IDX files")
-    ap.add_argument("--raw-pixels", action="store_true",
-                    help="pyramid study: train without input standardization")
     args = ap.parse_args(argv)
-    torch.set_num_threads(args.threads)
 
-    from cnnlab.data import datasets as data
-    from cnnlab.ttic.plots import plot_bottleneck, plot_clips, plot_pyramid
-    from cnnlab.ttic.studies import bottleneck_study, finite, pyramid_study, video_study
+    from cnnlab.experiments.executor import LocalExecutor
+    from cnnlab.experiments.run import run_experiment
 
-    out = Path(args.out or ("runs/ttic-quick" if args.quick else "runs/ttic"))
-    out.mkdir(parents=True, exist_ok=True)
-    results_path = out / "results.json"
-    results = json.loads(results_path.read_text()) if results_path.exists() else {}
-    studies = {"video": video_study, "bottleneck": bottleneck_study, "pyramid": pyramid_study}
-    for name in args.only or list(studies):
-        t = time.perf_counter()
-        extra = {"normalize": False} if args.raw_pixels and name == "pyramid" else {}
-        res = studies[name](out / name, quick=args.quick, threads=args.threads,
-                            data_dir=args.data_dir, **extra)
-        res["wall_s"] = time.perf_counter() - t
-        res["quick"] = args.quick
-        res["command"] = "python bench/ttic_experiments.py " + " ".join(argv or sys.argv[1:])
-        results[name] = finite(res)
-        results_path.write_text(json.dumps(results, indent=1))
-        if name == "bottleneck":
-            plot_bottleneck(res, out / "plots")
-        elif name == "pyramid":
-            plot_pyramid(res, out / "plots")
-        else:
-            plot_clips(data.load("moving-mnist", args.data_dir).x_test, out / "plots")
-        print(f"{name}: done in {res['wall_s']:.0f} s -> {results_path}", flush=True)
+    names = [RECIPES[k] for k in (args.only or list(RECIPES))]
+    t0 = time.perf_counter()
+    paths = run_experiment(names, args.runs_dir, quick=args.quick, data_dir=args.data_dir,
+                           executor=LocalExecutor(jobs=args.jobs, fresh=not args.quick))
+    for path in paths:
+        print(path)
+        print("\n".join(headline(json.loads(Path(path).read_text()))), flush=True)
+    print(f"done in {time.perf_counter() - t0:.0f} s; report: cnnlab report "
+          f"{Path(paths[0]).parent.parent} --out report.html")
     return 0
 
 

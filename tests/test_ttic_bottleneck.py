@@ -1,11 +1,14 @@
-"""TTIC Problem 3: multiplication counts, variance with gamma, gradient decay gamma^(L-2)."""
+"""TTIC Problem 3: multiplication counts, variance with gamma, gradient decay gamma^(L-2), and
+the ``ttic_bottleneck`` recipe's ``[measure]`` step (probe replays of its runs)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from test_ttic_video import run_quick
 
 from cnnlab.data import datasets as data
 from cnnlab.models import zoo as models
@@ -13,6 +16,7 @@ from cnnlab.ttic.bottleneck import (
     grad_vs_depth,
     init_statistics,
     macs_report,
+    probe_run,
     slope,
     train_probe,
 )
@@ -90,3 +94,58 @@ def test_bottleneck_trains_with_train(tmp_path) -> None:
                       tensorboard=False, plots=False, progress="off", threads=1, device="cpu")
     res = train(cfg)
     assert res.iterations == 4 and math.isfinite(res.test_loss)
+
+
+def test_probe_run_follows_the_trainers_trajectory(tmp_path: Path) -> None:
+    from cnnlab.training.trainer import TrainConfig, train
+
+    dataset = "mnist" if data.available("mnist") else "synthetic-digits"
+    cfg = TrainConfig(model="bottleneck-mlp", model_opts="depth=3,width=32,bottleneck=8,"
+                      "gamma=1/sqrt2", dataset=dataset, train_size=300, iterations=5,
+                      eval_every=5, batch_size=16, optimizer="sgd", lr=0.05,
+                      runs_dir=str(tmp_path), out_name="b", tensorboard=False, plots=False,
+                      progress="off", threads=1, device="cpu")
+    threads = torch.get_num_threads()
+    res = train(cfg)
+    p = probe_run(cfg, probe_every=2)
+    torch.set_num_threads(threads)
+    assert p.steps == [0, 2, 4] and p.depth == 3 and p.gamma == pytest.approx(2 ** -0.5)
+    # the probe replays the run: same data, init and steps, hence the same final numbers
+    assert p.test_acc == res.test_acc and p.test_loss == pytest.approx(res.test_loss, rel=1e-6)
+    with pytest.raises(Exception, match="bottleneck-mlp"):
+        probe_run(TrainConfig(model="baseline"))
+
+
+def test_bottleneck_recipe_quick_measures_and_replays(tmp_path: Path) -> None:
+    from cnnlab.experiments.recipe import load_recipe
+
+    recipe = load_recipe("ttic_bottleneck")
+    # one point per sweep (SGD and Adam) keeps the test short; the whole --quick grid runs in
+    # test_experiment_quick.py
+    for sw in recipe.sweeps:
+        sw["grid"] = {"model_opts.gamma": ["1/sqrt2"], "model_opts.depth": [4]}
+    recipe.quick.update(iterations=6, eval_every=6)
+    if not data.available("mnist"):
+        recipe.base["dataset"] = "synthetic-digits"
+    recipe.measure["quick"] = {**recipe.measure["quick"], "bottlenecks": [64, 128, 129]}
+    doc = run_quick(recipe, tmp_path)
+    m = doc["measure"]
+    assert m["kind"] == "bottleneck" and m["options"]["init_samples"] == 1024
+    res = m["result"]
+    assert [r["cheaper"] for r in res["macs"]] == [True, False, False]
+    assert all(r["analyzer_bottleneck"] == r["formula_bottleneck"] == r["hook_bottleneck"]
+               for r in res["macs"])
+    assert len(res["init"]) == 4 and len(res["init"][0]["var"]) == 6  # the quick init_depth
+    lin = [r for r in res["grad_depth"] if r["mode"] == "linear"]
+    assert [r["slope"] for r in lin] == pytest.approx([r["log_gamma"] for r in lin], abs=1e-9)
+    assert [(p["label"], p["optimizer"]) for p in res["train"]] == [
+        ("SGD, gamma 1/sqrt2, L=4", "sgd"), ("Adam, gamma 1/sqrt2, L=4", "adam")]
+    assert all(p["test_acc"] == p["run_test_acc"] for p in res["train"])
+    assert all(p["steps"] == [0, 1, 2, 3, 4, 5] for p in res["train"])  # 6 // 30 -> every step
+    assert len(res["figures"]) == 6
+    assert all((tmp_path / "ttic_bottleneck" / f).is_file() for f in res["figures"])
+    f = doc["_findings"]
+    assert any(s.startswith("(a) ") and "exactly when N_bottle < N/2 = 128" in s
+               for s in f.sentences)
+    assert any("exactly in 2 of 2 runs" in s for s in f.sentences)
+    assert any(title.startswith("Problem 3(c) in training") for title, _ in f.tables)

@@ -1,12 +1,15 @@
-"""TTIC Problem 4: the image pyramid, the scale-shared layers, the multi-scale dataset."""
+"""TTIC Problem 4: the image pyramid, the scale-shared layers, the multi-scale dataset, and
+the ``ttic_pyramid`` recipe's ``[measure]`` step (its runs tested at single scales)."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from test_ttic_video import run_quick
 
 from cnnlab.analysis.analyze import analyze_graph
 from cnnlab.data import datasets as data
@@ -17,7 +20,9 @@ from cnnlab.ttic.multiscale import draw_scales, place
 from cnnlab.ttic.pyramid import (
     PyramidCNN,
     PyramidLevel,
+    accuracy,
     level_literal,
+    load_trained,
     pyramid,
     pyramid_params,
 )
@@ -145,3 +150,41 @@ def test_pyramid_and_plain_train_through_the_trainer(tmp_path) -> None:
                           threads=1, device="cpu")
         res = train(cfg)
         assert res.iterations == 3 and math.isfinite(res.test_loss)
+
+
+def test_pyramid_recipe_quick_tests_the_trained_runs_per_scale(tmp_path: Path) -> None:
+    from cnnlab.experiments.recipe import load_recipe
+
+    recipe = load_recipe("ttic_pyramid")
+    # small widths and the offline dataset keep it short; the recipe's own --quick form runs
+    # in test_experiment_quick.py
+    recipe.base.update(dataset="multiscale-synthetic-small", model_opts={"widths": "4x8x8"})
+    recipe.variants = [v for v in recipe.variants if v["label"] in (
+        "pyramid", "plain CNN (same budget)", "pyramid, raw pixels")]
+    recipe.quick.update(iterations=4, eval_every=4, train_eval_size=64)
+    recipe.measure["quick"] = {"test_size": 100, "scales": [0.5, 1.0, 2.0]}
+    doc = run_quick(recipe, tmp_path)
+    m = doc["measure"]
+    assert m["kind"] == "pyramid_scales" and m["options"]["test_size"] == 100
+    res = m["result"]
+    assert res["train_scales"] == [0.5, 1.0] and res["scales"] == [0.5, 1.0, 2.0]
+    assert list(res["models"]) == ["pyramid", "plain CNN (same budget)", "pyramid, raw pixels"]
+    jobs = {j["group"]: j for j in doc["jobs"]}
+    for label, mod in res["models"].items():
+        assert len(mod["acc_per_scale"]) == 3
+        assert all(0.0 <= a <= 1.0 for a in mod["acc_per_scale"])
+        assert mod["params"] == jobs[label]["result"]["param_count"]
+        assert mod["normalize"] == (label != "pyramid, raw pixels")
+    assert res["models"]["plain CNN (same budget)"]["params_analyzer"] == res["models"][
+        "plain CNN (same budget)"]["params"]
+    # the weights the measurement loads are the run's: they give the run's test accuracy
+    run = jobs["pyramid"]
+    t = load_trained(run["run_dir"])
+    ds = data.load("multiscale-synthetic-small")
+    assert accuracy(t.net, (ds.x_test - t.mean) / t.std, ds.y_test) == run["result"]["test_acc"]
+    assert (tmp_path / "ttic_pyramid" / "plots" / "pyramid_accuracy_per_scale.png").is_file()
+    f = doc["_findings"]
+    assert any(title.startswith("Problem 4") and len(tb["rows"]) == 3 for title, tb in f.tables)
+    assert any(s.startswith("pyramid was more accurate than plain CNN (same budget) at ")
+               and "of 3 test scales" in s for s in f.sentences)
+    assert any("unseen scales above 1" in s for s in f.sentences)

@@ -1,9 +1,14 @@
-"""TTIC Problems 1-2: the literal 3D-conv equation, video3d's multiplication count, and the
-moving-MNIST clips (determinism, bouncing, labels)."""
+"""TTIC Problems 1-2: the literal 3D-conv equation, video3d's multiplication count, the
+moving-MNIST clips (determinism, bouncing, labels), and the ``ttic_video`` recipe's
+``[measure]`` step (also the measure table's validation, shared by the three TTIC recipes)."""
 
 from __future__ import annotations
 
+import json
 import math
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -21,6 +26,7 @@ from cnnlab.ttic.video3d import (
     kernel_to_torch,
     layer_from_torch,
     layer_to_torch,
+    macs_table,
     sheet_macs,
 )
 
@@ -175,3 +181,128 @@ def test_video3d_input_is_n_c_t_h_w() -> None:
     net = models.get("video3d", frames=6, size=32).build(seed=0)
     out = net(torch.zeros(2, 1, 6, 32, 32))
     assert out.shape == (2, 10)
+
+
+def test_macs_table_is_the_docs_table() -> None:
+    r = macs_table()
+    assert [row["layer"] for row in r["layers"]] == ["conv1", "conv2", "conv3", "conv4"]
+    assert [row["output_XYT"] for row in r["layers"]] == [[32, 32, 4], [16, 16, 2], [8, 8, 1],
+                                                          [4, 4, 1]]
+    for row in r["layers"]:
+        assert row["analyzer"] == row["formula"] == row["hooks"]
+    assert r["total_macs"] == 4_433_920 and r["params"] == 83_162
+    assert macs_table(batch=3)["layers"][0]["formula"] == 3 * 884_736
+
+
+# ----------------------------------------------------------------------------- the recipe
+
+
+class InProcessExecutor:
+    """Trains each config in this process (no worker start-up), honouring the resume rule."""
+
+    jobs = 1
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def map(self, configs: list[Any]) -> list[Any]:
+        from cnnlab.experiments.executor import finished
+        from cnnlab.training.trainer import train
+
+        threads = torch.get_num_threads()
+        out = []
+        try:
+            for cfg in configs:
+                done = finished(cfg)
+                if done is None:
+                    self.calls += 1
+                    done = train(replace(cfg, tensorboard=False))
+                out.append(done)
+        finally:
+            torch.set_num_threads(threads)  # the TTIC recipes pin one thread per run
+        return out
+
+
+def run_quick(recipe: Any, runs: Path, executor: InProcessExecutor | None = None) -> dict:
+    """``recipe`` with ``quick=True`` into ``runs``; its experiment.json with its findings."""
+    from cnnlab.experiments.findings import analyze
+    from cnnlab.experiments.run import run_recipe
+
+    path = run_recipe(recipe, executor or InProcessExecutor(), runs, quick=True)
+    text = path.read_text()
+    assert "NaN" not in text and "Infinity" not in text  # JSON-safe
+    doc = json.loads(text)
+    doc["_path"] = str(path)
+    doc["_findings"] = analyze(doc)
+    return doc
+
+
+@pytest.mark.skipif(not data.available("mnist"), reason="MNIST IDX files not found ($CNNLAB_DATA)")
+def test_video_recipe_quick_measures_macs(tmp_path: Path) -> None:
+    from cnnlab.experiments.recipe import load_recipe
+
+    recipe = load_recipe("ttic_video")
+    # one short run is enough for the measurement's plumbing (the full --quick form of every
+    # recipe runs in test_experiment_quick.py)
+    recipe.variants = recipe.variants[:1]
+    recipe.quick.update(iterations=4, eval_every=4)
+    ex = InProcessExecutor()
+    doc = run_quick(recipe, tmp_path, ex)
+    m = doc["measure"]
+    assert m["kind"] == "video_macs" and m["options"]["frames"] == 8
+    rows = m["result"]["layers"]
+    assert len(rows) == 4 and all(r["analyzer"] == r["formula"] == r["hooks"] for r in rows)
+    assert m["result"]["figures"] == ["plots/moving_mnist_clips.png",
+                                      "plots/moving_mnist_clips.svg"]
+    assert (tmp_path / "ttic_video" / "plots" / "moving_mnist_clips.png").is_file()
+    f = doc["_findings"]
+    assert any("forward-hook count agree" in s and "4,433,920" in s for s in f.sentences)
+    assert any(title.startswith("Problem 1") and len(t["rows"]) == 4 for title, t in f.tables)
+    # a second run trains nothing and measures nothing again
+    calls = ex.calls
+    again = run_quick(recipe, tmp_path, ex)
+    assert ex.calls == calls and again["measure"] == m
+
+
+def _recipe_file(tmp_path: Path, measure: str) -> Path:
+    path = tmp_path / "bad_measure.toml"
+    path.write_text('title = "t"\nsheet = "s"\nquestion = "0"\n[base]\nmodel = "video3d"\n'
+                    '[[variants]]\nlabel = "a"\n[measure]\n' + measure + "\n")
+    return path
+
+
+@pytest.mark.parametrize("measure,words", [
+    ('kind = "nope"', ["kind", "video_macs", "'nope'"]),
+    ("frames = 8", ["kind", "None"]),
+    ('kind = "video_macs"\nwidth = 3', ["width", "unknown option", "frames"]),
+    ('kind = "video_macs"\nframes = "eight"', ["frames", "an integer", "'eight'"]),
+    ('kind = "video_macs"\nframes = true', ["frames", "an integer"]),
+    ('kind = "video_macs"\nquick = { frames = 2.5 }', ["quick.frames", "2.5"]),
+    ('kind = "video_macs"\nquick = 3', ["quick", "table"]),
+    ('kind = "bottleneck"\ngammas = [1.0, "huge"]', ["gammas[1]", "'huge'"]),
+    ('kind = "bottleneck"\ngrad_depths = 4', ["grad_depths", "list"]),
+    ('kind = "pyramid_scales"\nscales = [0.5, "x"]', ["scales[1]", "a number"]),
+    ('kind = "pyramid_scales"\nvariants = "pyramid"', ["variants", "list"]),
+])
+def test_bad_measure_table_is_one_line_naming_recipe_and_key(tmp_path: Path, measure: str,
+                                                             words: list[str]) -> None:
+    from cnnlab.common.errors import CnnlabError
+    from cnnlab.experiments.recipe import load_recipe
+
+    with pytest.raises(CnnlabError) as e:
+        load_recipe(_recipe_file(tmp_path, measure))
+    msg = str(e.value)
+    assert "\n" not in msg and msg.startswith("recipe bad_measure: [measure]"), msg
+    for w in words:
+        assert w in msg, (w, msg)
+
+
+def test_measure_options_quick_overrides_and_json_safety() -> None:
+    from cnnlab.experiments.measure import finite, options
+
+    spec = {"kind": "bottleneck", "gammas": [1, "1/sqrt2"], "quick": {"init_samples": 8}}
+    kind, full = options(spec, "r")
+    _, quick = options(spec, "r", quick=True)
+    assert kind == "bottleneck" and full["gammas"] == [1.0, 2 ** -0.5]
+    assert full["init_samples"] == 4096 and quick["init_samples"] == 8
+    assert finite({"a": float("nan"), "b": (float("inf"), 1.0)}) == {"a": None, "b": [None, 1.0]}

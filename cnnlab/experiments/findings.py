@@ -4,7 +4,8 @@ Nothing here knows an answer in advance. Each sentence is a template filled from
 an ``experiment.json`` (mean ± sample std over seeds, :mod:`cnnlab.experiments.stats`);
 comparisons ("higher", "faster", "within the seed-to-seed spread") are decided by the numbers.
 One function per ``[findings] kind`` of a recipe: :func:`curves`, :func:`compare`,
-:func:`sweep`, :func:`search`; :func:`analyze` picks by kind.
+:func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the findings of the
+recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure.describe`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
+from cnnlab.experiments.measure import describe as describe_measure
 from cnnlab.experiments.recipe import opts_string, value_label
 from cnnlab.experiments.stats import (
     LOWER_IS_BETTER,
@@ -239,6 +241,8 @@ def analyze(doc: dict[str, Any]) -> Findings:
         f = compare(gs, spec)
     for m in (recipe.get("analyze") or {}).get("models", []):
         f.params.append(param_steps(m["model"], m.get("model_opts", "")))
+    if doc.get("measure"):
+        describe_measure(doc["measure"], f)
     return f
 
 

@@ -21,7 +21,7 @@ from cnnlab.common.files import load_mapping
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPE_KEYS = {"title", "sheet", "question", "text", "seeds", "order", "base", "quick",
-               "variants", "sweeps", "searches", "analyze", "findings"}
+               "variants", "sweeps", "searches", "analyze", "findings", "measure"}
 VARIANT_KEYS = {"label", "quick", "requires"}
 SWEEP_KEYS = {"label", "quick", "requires", "set", "grid"}
 SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "requires"}
@@ -48,6 +48,7 @@ class Recipe:
     searches: list[dict[str, Any]] = field(default_factory=list)
     analyze: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, Any] = field(default_factory=dict)
+    measure: dict[str, Any] = field(default_factory=dict)  # cnnlab.experiments.measure
     path: str = ""
 
 
@@ -113,6 +114,10 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     if findings.get("kind", "compare") not in FINDINGS_KINDS:
         raise CnnlabError(f"{path}: [findings] kind must be one of {sorted(FINDINGS_KINDS)}")
     _check_keys(data.get("analyze", {}), {"models"}, f"{path}: [analyze]")
+    if "measure" in data:
+        from cnnlab.experiments.measure import check
+
+        check(data["measure"], path.stem)
     recipe = Recipe(name=path.stem, path=str(path), **data)
     # unknown TrainConfig keys and clashing run names fail here, not mid-experiment
     for quick in (False, True):

@@ -2,7 +2,9 @@
 
 :func:`run_experiment` is the API behind ``cnnlab experiment run``: recipe names in, one
 ``experiment.json`` per recipe out (the report reads nothing else). Finished runs are never
-trained again (the executor's resume rule), so a second call costs only the reading.
+trained again (the executor's resume rule), so a second call costs only the reading. A
+recipe's ``[measure]`` step (:mod:`cnnlab.experiments.measure`) runs after its jobs and
+searches, on their finished run folders, and lands in the same ``experiment.json``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import write_json
+from cnnlab.experiments.measure import options as measure_options
+from cnnlab.experiments.measure import run_measure
 from cnnlab.experiments.recipe import Job, Recipe, available, expand, load_recipe, train_config
 from cnnlab.experiments.search import run_searches
 
@@ -43,9 +47,13 @@ def run_recipes(recipes: list[Recipe], executor: Any, runs_dir: str | Path,
     """Run several recipes; write ``<runs_dir>/<name>/experiment.json`` for each.
 
     The variant and sweep jobs of all recipes go to the executor as one list, so no core
-    idles at the end of a small recipe; searches follow, round by round.
+    idles at the end of a small recipe; searches follow, round by round; then each recipe's
+    ``[measure]`` step, given its finished runs.
     """
     t0 = time.perf_counter()
+    for r in recipes:  # a bad [measure] table fails before anything trains
+        if r.measure:
+            measure_options(r.measure, r.name, quick)
     jobs = {r.name: expand(r, quick, seeds) for r in recipes}
     flat = run_jobs([j for r in recipes for j in jobs[r.name]], executor, runs_dir, data_dir)
     paths = []
@@ -59,6 +67,8 @@ def run_recipes(recipes: list[Recipe], executor: Any, runs_dir: str | Path,
                "jobs": records, "searches": searches,
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "session_wall_s": time.perf_counter() - t0}
+        if r.measure:
+            doc["measure"] = run_measure(r, records, out, quick, data_dir)
         path = out / "experiment.json"
         write_json(path, doc)
         paths.append(path)

@@ -16,6 +16,8 @@ is the spec ``fcN res(gamma=G){fcNb relu fcN relu}*(L-1) fc10`` on flattened MNI
   passes ``L-2`` multipliers above the bottom block's output ``L_2``).
 
 Every function returns a dataclass of measured numbers; plots live in :mod:`cnnlab.ttic.plots`.
+:func:`probe_replay` re-runs a finished run of the ``ttic_bottleneck`` recipe with its first
+and last blocks watched (the recipe's ``[measure] kind = "bottleneck"``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -31,6 +35,9 @@ from cnnlab.analysis.analyze import analyze_graph
 from cnnlab.analysis.hook_count import hook_macs
 from cnnlab.ir.spec import parse
 from cnnlab.models.build import build
+
+if TYPE_CHECKING:
+    from cnnlab.training.trainer import TrainConfig
 
 
 def bottleneck_spec(depth: int, width: int, bottleneck: int, gamma: float = 1.0,
@@ -266,48 +273,87 @@ def train_probe(gamma: float, depth: int, width: int = 256, bottleneck: int = 64
                 batch_size: int = 64, probe_every: int = 10, dataset: str = "mnist",
                 data_dir: str | None = None, train_size: int | None = None, seed: int = 0,
                 threads: int | None = 1) -> TrainProbe:
-    """Train through the trainer's engine (:class:`cnnlab.training.engine.Loop`: its data
-    preparation, model build, optimizer and step) and probe the first and last residual blocks.
+    """:func:`probe_run` of the ``bottleneck-mlp`` config these arguments describe."""
+    from cnnlab.training.trainer import TrainConfig
 
-    Problem 3(c): with plain SGD the bottom block's gradient, hence its update, shrinks like
-    ``gamma^(L-2)``; Adam divides by the gradient's running scale, so compare both.
-    """
-    import time
-
-    from cnnlab.training.engine import Loop, evaluate
-    from cnnlab.training.trainer import TrainConfig, build_model, prepare_data, resolve_device
-
-    if threads:
-        torch.set_num_threads(threads)
     cfg = TrainConfig(model="bottleneck-mlp", dataset=dataset, data_dir=data_dir,
                       model_opts=f"depth={depth},width={width},bottleneck={bottleneck},"
                                  f"gamma={gamma!r}",
                       optimizer=optimizer, lr=lr, batch_size=batch_size, iterations=iterations,
                       train_size=train_size, seed=seed, device="cpu", tensorboard=False,
-                      plots=False, progress="off")
-    t0 = time.perf_counter()
-    device = resolve_device(cfg.device)
-    ds, _, _ = prepare_data(cfg, device)
-    _, net = build_model(cfg, ds)
-    loop = Loop(cfg, ds, net, device, iterations, max(ds.x_train.shape[0] // batch_size, 1))
-    lin = _linears(net)
-    blocks = {"first": lin[1:3], "last": lin[-3:-1]}
-    params = {k: [p for m in v for p in m.parameters()] for k, v in blocks.items()}
-    rec: dict[str, list[float]] = {k: [] for k in
-                                   ("first_grad", "last_grad", "first_update", "last_update")}
-    steps = []
-    for it in range(iterations):
-        probe = it % probe_every == 0 or it == iterations - 1
-        before = {k: [p.detach().clone() for p in v] for k, v in params.items()} if probe else {}
-        loop.step(it)
-        if probe:
-            steps.append(it)
-            for k, ps in params.items():
-                rec[f"{k}_grad"].append(_norm([p.grad for p in ps if p.grad is not None]))
-                delta = [p.detach() - b for p, b in zip(ps, before[k], strict=True)]
-                rec[f"{k}_update"].append(_norm(delta) / max(_norm(before[k]), 1e-30))
-    tr_loss, tr_acc = evaluate(net, loop.x_tr_eval, loop.y_tr_eval, ds, 2000, device)
-    te_loss, te_acc = evaluate(net, ds.x_test, ds.y_test, ds, 2000, device)
-    return TrainProbe(gamma, depth, optimizer, steps, rec["first_grad"], rec["last_grad"],
-                      rec["first_update"], rec["last_update"], tr_acc, te_acc, te_loss,
-                      time.perf_counter() - t0)
+                      plots=False, progress="off", threads=threads)
+    return probe_run(cfg, probe_every)
+
+
+def probe_run(cfg: TrainConfig, probe_every: int = 10) -> TrainProbe:
+    """Train ``cfg`` (a ``bottleneck-mlp`` config) through the trainer's engine -- the same
+    data preparation, model build, :class:`cnnlab.training.engine.Loop` and steps as
+    :func:`cnnlab.training.trainer.train`, so the same trajectory as the run of ``cfg`` -- and
+    probe the first and last residual blocks every ``probe_every`` steps (and at the last).
+
+    Problem 3(c): with plain SGD the bottom block's gradient, hence its update, shrinks like
+    ``gamma^(L-2)``; Adam divides by the gradient's running scale, so compare both. Nothing
+    is written: the run folder of ``cfg`` stays as the executor left it.
+    """
+    import time
+
+    from cnnlab.common.errors import CnnlabError
+    from cnnlab.training.engine import Loop, evaluate, resolve_precision
+    from cnnlab.training.trainer import build_model, model_options, prepare_data, resolve_device
+
+    if cfg.spec or cfg.model != "bottleneck-mlp":
+        raise CnnlabError(f"probe_run needs a bottleneck-mlp config, not "
+                          f"{cfg.spec or cfg.model!r}")
+    if probe_every < 1:
+        raise CnnlabError(f"probe_every must be >= 1, got {probe_every}")
+    opts = model_options(cfg)
+    before_threads = torch.get_num_threads()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    try:
+        t0 = time.perf_counter()
+        device = resolve_device(cfg.device)
+        ds, mean, std = prepare_data(cfg, device)
+        _, net = build_model(cfg, ds)
+        steps_per_epoch = max(ds.x_train.shape[0] // cfg.batch_size, 1)
+        if cfg.epochs is not None:
+            total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+        else:
+            total = cfg.iterations if cfg.iterations is not None else 20000
+        loop = Loop(cfg, ds, net, device, total, steps_per_epoch, fill=-mean / std)
+        lin = _linears(net)
+        blocks = {"first": lin[1:3], "last": lin[-3:-1]}
+        params = {k: [p for m in v for p in m.parameters()] for k, v in blocks.items()}
+        rec: dict[str, list[float]] = {k: [] for k in ("first_grad", "last_grad",
+                                                       "first_update", "last_update")}
+        steps = []
+        for it in range(total):
+            probe = it % probe_every == 0 or it == total - 1
+            before = ({k: [p.detach().clone() for p in v] for k, v in params.items()}
+                      if probe else {})
+            loop.step(it)
+            if probe:
+                steps.append(it)
+                for k, ps in params.items():
+                    rec[f"{k}_grad"].append(_norm([p.grad for p in ps if p.grad is not None]))
+                    delta = [p.detach() - b for p, b in zip(ps, before[k], strict=True)]
+                    rec[f"{k}_update"].append(_norm(delta) / max(_norm(before[k]), 1e-30))
+        bs, prec = cfg.eval_batch_size, resolve_precision(cfg.precision, device)
+        tr_loss, tr_acc = evaluate(net, loop.x_tr_eval, loop.y_tr_eval, ds, bs, device, prec)
+        te_loss, te_acc = evaluate(net, ds.x_test, ds.y_test, ds, bs, device, prec)
+    finally:
+        torch.set_num_threads(before_threads)
+    return TrainProbe(float(opts.get("gamma", 1.0)), int(opts.get("depth", 8)), cfg.optimizer,
+                      steps, rec["first_grad"], rec["last_grad"], rec["first_update"],
+                      rec["last_update"], tr_acc, te_acc, te_loss, time.perf_counter() - t0)
+
+
+def probe_replay(run_dir: str | Path, probes: int = 30) -> TrainProbe:
+    """:func:`probe_run` of a finished run folder's saved ``config.json``, probing about
+    ``probes`` times over the run (every ``max(iterations // probes, 1)`` steps)."""
+    from cnnlab.common.files import read_json
+    from cnnlab.training.trainer import TrainConfig
+
+    folder = Path(run_dir)
+    cfg = TrainConfig.from_dict(read_json(folder / "config.json"), where=str(folder))
+    return probe_run(cfg, max((cfg.iterations or 20000) // max(probes, 1), 1))

@@ -21,12 +21,18 @@ index slips). :func:`level_literal` is that equation in NumPy as an oracle for t
 :func:`cnnlab.ref.filters.pyramid` is the NumPy oracle of :func:`pyramid`.
 The head max-pools each deepest map over space, pools over scales (max or mean) and applies
 a fully connected layer.
+
+:func:`load_trained` and :func:`accuracy_per_scale` test a finished run at single scales (the
+``pyramid_scales`` measurement of the ``ttic_pyramid`` recipe).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -160,3 +166,54 @@ def matched_plain_widths(budget: int, base: Sequence[int], in_channels: int = 1,
         else:
             hi = mid
     return min((count(lo), count(hi)), key=lambda cw: abs(cw[0] - budget))[1]
+
+
+@dataclass
+class Trained:
+    """A finished run's network (eval mode) with the input standardization it trained with."""
+
+    net: nn.Module
+    mean: float
+    std: float
+    model: str
+    spec: str
+    input_shape: tuple[int, ...]
+    dataset_info: dict[str, Any]
+    normalize: bool
+
+
+def load_trained(run_dir: str | Path) -> Trained:
+    """The trained network of a run folder: ``config.json`` names the model and its options,
+    ``env.json`` the input shape and normalization, ``model.safetensors`` holds the weights."""
+    from safetensors.torch import load_model
+
+    from cnnlab.common.files import read_json
+    from cnnlab.models import zoo as models
+    from cnnlab.training.trainer import TrainConfig, model_options
+
+    run = Path(run_dir)
+    if not (run / "model.safetensors").is_file():
+        raise CnnlabError(f"{run}: no model.safetensors (the run has not finished)")
+    cfg = TrainConfig.from_dict(read_json(run / "config.json"), where=str(run))
+    env = read_json(run / "env.json")
+    mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
+    shape = tuple(env["input_shape"])
+    net = mdef.build(shape)
+    load_model(net, str(run / "model.safetensors"))
+    return Trained(net.eval(), float(env["normalize_mean"]), float(env["normalize_std"]),
+                   mdef.name, mdef.spec, shape, dict(env.get("dataset_info") or {}),
+                   cfg.normalize)
+
+
+def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:
+    """Fraction of ``x`` that ``net`` classifies as ``y`` (inference mode, batches of ``batch``)."""
+    with torch.inference_mode():
+        hits = sum(int((net(x[i:i + batch]).argmax(1) == y[i:i + batch]).sum())
+                   for i in range(0, x.shape[0], batch))
+    return hits / max(x.shape[0], 1)
+
+
+def accuracy_per_scale(trained: Trained, tests: Sequence[Any]) -> list[float]:
+    """Accuracy of a trained run on each single-scale test set (``x``, ``y`` in raw pixels,
+    standardized here as the run's training inputs were)."""
+    return [accuracy(trained.net, (t.x - trained.mean) / trained.std, t.y) for t in tests]

@@ -13,13 +13,15 @@ and adds its bias where the sheet subtracts a threshold.
 
 Problem 1 generalised to video: a convolution producing an ``X x Y x T`` output from ``N_in``
 channels with a ``DX x DY x DT`` kernel does ``B X Y T DX DY DT N_out N_in`` multiplications
-(:func:`sheet_macs`).
+(:func:`sheet_macs`); :func:`macs_table` checks it per layer of ``video3d`` against the analyzer
+and forward hooks (the ``video_macs`` measurement of the ``ttic_video`` recipe).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
@@ -63,3 +65,34 @@ def video3d_spec(widths: Sequence[int] = (8, 16, 32, 64), classes: int = 10,
     k = f"{kernel}x{kernel}x{kernel}"
     body = " ".join(f"conv{k}x{w}(stride={stride},padding=same) relu" for w in widths)
     return f"{body} fc{classes}"
+
+
+def macs_table(frames: int = 8, size: int = 64, batch: int = 1) -> dict[str, Any]:
+    """Per conv of ``video3d`` (``frames x size x size`` clips): the analyzer's MACs, Problem 1's
+    formula (:func:`sheet_macs`) and the forward-hook count; plus the totals of the network."""
+    from cnnlab.analysis.analyze import analyze_graph
+    from cnnlab.analysis.hook_count import hook_macs
+    from cnnlab.ir.shapes import window_params
+    from cnnlab.ir.spec import parse
+    from cnnlab.models import zoo as models
+
+    mdef = models.get("video3d", frames=frames, size=size)
+    graph, shape = parse(mdef.spec), mdef.input_shape
+    a = analyze_graph(graph, shape, batch=batch)
+    hooks = hook_macs(mdef.build(seed=0).eval(), torch.zeros(batch, *shape))
+    shapes = {r.name: r.output_shape for r in a.layers}
+    rows = []
+    for r in a.layers:
+        if r.kind != "conv":
+            continue
+        node = graph.node(r.name)
+        kt, ky, kx = window_params(node, shapes[node.inputs[0]]).kernel
+        n_out, t, y, x = r.output_shape
+        rows.append({"layer": r.name, "output_XYT": [x, y, t], "kernel_XYT": [kx, ky, kt],
+                     "n_in": shapes[node.inputs[0]][0], "n_out": n_out, "analyzer": r.macs,
+                     "formula": sheet_macs(batch, (x, y, t), (kx, ky, kt), n_out,
+                                           shapes[node.inputs[0]][0]),
+                     # an asymmetric 'same' pad wraps the Conv3d one level deeper
+                     "hooks": sum(v for k, v in hooks.items() if k.split(".")[1] == r.name)})
+    return {"model": "video3d", "spec": mdef.spec, "input": list(shape), "batch": batch,
+            "layers": rows, "total_macs": a.total.macs, "params": a.total.params}

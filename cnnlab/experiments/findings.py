@@ -187,7 +187,7 @@ def search(doc: dict[str, Any], root: Path) -> Findings:
         g = next(p for p in probes if p.values.get(s["param"]) == s["found"])
         g.label = s["label"]
         found_groups.append(g)
-        cfg = read_json(Path(g.runs[0]["run_dir"]) / "config.json")
+        cfg = read_json(Path(g.runs[0]["run_dir"]) / "config.json", {})
         steps = param_steps(cfg.get("spec") or cfg.get("model", ""), cfg.get("model_opts", ""))
         steps["label"] = s["label"]
         f.params.append(steps)

@@ -19,18 +19,18 @@ from __future__ import annotations
 import gzip
 import hashlib
 import os
-import shutil
 import struct
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 import torch
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import atomic_write
 from cnnlab.common.plugins import load_plugins, plugin_modules
 from cnnlab.data.dataset import Dataset
 from cnnlab.data.derived import pairs
@@ -137,12 +137,14 @@ def _find_file(folder: Path, stem: str) -> Path | None:
     return None
 
 
-def _verify(path: Path, stem: str, hashes: dict[str, tuple[str, str]] | None) -> None:
+def _verify(path: Path, stem: str, hashes: dict[str, tuple[str, str]] | None,
+            got: str | None = None) -> None:
+    """Check ``path`` (or the digest ``got`` of bytes about to become ``path``)."""
     if hashes is None:
         return
     gz_hash, raw_hash = hashes[stem.removesuffix(".gz")]
     want = gz_hash if path.suffix == ".gz" or stem.endswith(".gz") else raw_hash
-    got = sha256(path)
+    got = got or sha256(path)
     if got != want:
         raise CnnlabError(f"{path}: SHA-256 mismatch (got {got[:12]}..., expected "
                           f"{want[:12]}...); the file is corrupt or not the original, "
@@ -172,24 +174,29 @@ def search_dirs(name: str, data_dir: str | Path | None = None) -> list[Path]:
 
 
 def _download(name: str, dest: Path, stems: list[str]) -> None:
+    """Fetch each ``<stem>.gz`` from the first mirror that serves the right bytes. A file is
+    checked against its SHA-256 before it is moved into place (the one atomic writer), so a
+    truncated or wrong download never lands in the cache."""
     dest.mkdir(parents=True, exist_ok=True)
     errors = []
     for stem in stems:
+        target = dest / (stem + ".gz")
         for mirror in MIRRORS.get(name, ()):
             url = mirror + stem + ".gz"
-            tmp_path: Path | None = None
+
+            def fetch(fh: IO[bytes], url: str = url, target: Path = target) -> None:
+                h = hashlib.sha256()
+                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r:
+                    for chunk in iter(lambda: r.read(1 << 20), b""):
+                        h.update(chunk)
+                        fh.write(chunk)
+                _verify(target, target.name, HASHES.get(name), got=h.hexdigest())
+
             try:
-                with urllib.request.urlopen(url, timeout=DOWNLOAD_TIMEOUT_S) as r, \
-                        tempfile.NamedTemporaryFile(dir=dest, delete=False) as tmp:
-                    tmp_path = Path(tmp.name)
-                    shutil.copyfileobj(r, tmp)
-                _verify(tmp_path, stem + ".gz", HASHES.get(name))
-                os.replace(tmp_path, dest / (stem + ".gz"))
+                atomic_write(target, fetch)
                 break
             except (OSError, ValueError, CnnlabError) as e:
                 errors.append(f"{stem}.gz from {urllib.parse.urlsplit(url).netloc or url}: {e}")
-                if tmp_path is not None:
-                    tmp_path.unlink(missing_ok=True)
         else:
             raise OSError("; ".join(errors[-2:]))
 

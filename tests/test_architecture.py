@@ -143,3 +143,16 @@ def test_analyze_baseline_prints_the_parameter_steps(capsys: pytest.CaptureFixtu
     assert "5·5·1·32 = 800 weights + 32 biases = 832" in out
     assert "(64·4·4 = 1,024) inputs · 1,024 outputs = 1,048,576 weights" in out
     assert "total: 832 + 51,264 + 1,049,600 + 10,250 = 1,111,946" in out
+
+
+def test_api_and_cli_accept_the_same_recipe_file(tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    from cnnlab.cli.main import main
+
+    f = tmp_path / "mine.toml"
+    f.write_text('title = "t"\nsheet = "s"\nquestion = "1"\n[base]\nmodel = "baseline"\n'
+                 '[measure]\nkind = "nope"\n')
+    with pytest.raises(cnnlab.CnnlabError, match="kind must be one of") as api:
+        cnnlab.run_experiment(str(f), runs_dir=tmp_path / "runs")
+    assert main(["experiment", "run", str(f), "--runs-dir", str(tmp_path / "runs")]) == 2
+    assert str(api.value) in capsys.readouterr().err

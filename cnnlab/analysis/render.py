@@ -103,10 +103,13 @@ def step_lines(a: Analysis) -> list[str]:
     steps = param_steps(a)
     if not steps:
         return []
-    total = " + ".join(f"{s.params:,}" for s in steps)
-    return ["", "parameters, step by step:", *(f"  {s}" for s in steps),
-            f"  total: {total} = {a.total.params:,}" if len(steps) > 1 else
-            f"  total: {a.total.params:,}"]
+    if len(steps) == 1:
+        total = f"{a.total.params:,}"
+    elif len(steps) <= 12:
+        total = " + ".join(f"{s.params:,}" for s in steps) + f" = {a.total.params:,}"
+    else:  # a deep net: the sum written out would be longer than the table
+        total = f"the {len(steps)} steps above add up to {a.total.params:,}"
+    return ["", "parameters, step by step:", *(f"  {s}" for s in steps), f"  total: {total}"]
 
 
 def markdown(a: Analysis, layout: str = "nchw") -> str:

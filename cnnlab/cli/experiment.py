@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from cnnlab.common.errors import CnnlabError
 
@@ -35,10 +36,11 @@ def _names(names: list[str]) -> list[str]:
     if names == ["all"]:
         return [r.name for r in all_recipes()]
     known = set(recipe_names())
-    bad = [n for n in names if n not in known]
+    # a recipe file of one's own is read by the same loader as the shipped ones
+    bad = [n for n in names if n not in known and not (n.endswith(".toml") and Path(n).is_file())]
     if bad:
         raise CnnlabError(f"unknown recipe(s) {', '.join(bad)}; known: "
-                          f"{', '.join(sorted(known))} or 'all'")
+                          f"{', '.join(sorted(known))}, 'all' or a path to a .toml recipe")
     return names
 
 

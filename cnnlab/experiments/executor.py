@@ -123,6 +123,9 @@ def _run_one(cfg: TrainConfig, threads: int,
     return asdict(result)
 
 
+#: the body of one run, for other executors (a Ray task runs it on a cluster node)
+run_one = _run_one
+
 class LocalExecutor:
     """Runs configs in parallel processes on this machine, at most ``jobs`` at a time.
 

@@ -126,6 +126,7 @@ def _run_one(cfg: TrainConfig, threads: int,
 #: the body of one run, for other executors (a Ray task runs it on a cluster node)
 run_one = _run_one
 
+
 class LocalExecutor:
     """Runs configs in parallel processes on this machine, at most ``jobs`` at a time.
 

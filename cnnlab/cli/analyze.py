@@ -22,6 +22,22 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="shape order for --input and the printed shapes (nhwc: as the sheets)")
     p.add_argument("--format", choices=["table", "markdown", "json", "csv", "html"],
                    default="table")
+    e = p.add_argument_group("effective receptive field (docs/erf.md)")
+    e.add_argument("--erf", action="store_true",
+                   help="measure the effective receptive field of the centre unit of chosen "
+                   "layers (Luo et al. 2016) and write a heatmap")
+    e.add_argument("--weights", metavar="RUN_DIR",
+                   help="use the trained weights of a run folder (runs/NAME) instead of a "
+                   "random init; MODEL may then be left out")
+    e.add_argument("--erf-layers", metavar="A,B",
+                   help="layers to measure (analyzer row names); default: up to 6 conv/pool "
+                   "layers, the last included")
+    e.add_argument("--erf-samples", type=int, default=32, metavar="N",
+                   help="random N(0,1) inputs to average the gradient over (default 32)")
+    e.add_argument("--erf-seed", type=int, default=0, metavar="S",
+                   help="seed of the random init and of the inputs (default 0)")
+    e.add_argument("--erf-out", default="erf.png", metavar="FILE.png",
+                   help="heatmap file, .png or .svg (default erf.png)")
 
 
 def _load_module(target: str):
@@ -47,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     from cnnlab.models.resolve import analyze
 
     shape = parse_shape(args.input, args.layout) if args.input else None
+    if args.erf or args.weights:
+        return _run_erf(args, shape)
     if args.module:
         if shape is None:
             raise CnnlabError("--module needs --input, e.g. --input 3x224x224")
@@ -57,3 +75,135 @@ def run(args: argparse.Namespace) -> int:
     text = render(analysis, args.format, args.layout)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
+
+
+# ------------------------------------------------------------------------- --erf
+
+_ERF_DEFAULT_MAX = 6  # default layers: at most this many conv/pool rows, the last included
+
+
+def _erf_model(args: argparse.Namespace, shape):
+    """(module, input shape, what the analyzer reads, description of the weights)."""
+    from cnnlab.models import zoo
+
+    if args.weights:
+        from cnnlab.ttic.pyramid import load_trained
+
+        if not Path(args.weights).is_dir():
+            raise CnnlabError(f"--weights {args.weights}: no such run folder (give runs/NAME)")
+        trained = load_trained(args.weights)
+        if args.module:
+            raise CnnlabError("--weights loads the run's own model; drop --module")
+        if args.spec and zoo.resolve(args.spec).spec != trained.spec:
+            raise CnnlabError(f"--weights {args.weights} holds {trained.name!r} "
+                              f"({trained.spec!r}), not {args.spec!r}; drop MODEL or match it")
+        return (trained.net, shape or trained.input_shape, trained.spec or trained.net,
+                f"trained, {args.weights}")
+    if args.module:
+        if shape is None:
+            raise CnnlabError("--module needs --input, e.g. --input 3x224x224")
+        import torch
+
+        torch.manual_seed(args.erf_seed)
+        net = _load_module(args.module)
+        return net, shape, net, f"as built by {args.module} (torch seed {args.erf_seed})"
+    if not args.spec:
+        raise CnnlabError("--erf needs a MODEL (name, spec or file), --module or --weights")
+    mdef = zoo.resolve(args.spec)
+    shape = shape or mdef.input_shape or None
+    if shape is None:
+        raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28")
+    return (mdef.build(shape, seed=args.erf_seed), shape, args.spec,
+            f"random init (seed {args.erf_seed})")
+
+
+def _module_name(modules: dict, name: str) -> str | None:
+    for cand in (name, f"layers.{name}"):  # GraphNet keeps node X as layers.X
+        if cand in modules:
+            return cand
+    return None
+
+
+def _erf_layers(args: argparse.Namespace, net, analysis) -> tuple[list[str], dict, dict]:
+    """(module names, module name -> analyzer rf, module name -> shown name)."""
+    modules = dict(net.named_modules())
+    rows = {r.name: r for r in analysis.layers} if analysis is not None else {}
+    if args.erf_layers:
+        wanted = [w.strip() for w in args.erf_layers.split(",") if w.strip()]
+    else:
+        wanted = [r.name for r in rows.values() if r.kind in ("conv", "pool")
+                  and r.jump is not None and _module_name(modules, r.name)]
+        if not wanted:
+            raise CnnlabError("no conv/pool layer found for the ERF; name the layers with "
+                              "--erf-layers a,b")
+        if len(wanted) > _ERF_DEFAULT_MAX:
+            step = (len(wanted) - 1) / (_ERF_DEFAULT_MAX - 1)
+            wanted = [wanted[round(i * step)] for i in range(_ERF_DEFAULT_MAX)]
+    names, rf, shown = [], {}, {}
+    for w in wanted:
+        m = _module_name(modules, w) or w  # an unknown name: effective_rf says which exist
+        row = rows.get(w) or rows.get(m) or rows.get(m.removeprefix("layers."))
+        names.append(m)
+        shown[m] = w
+        if row is not None and row.rf is not None and row.jump is not None:
+            rf[m] = row.rf
+    return names, rf, shown
+
+
+def _run_erf(args: argparse.Namespace, shape) -> int:
+    from cnnlab.analysis.erf import effective_rf, plot
+    from cnnlab.models.resolve import analyze
+
+    out = Path(args.erf_out)
+    if out.suffix.lower() not in (".png", ".svg"):
+        raise CnnlabError(f"--erf-out {args.erf_out}: give a .png or .svg file name")
+    net, shape, source, weights = _erf_model(args, shape)
+    note = ""
+    try:
+        analysis = analyze(source, shape)
+    except CnnlabError as e:
+        analysis, note = None, f"theoretical RF unknown: {e}"
+    names, rf, shown = _erf_layers(args, net, analysis)
+    result = effective_rf(net, shape, names, samples=args.erf_samples, seed=args.erf_seed,
+                          rf=rf)
+    if args.format == "json":
+        import json
+
+        rows = [{"layer": shown[r.layer], "module": r.layer, "output_shape": r.output_shape,
+                 "centre": r.centre, "rf": r.rf, "footprint": r.footprint, "erf50": r.erf50,
+                 "erf95": r.erf95, "ratio50": r.ratio50, "ratio95": r.ratio95, "std": r.std}
+                for r in result.layers]
+        text = json.dumps({"input_shape": shape, "samples": result.samples,
+                           "seed": result.seed, "weights": weights, "layers": rows}, indent=1)
+    else:
+        text = _erf_table(result, shown, shape, weights)
+    paths = plot(result, str(out.with_suffix("")), formats=(out.suffix[1:].lower(),),
+                 title=f"ERF, {weights}; red: theoretical RF, dashed: ERF95", labels=shown)
+    sys.stdout.write(text + "\n")
+    info = sys.stderr if args.format == "json" else sys.stdout
+    if note:
+        info.write(note + "\n")
+    info.write(f"heatmap: {paths[0]}\n")
+    return 0
+
+
+def _erf_table(result, shown: dict, shape, weights: str) -> str:
+    def x(v) -> str:
+        return "?" if v is None else "x".join(map(str, v))
+
+    def f(v) -> str:
+        return "?" if v is None else f"{v:.2f}"
+
+    head = ["layer", "output", "RF", "footprint", "ERF50", "ERF95", "ERF50/RF", "ERF95/RF",
+            "std"]
+    body = [[shown[r.layer], x(r.output_shape), x(r.rf), x(r.footprint), str(r.erf50),
+             str(r.erf95), f(r.ratio50), f(r.ratio95), "x".join(f"{s:.2f}" for s in r.std)]
+            for r in result.layers]
+    widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+    lines = [f"effective receptive field: input {x(shape)}, {result.samples} random N(0,1) "
+             f"inputs (seed {result.seed}), weights {weights}",
+             "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in body]
+    lines.append("RF: theoretical (analyzer); footprint: extent of the non-zero gradient; "
+                 "ERFp: side of the centred square holding p% of |gradient|; ratio: ERF/max(RF)")
+    return "\n".join(lines)

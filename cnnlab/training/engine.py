@@ -269,6 +269,26 @@ class Loop:
                                    prec)
         te_loss, te_acc = evaluate(self.net, self.ds.x_test, self.ds.y_test, self.ds, bs, dev,
                                    prec)
+        return self.record_eval(it, log, tr_loss, tr_acc, te_loss, te_acc)
+
+    # ------------------------------------------- public steps for a batched trainer
+
+    def next_indices(self) -> torch.Tensor:
+        """The next mini-batch's ``(batch,)`` indices: this seed's permutation, epoch by epoch."""
+        return self._indices()
+
+    def log_train(self, it: int, step_time: float, log: RunLog) -> None:
+        """Log the batch metrics accumulated in ``acc_*`` (the net must hold current weights)."""
+        self._log_train(it, step_time, log)
+
+    def save_checkpoint(self, it: int, ckpt_dir: Path) -> None:
+        """An exact-resume checkpoint of the net, optimizer and streams as they are now."""
+        self._checkpoint(it, ckpt_dir)
+
+    def record_eval(self, it: int, log: RunLog, tr_loss: float, tr_acc: float, te_loss: float,
+                    te_acc: float) -> bool:
+        """Append and log one evaluation; True when it reaches ``target_acc`` first."""
+        cfg = self.cfg
         rec = {"iteration": it, "train_acc": tr_acc, "train_loss": tr_loss, "test_acc": te_acc,
                "test_loss": te_loss, "ratio": te_acc / tr_acc if tr_acc else math.nan,
                "train_time": self.train_time}

@@ -179,7 +179,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Dataset, float
     return ds, mean, std
 
 
-def _check(cfg: TrainConfig) -> TrainConfig:
+def check_config(cfg: TrainConfig) -> TrainConfig:
+    """Validate ``cfg`` (one-line errors); ``target_acc`` given in % becomes a fraction."""
     if cfg.iterations is not None and cfg.epochs is not None:
         raise CnnlabError("give --iterations or --epochs, not both")
     if cfg.target_acc is not None and cfg.target_acc > 1:
@@ -220,13 +221,71 @@ def _drop_torn_line(path: Path) -> None:
             write_bytes(path, data[:data.rfind(b"\n") + 1])
 
 
+def open_run(cfg: TrainConfig) -> tuple[str, Path, Path | None]:
+    """The run's name, folder and (with ``resume``) checkpoint to continue from.
+
+    Fails before touching the folder: nothing is created or replaced here.
+    """
+    name = cfg.out_name
+    if name is None:
+        name = rundir.default_name(cfg.spec or cfg.model, cfg.dataset)
+    run_dir = rundir.run_path(cfg.runs_dir, name)
+    if cfg.resume and (run_dir / "config.json").exists():
+        _resume_config(cfg, run_dir)
+    rundir.check(run_dir, cfg.resume, cfg.overwrite)
+    ckpt = checkpoint.latest(run_dir / "checkpoints") if cfg.resume else None
+    if cfg.resume and ckpt is None:
+        raise CnnlabError(f"cannot resume {run_dir}: it has no checkpoint yet; start it again "
+                          "with --overwrite")
+    return name, run_dir, ckpt
+
+
+def schedule_length(cfg: TrainConfig, ds: Dataset) -> tuple[int, int]:
+    """(total training steps, steps per epoch) of ``cfg`` on ``ds``."""
+    steps_per_epoch = max(ds.x_train.shape[0] // cfg.batch_size, 1)
+    if cfg.epochs is not None:
+        total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
+    else:
+        total = cfg.iterations if cfg.iterations is not None else 20000
+    return total, steps_per_epoch
+
+
+def write_run_header(run_dir: Path, cfg: TrainConfig, name: str, device: torch.device,
+                     mdef: models.ModelDef, ds: Dataset, total: int, steps_per_epoch: int,
+                     mean: float, std: float, **extra_env: Any) -> None:
+    """``config.json`` (unless resuming) and ``env.json`` of a run about to train."""
+    if not cfg.resume:
+        write_json(run_dir / "config.json", {**asdict(cfg), "out_name": name})
+    write_json(run_dir / "env.json", {
+        **rundir.environment(device), "model": mdef.name, "spec": mdef.spec,
+        "precision": resolve_precision(cfg.precision, device),
+        "input_shape": list(ds.input_shape), "iterations": total,
+        "steps_per_epoch": steps_per_epoch, "train_examples": int(ds.x_train.shape[0]),
+        "eval_examples": int(ds.x_test.shape[0]), "normalize_mean": mean,
+        "normalize_std": std, "dataset_info": ds.info, **extra_env})
+
+
+def finish_run(run_dir: Path, cfg: TrainConfig, net: nn.Module, mdef: models.ModelDef,
+               ds: Dataset, mean: float, std: float, result: RunResult) -> RunResult:
+    """Final weights (``model.safetensors``), ``result.json`` and the plots of a finished run."""
+    checkpoint.save_weights(run_dir / "model.safetensors", net, {
+        "model": mdef.name, "spec": mdef.spec, "input_shape": "x".join(map(str, ds.input_shape)),
+        "normalize_mean": repr(mean), "normalize_std": repr(std)})
+    write_json(run_dir / "result.json", asdict(result))
+    if cfg.plots:
+        from cnnlab.training.plots import plot_run
+
+        plot_run(run_dir)
+    return result
+
+
 def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     """Train ``cfg`` to completion (or to ``target_acc``) and return its :class:`RunResult`.
 
     ``stop_at`` aborts with KeyboardInterrupt after that many iterations, as a kill would
     (no final checkpoint): tests use it to check that ``--resume`` is exact.
     """
-    cfg = _check(cfg)
+    cfg = check_config(cfg)
     models.resolve(cfg.spec or cfg.model, **model_options(cfg))  # a typo fails before data loads
     t_wall = time.perf_counter()
     if cfg.threads:
@@ -234,38 +293,15 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16" and device.type != "cuda":
         raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
-    name = cfg.out_name
-    if name is None:
-        name = rundir.default_name(cfg.spec or cfg.model, cfg.dataset)
-    run_dir = rundir.run_path(cfg.runs_dir, name)
-    if cfg.resume and (run_dir / "config.json").exists():
-        _resume_config(cfg, run_dir)
     # fail before touching the folder: nothing is created or replaced until data and model load
-    rundir.check(run_dir, cfg.resume, cfg.overwrite)
+    name, run_dir, ckpt = open_run(cfg)
     ckpt_dir = run_dir / "checkpoints"
-    ckpt = checkpoint.latest(ckpt_dir) if cfg.resume else None
-    if cfg.resume and ckpt is None:
-        raise CnnlabError(f"cannot resume {run_dir}: it has no checkpoint yet; start it again "
-                          "with --overwrite")
 
     ds, mean, std = prepare_data(cfg, device)
     mdef, net = build_model(cfg, ds)
     rundir.prepare(run_dir, cfg.resume, cfg.overwrite)
-    steps_per_epoch = max(ds.x_train.shape[0] // cfg.batch_size, 1)
-    if cfg.epochs is not None:
-        total = max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    else:
-        total = cfg.iterations if cfg.iterations is not None else 20000
-    saved_cfg = {**asdict(cfg), "out_name": name}
-    if not cfg.resume:
-        write_json(run_dir / "config.json", saved_cfg)
-    write_json(run_dir / "env.json", {
-        **rundir.environment(device), "model": mdef.name, "spec": mdef.spec,
-        "precision": resolve_precision(cfg.precision, device),
-        "input_shape": list(ds.input_shape), "iterations": total,
-        "steps_per_epoch": steps_per_epoch, "train_examples": int(ds.x_train.shape[0]),
-        "eval_examples": int(ds.x_test.shape[0]), "normalize_mean": mean,
-        "normalize_std": std, "dataset_info": ds.info})
+    total, steps_per_epoch = schedule_length(cfg, ds)
+    write_run_header(run_dir, cfg, name, device, mdef, ds, total, steps_per_epoch, mean, std)
 
     loop = Loop(cfg, ds, net, device, total, steps_per_epoch, fill=-mean / std)
     start = 0
@@ -280,9 +316,6 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     finally:
         bar.close()
         log.close()
-    checkpoint.save_weights(run_dir / "model.safetensors", net, {
-        "model": mdef.name, "spec": mdef.spec, "input_shape": "x".join(map(str, ds.input_shape)),
-        "normalize_mean": repr(mean), "normalize_std": repr(std)})
     last = loop.history[-1] if loop.history else {}
     result = RunResult(
         run_dir=str(run_dir), iterations=outcome.iteration,
@@ -292,9 +325,4 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
         time_to_target=loop.time_to_target, iteration_to_target=loop.iteration_to_target,
         param_count=sum(p.numel() for p in net.parameters()),
         images_per_s=loop.images_per_s, stopped=outcome.stopped, history=loop.history)
-    write_json(run_dir / "result.json", asdict(result))
-    if cfg.plots:
-        from cnnlab.training.plots import plot_run
-
-        plot_run(run_dir)
-    return result
+    return finish_run(run_dir, cfg, net, mdef, ds, mean, std, result)

@@ -28,6 +28,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     run.add_argument("--runs-dir", default=None,
                      help="default runs/experiments (runs/experiments-quick with --quick)")
     run.add_argument("--data-dir", default=None, help="folder with the IDX files")
+    run.add_argument("--executor", choices=("local", "ray"), default="local",
+                     help="local (default): a process pool here; ray: Ray tasks on a cluster "
+                          "(pip install 'cnnlab[ray]'; see docs/scale-out.md)")
+    run.add_argument("--address", default=None, metavar="auto|HOST:PORT",
+                     help="ray: the cluster to join (default: this machine's, else a new one)")
+    run.add_argument("--gpus-per-run", type=float, default=None,
+                     help="ray: GPUs each run asks for (default 0: CPU; 0.5 shares a GPU)")
+    run.add_argument("--threads-per-run", type=int, default=None,
+                     help="ray: CPUs (torch threads) each run asks for (default 1)")
 
 
 def _names(names: list[str]) -> list[str]:
@@ -76,18 +85,38 @@ def _show(name: str, quick: bool) -> int:
     return 0
 
 
+def _executor(args: argparse.Namespace) -> object:
+    """The executor ``--executor`` names; Ray's flags are refused with the local one."""
+    from cnnlab.experiments.executor import LocalExecutor
+
+    ray_flags = {"--address": args.address, "--gpus-per-run": args.gpus_per_run,
+                 "--threads-per-run": args.threads_per_run}
+    if args.executor == "local":
+        given = [k for k, v in ray_flags.items() if v is not None]
+        if given:
+            raise CnnlabError(f"{', '.join(given)} only apply to --executor ray")
+        return LocalExecutor(jobs=args.jobs, fresh=not args.quick)
+    from cnnlab.experiments.executor_ray import RayExecutor, import_ray
+
+    if args.jobs is not None:
+        raise CnnlabError("--jobs is for --executor local; on Ray as many runs go at once as "
+                          "the cluster's CPUs / --threads-per-run (and GPUs) allow")
+    import_ray()  # a missing package fails before anything runs
+    return RayExecutor(address=args.address, threads_per_run=args.threads_per_run or 1,
+                       gpus_per_run=args.gpus_per_run or 0.0, fresh=not args.quick)
+
+
 def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     if args.action == "show":
         return _show(args.name, args.quick)
-    from cnnlab.experiments.executor import LocalExecutor
     from cnnlab.experiments.run import run_experiment
 
     if args.seeds is not None and args.seeds < 1:
         raise CnnlabError("--seeds must be >= 1")
     runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else "runs/experiments")
-    executor = LocalExecutor(jobs=args.jobs, fresh=not args.quick)
+    executor = _executor(args)
     data_dir = args.data_dir
     t0 = time.perf_counter()
     names = _names(args.names)

@@ -1,11 +1,14 @@
 """Findings written from measured numbers: sentences, tables and parameter counts.
 
 Nothing here knows an answer in advance. Each sentence is a template filled from the runs of
-an ``experiment.json`` (mean ± sample std over seeds, :mod:`cnnlab.experiments.stats`);
-comparisons ("higher", "faster", "within the seed-to-seed spread") are decided by the numbers.
-One function per ``[findings] kind`` of a recipe: :func:`curves`, :func:`compare`,
-:func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the findings of the
-recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure.describe`).
+an ``experiment.json``: a configuration as mean ± 95% confidence interval with its seed count,
+a comparison as a difference with its 95% interval, paired by seed where the runs share their
+data order, else Welch (:mod:`cnnlab.experiments.stats`, :mod:`cnnlab.experiments.intervals`).
+A difference whose interval contains 0 (or that has none: one seed) is "not distinguishable at
+this budget", never a ranking; a sweep names its best value only when the intervals separate
+it from every other. One function per ``[findings] kind`` of a recipe: :func:`curves`,
+:func:`compare`, :func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the
+findings of the recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure.describe`).
 """
 
 from __future__ import annotations
@@ -19,15 +22,19 @@ from cnnlab.experiments.recipe import opts_string, value_label
 from cnnlab.experiments.stats import (
     LOWER_IS_BETTER,
     METRICS,
+    NOT_DISTINGUISHABLE,
     Findings,
     Group,
-    best_group,
-    better,
+    compare_stats,
     crossing,
     diff_text,
     fmt,
     groups,
+    quote,
+    rank,
+    seeds_note,
     table,
+    verdict,
 )
 
 # ------------------------------------------------------------------------ sentences
@@ -38,16 +45,23 @@ def _metric_list(spec: dict[str, Any], default: str = "test_acc") -> list[str]:
     return [m] if isinstance(m, str) else list(m)
 
 
+def _seeds(n: int) -> str:
+    return "one seed" if n == 1 else f"{n} seeds"
+
+
 def _say_threshold(g: Group, thr: float) -> str:
     its, secs, hit = crossing(g, thr)
     if not any(r["_curves"].get("test_acc") for r in g.runs):
         return f"{g.label}: no test-accuracy curve was found (metrics.jsonl missing)"
     if not hit:
         last = max((r["iterations"] or 0 for r in g.runs), default=0)
-        return f"{g.label} did not reach {100 * thr:g}% test accuracy within {last:,} iterations"
-    seeds = "" if hit == len(g.runs) else f" ({hit} of {len(g.runs)} seeds)"
+        return (f"{g.label} did not reach {100 * thr:g}% test accuracy within {last:,} "
+                f"iterations ({'on any of ' if len(g.runs) > 1 else 'on '}"
+                f"{_seeds(len(g.runs))})")
+    note = seeds_note(hit) if hit == len(g.runs) else \
+        f"{hit} of {len(g.runs)} seeds reached it; {seeds_note(hit)} over those"
     return (f"{g.label} first reached {100 * thr:g}% test accuracy at iteration "
-            f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training{seeds}")
+            f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training ({note})")
 
 
 def curves(gs: list[Group], spec: dict[str, Any]) -> Findings:
@@ -61,25 +75,81 @@ def curves(gs: list[Group], spec: dict[str, Any]) -> Findings:
             f"After {fmt('iterations', g.stat('iterations'))} iterations {g.label} reached "
             f"{fmt('test_acc', g.stat('test_acc'))} test and "
             f"{fmt('train_acc', g.stat('train_acc'))} train accuracy "
-            f"({len(g.runs)} seed{'s' if len(g.runs) > 1 else ''}).")
+            f"({seeds_note(g.stat('test_acc').n)}).")
         if "threshold" in spec:
             f.sentences.append(_say_threshold(g, float(spec["threshold"])) + ".")
-        its, tr, _ = g.curve("train_acc")
-        _, te, te_sd = g.curve("test_acc")
-        rows = [[f"{it:,}", f"{100 * a:.2f}%", f"{100 * b:.2f}%" + (
-            f" ± {100 * s:.2f}" if len(g.runs) > 1 else "")]
-            for it, a, b, s in zip(its, tr, te, te_sd, strict=True)
-            if it % every == 0 or it == its[-1]]
-        f.tables.append((f"{g.label}: accuracy every {every} iterations",
+        pm = len(g.runs) > 1
+        cols = []
+        for key in ("train_acc", "test_acc"):
+            its_k, mean, ci = g.curve(key, band="ci")
+            cols.append({it: f"{100 * a:.2f}" + (f" ± {100 * h:.2f}" if pm else "") + "%"
+                         for it, a, h in zip(its_k, mean, ci, strict=True)})
+        its = sorted(set(cols[0]) | set(cols[1]))
+        rows = [[f"{it:,}", cols[0].get(it, "n/a"), cols[1].get(it, "n/a")] for it in its
+                if it % every == 0 or it == its[-1]]
+        f.tables.append((f"{g.label}: accuracy every {every} iterations "
+                         f"({seeds_note(len(g.runs))})",
                          {"header": ["iteration", "train acc", "test acc"], "rows": rows}))
     return f
+
+
+def _versus(m: str, g: Group, base: Group) -> str:
+    """One configuration against another by ``m``: both with their intervals, the
+    difference with its interval, and the verdict."""
+    a, b = g.stat(m), base.stat(m)
+    return (f"{g.label} reached {METRICS[m][0]} {quote(m, a)} vs {base.label} {quote(m, b)}, "
+            f"a difference of {diff_text(m, a, b)}: {verdict(m, a, b)}.")
+
+
+def _speed(m: str, g: Group, base: Group) -> str:
+    """A cost (time, memory) of ``g`` against ``base``: a ratio only when distinguishable."""
+    a, b = g.stat(m), base.stat(m)
+    head = (f"{METRICS[m][0]}: {g.label} {quote(m, a)} vs {base.label} {quote(m, b)}, "
+            f"a difference of {diff_text(m, a, b)}")
+    if not compare_stats(a, b).distinguishable:
+        return f"{head}: {NOT_DISTINGUISHABLE}."
+    r = a.mean / b.mean
+    how = f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
+    if m in ("peak_rss_mib", "data_mib"):
+        how = f"{r:.2f}x the memory"
+    return f"{head}: {how}."
+
+
+def _ranked(gs: list[Group], m: str, what: str) -> str | None:
+    """The best ``what`` by ``m`` when the intervals separate it from every other, else which
+    ones are not distinguishable from the top mean."""
+    rk = rank(gs, m)
+    if rk is None:
+        return None
+    top, name = rk.top, METRICS[m][0]
+    mean_word = "lowest" if m in LOWER_IS_BETTER else "highest"
+    st = top.stat(m)
+
+    def vs(g: Group) -> str:
+        return f"{g.label} at {fmt(m, g.stat(m))}, a difference of {diff_text(m, g.stat(m), st)}"
+
+    if rk.best is not None:
+        runner = rk.order[1]
+        text = (f"The best {what} by {name} was {top.label}: {quote(m, st)}; the runner-up "
+                f"{runner.label} had {quote(m, runner.stat(m))}, a difference of "
+                f"{diff_text(m, runner.stat(m), st)}")
+        if len(rk.order) > 2:
+            worst = rk.order[-1]
+            text += f", and the worst, {worst.label}, {quote(m, worst.stat(m))}"
+        return text + "."
+    text = (f"No {what} is distinguishably best by {name} at this budget: {top.label} had the "
+            f"{mean_word} mean, {quote(m, st)}; not distinguishable from it: "
+            f"{'; '.join(vs(g) for g in rk.ties)}.")
+    if rk.below:
+        text += f" Distinguishably worse than {top.label}: {'; '.join(vs(g) for g in rk.below)}."
+    return text
 
 
 def compare(gs: list[Group], spec: dict[str, Any]) -> Findings:
     """Variants against a baseline: accuracy, ratio, speed, memory, time to a threshold."""
     f = Findings(groups=gs)
     shown = spec.get("table", ["test_acc", "train_acc", "ratio", "step_ms", "train_time"])
-    f.tables.append(("results", table(gs, shown)))
+    f.tables.append(("results (mean ± 95% CI over seeds)", table(gs, shown)))
     ran = [g for g in gs if g.runs]
     base = next((g for g in ran if g.label == spec.get("baseline")), ran[0] if ran else None)
     if base is None:
@@ -89,77 +159,80 @@ def compare(gs: list[Group], spec: dict[str, Any]) -> Findings:
         if g is base:
             continue
         for m in metrics:
-            a, b = g.stat(m), base.stat(m)
-            if not (a.values and b.values):
-                continue
-            word = "better" if better(m, a.mean, b.mean) else "worse"
-            f.sentences.append(
-                f"{g.label} reached {METRICS[m][0]} {fmt(m, a)} vs {base.label} {fmt(m, b)}, "
-                f"a difference of {diff_text(m, a, b)}: {word} by this measure.")
+            if g.stat(m).values and base.stat(m).values:
+                f.sentences.append(_versus(m, g, base))
         for m in spec.get("speed", ["step_ms"]):
             a, b = g.stat(m), base.stat(m)
             if a.values and b.values and a.mean > 0 and b.mean > 0:
-                r = a.mean / b.mean
-                how = f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
-                if m in ("peak_rss_mib", "data_mib"):
-                    how = f"{r:.2f}x the memory"
-                f.sentences.append(f"{METRICS[m][0]}: {g.label} {fmt(m, a)} vs {base.label} "
-                                   f"{fmt(m, b)} ({how}).")
+                f.sentences.append(_speed(m, g, base))
     if "threshold" in spec:
         f.sentences += [_say_threshold(g, float(spec["threshold"])) + "." for g in ran]
-    for m in metrics:
-        best = best_group(ran, m)
-        if best is not None and len(ran) > 2:
-            f.sentences.append(f"Best by {METRICS[m][0]}: {best.label} "
-                               f"({fmt(m, best.stat(m))}).")
+    if len(ran) > 2:
+        f.sentences += [t for m in metrics if (t := _ranked(ran, m, "configuration"))]
     return f
 
 
+def _diverged(gs: list[Group], metric: str) -> str | None:
+    """Which groups lost seeds to a NaN loss, with how many."""
+    out = []
+    for g in gs:
+        lost = len(g.runs) - g.stat(metric).n
+        if g.runs and lost:
+            out.append(f"{g.label} ({'all ' if lost == len(g.runs) else ''}{lost} of "
+                       f"{len(g.runs)} seeds)")
+    return f"Diverged (loss became NaN): {', '.join(out)}." if out else None
+
+
+def _against(m: str, best: Group, ref: Group) -> str:
+    a, b = best.stat(m), ref.stat(m)
+    size = ""
+    pa, pb = best.stat("param_count"), ref.stat("param_count")
+    if pa.values and pb.values and pa.mean != pb.mean and pa.mean > 0:
+        size = (f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters "
+                f"({pb.mean / pa.mean:.1f}x fewer)" if pa.mean < pb.mean else
+                f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters")
+    return (f"Against {ref.label}, {best.label} changed {METRICS[m][0]} from {quote(m, b)} to "
+            f"{quote(m, a)}{size}, a difference of {diff_text(m, a, b)}: {verdict(m, a, b)}.")
+
+
 def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
-    """One key swept: the best value by each metric and the range of described metrics."""
+    """One key swept: the best value by each metric (only when distinguishable), the values
+    not distinguishable from the top one, and the range of the described metrics."""
     f = Findings(groups=gs)
     metrics = _metric_list(spec)
     shown = spec.get("table", list(dict.fromkeys(metrics + ["train_acc", "step_ms"])))
     param = spec.get("param", "value")
-    f.tables.append(("results", table(gs, shown, key=param)))
+    f.tables.append(("results (mean ± 95% CI over seeds)", table(gs, shown, key=param)))
     ran = [g for g in gs if g.runs and g.stat(metrics[0]).values]
-    failed = [g.label for g in gs if g.runs and not g.stat(metrics[0]).values]
-    if failed:
-        f.sentences.append(f"Diverged (loss became NaN): {', '.join(failed)}.")
+    if (lost := _diverged(gs, metrics[0])) is not None:
+        f.sentences.append(lost)
     for m in metrics:
-        best = best_group(ran, m)
-        if best is None:
+        scored = [g for g in ran if g.stat(m).values]
+        if len(scored) == 1:
+            g = scored[0]
+            f.sentences.append(f"Only {g.label} has {METRICS[m][0]}: {quote(m, g.stat(m))}.")
+        text = _ranked(scored, m, param)
+        if text is None:
             continue
-        others = sorted((g for g in ran if g is not best), key=lambda g: g.stat(m).mean,
-                        reverse=m not in LOWER_IS_BETTER)
-        tail = ""
-        if others:
-            tail = (f"; the runner-up {others[0].label} had {fmt(m, others[0].stat(m))} "
-                    f"({diff_text(m, others[0].stat(m), best.stat(m))})")
-        if len(others) > 1:
-            tail += f" and the worst, {others[-1].label}, {fmt(m, others[-1].stat(m))}"
-        f.sentences.append(f"The best {param} by {METRICS[m][0]} was {best.label}: "
-                           f"{fmt(m, best.stat(m))}{tail}.")
+        f.sentences.append(text)
+        rk = rank(scored, m)
         ref = next((g for g in ran if g.label == spec.get("baseline")), None)
-        if ref is not None and ref is not best:
-            a, b = best.stat(m), ref.stat(m)
-            size = ""
-            pa, pb = best.stat("param_count"), ref.stat("param_count")
-            if pa.values and pb.values and pa.mean != pb.mean and pa.mean > 0:
-                size = (f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters "
-                        f"({pb.mean / pa.mean:.1f}x fewer)" if pa.mean < pb.mean else
-                        f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters")
-            f.sentences.append(f"Against {ref.label}, {best.label} changed {METRICS[m][0]} "
-                               f"from {fmt(m, b)} to {fmt(m, a)} ({diff_text(m, a, b)})"
-                               f"{size}.")
+        if rk is not None and ref is not None and ref is not rk.top:
+            f.sentences.append(_against(m, rk.top, ref))
     for m in spec.get("describe", []):
         vals = [g for g in ran if g.stat(m).values]
         if len(vals) > 1:
             lo = min(vals, key=lambda g: g.stat(m).mean)
             hi = max(vals, key=lambda g: g.stat(m).mean)
-            f.sentences.append(f"{METRICS[m][0]} was lowest with {lo.label} "
-                               f"({fmt(m, lo.stat(m))}) and highest with {hi.label} "
-                               f"({fmt(m, hi.stat(m))}).")
+            a, b = hi.stat(m), lo.stat(m)
+            if a.mean == b.mean:
+                f.sentences.append(f"{METRICS[m][0]} was the same for every {param}: "
+                                   f"{quote(m, a)}.")
+                continue
+            same = "" if compare_stats(a, b).distinguishable else f": {NOT_DISTINGUISHABLE}"
+            f.sentences.append(f"{METRICS[m][0]} was lowest with {lo.label}, {quote(m, b)}, "
+                               f"and highest with {hi.label}, {quote(m, a)}, a difference "
+                               f"of {diff_text(m, a, b)}{same}.")
     return f
 
 

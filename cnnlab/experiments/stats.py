@@ -1,7 +1,10 @@
 """Measured numbers of an experiment: per-run metrics, groups of seeds, their statistics.
 
 A :class:`Group` is the runs of one configuration over seeds; :class:`Stat` is one metric over
-them (mean ± sample std). :mod:`cnnlab.experiments.findings` writes sentences from these;
+them: mean ± the half-width of its 95% confidence interval (Student t,
+:mod:`cnnlab.experiments.intervals`), and per run the seed and data-order key that let two
+groups be compared paired by seed. :mod:`cnnlab.experiments.findings` writes sentences from
+these (:func:`quote`, :func:`diff_text`, :func:`verdict`, :func:`rank`);
 :mod:`cnnlab.experiments.report` renders their tables and curves.
 """
 
@@ -14,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
+from cnnlab.experiments.intervals import Interval, data_order, difference, mean_interval
 
 # metric -> (column heading, formatter kind)
 METRICS = {
@@ -33,7 +37,13 @@ LOWER_IS_BETTER = {"test_error", "test_loss", "train_loss", "step_ms", "train_ti
 
 @dataclass
 class Stat:
+    """One metric over the seeds of a group; ``seeds``/``keys`` (the run's seed and
+    :func:`~cnnlab.experiments.intervals.data_order`), when given, run parallel to ``values``.
+    """
+
     values: list[float]
+    seeds: list[Any] = field(default_factory=list)
+    keys: list[Any] = field(default_factory=list)
 
     @property
     def n(self) -> int:
@@ -47,6 +57,22 @@ class Stat:
     def std(self) -> float:
         return statistics.stdev(self.values) if self.n > 1 else 0.0
 
+    @property
+    def interval(self) -> Interval:
+        """The mean with its 95% confidence interval (none for one seed)."""
+        return mean_interval(self.values)
+
+    @property
+    def half(self) -> float:
+        """Half-width of the 95% confidence interval of the mean (0 for one seed)."""
+        return self.interval.half if self.n > 1 else 0.0
+
+    def obs(self) -> list[tuple[Any, Any, float]]:
+        """(seed, data-order key, value) per run; unknown seeds/keys are ``None``."""
+        seeds = self.seeds if len(self.seeds) == self.n else [None] * self.n
+        keys = self.keys if len(self.keys) == self.n else [None] * self.n
+        return list(zip(seeds, keys, self.values, strict=True))
+
 
 @dataclass
 class Group:
@@ -58,11 +84,15 @@ class Group:
     skipped: str | None = None
 
     def stat(self, metric: str) -> Stat:
-        vals = [r[metric] for r in self.runs if r.get(metric) is not None]
-        return Stat([v for v in vals if not (isinstance(v, float) and math.isnan(v))])
+        runs = [r for r in self.runs if r.get(metric) is not None
+                and not (isinstance(r[metric], float) and math.isnan(r[metric]))]
+        return Stat([r[metric] for r in runs], [r.get("seed") for r in runs],
+                    [r.get("_order") for r in runs])
 
-    def curve(self, key: str) -> tuple[list[int], list[float], list[float]]:
-        """Iterations, mean and std over seeds of an eval/train metric (common iterations)."""
+    def curve(self, key: str, band: str = "std") -> tuple[list[int], list[float], list[float]]:
+        """Iterations, mean and spread over seeds of an eval/train metric (common iterations):
+        ``band="std"`` the sample standard deviation, ``"ci"`` the 95% interval's half-width.
+        """
         per_run = [dict(r["_curves"].get(key, [])) for r in self.runs]
         if not per_run:
             return [], [], []
@@ -72,7 +102,7 @@ class Group:
             s = Stat([c[it] for c in per_run])
             its.append(it)
             means.append(s.mean)
-            stds.append(s.std)
+            stds.append(s.half if band == "ci" else s.std)
         return its, means, stds
 
 
@@ -102,11 +132,14 @@ def run_metrics(rec: dict[str, Any], root: Path) -> dict[str, Any]:
         folder = Path(rec.get("run_dir", folder))
     res = rec.get("result", {})
     env = read_json(folder / "env.json", {})
+    cfg = read_json(folder / "config.json", {})
+    cfg = cfg if isinstance(cfg, dict) else {}
     ex = read_json(folder / "executor.json", {})
     m: dict[str, Any] = {k: res.get(k) for k in (
         "test_acc", "train_acc", "test_loss", "train_loss", "train_time", "iterations",
         "param_count", "time_to_target", "iteration_to_target", "images_per_s", "stopped")}
     m["seed"] = rec.get("seed")
+    m["_order"] = data_order(cfg) if cfg.get("seed", m["seed"]) == m["seed"] else None
     m["run_dir"] = str(folder)
     ok = m["test_acc"] is not None and not math.isnan(m["test_acc"])
     m["test_error"] = 1 - m["test_acc"] if ok else None
@@ -157,38 +190,87 @@ def crossing(group: Group, threshold: float) -> tuple[Stat, Stat, int]:
 # ------------------------------------------------------------------------ formatting
 
 
+def _kind(metric: str) -> str:
+    return METRICS.get(metric, ("", "num"))[1]
+
+
+def _num(metric: str, x: float, signed: bool = False, ref: float | None = None) -> str:
+    """One number of ``metric`` (a fraction as percent digits, no % sign); ``ref`` picks the
+    decimals of a plain number (those of the mean it belongs to)."""
+    kind, sign = _kind(metric), "+" if signed else ""
+    if kind == "pct":
+        return f"{100 * x:{sign}.2f}"
+    if kind == "int":
+        return f"{x:{sign},.0f}"
+    if kind == "ratio":
+        return f"{x:{sign}.3f}"
+    digits = 3 if abs(x if ref is None else ref) < 10 else 1
+    return f"{x:{sign}.{digits}f}"
+
+
 def fmt(metric: str, stat: Stat) -> str:
-    kind = METRICS.get(metric, ("", "num"))[1]
+    """``mean ± half-width of the 95% interval`` ("98.91 ± 0.05%"); one seed, or seeds that
+    agree exactly, give the mean alone; ``n/a`` without values."""
     if not stat.values:
         return "n/a"
-    mean, std = stat.mean, stat.std
-    if kind == "pct":
-        body = f"{100 * mean:.2f}" + (f" ± {100 * std:.2f}" if stat.n > 1 else "") + "%"
-    elif kind == "int":
-        body = f"{mean:,.0f}" + (f" ± {std:,.0f}" if stat.n > 1 and std else "")
-    elif kind == "ratio":
-        body = f"{mean:.3f}" + (f" ± {std:.3f}" if stat.n > 1 else "")
-    else:
-        digits = 3 if abs(mean) < 10 else 1
-        body = f"{mean:.{digits}f}" + (f" ± {std:.{digits}f}" if stat.n > 1 else "")
-    return body
+    mean, half = stat.mean, stat.half
+    body = _num(metric, mean)
+    if stat.n > 1 and (half > 0 or _kind(metric) != "int"):
+        body += f" ± {_num(metric, half, ref=mean)}"
+    return body + ("%" if _kind(metric) == "pct" else "")
+
+
+def seeds_note(n: int) -> str:
+    """"95% CI, 3 seeds" or "one seed, no interval" (or "no seeds")."""
+    if n == 0:
+        return "no seeds"
+    return "one seed, no interval" if n == 1 else f"95% CI, {n} seeds"
+
+
+def quote(metric: str, stat: Stat) -> str:
+    """:func:`fmt` with its seed count: "98.91 ± 0.05% (95% CI, 3 seeds)"."""
+    return f"{fmt(metric, stat)} ({seeds_note(stat.n)})"
+
+
+def compare_stats(a: Stat, b: Stat) -> Interval:
+    """``a - b`` with its 95% interval: paired by seed where the runs share their data order,
+    else Welch (:func:`cnnlab.experiments.intervals.difference`)."""
+    return difference(a.obs(), b.obs())
 
 
 def diff_text(metric: str, a: Stat, b: Stat) -> str:
-    """'a difference of +1.52 percentage points, larger than the seed-to-seed spread'."""
-    d = a.mean - b.mean
-    kind = METRICS.get(metric, ("", "num"))[1]
-    if kind == "pct":
-        amount = f"{100 * d:+.2f} percentage points"
-    elif kind == "ratio":
-        amount = f"{d:+.3f}"
+    """``a - b`` with its interval and how it was computed:
+    "+1.52 percentage points (95% CI +0.80 to +2.24, paired by seed, 3 seeds)",
+    "... (95% CI -0.30 to +0.54, Welch, 3 and 2 seeds)", "... (one seed, no interval)".
+    """
+    d = compare_stats(a, b)
+    unit = " percentage points" if _kind(metric) == "pct" else ""
+    ref = max(abs(a.mean), abs(b.mean))
+    amount = _num(metric, d.estimate, signed=True, ref=ref) + unit
+    if d.method == "none":
+        n = d.n if isinstance(d.n, tuple) else (d.n, d.n)
+        why = "one seed" if min(n) == 1 else "no seeds"
+        return f"{amount} ({why}, no interval)"
+    bounds = (f"95% CI {_num(metric, d.lo, True, ref)} to {_num(metric, d.hi, True, ref)}")
+    if d.method == "paired":
+        how = f"paired by seed, {d.n} seeds"
     else:
-        amount = f"{d:+.3g}"
-    if a.n > 1 and b.n > 1:
-        spread = a.std + b.std
-        amount += (", within the seed-to-seed spread" if abs(d) <= spread
-                   else ", larger than the seed-to-seed spread")
-    return amount
+        na, nb = d.n if isinstance(d.n, tuple) else (d.n, d.n)
+        how = f"Welch, {na} and {nb} seeds"
+    return f"{amount} ({bounds}, {how})"
+
+
+NOT_DISTINGUISHABLE = "not distinguishable at this budget"
+
+
+def verdict(metric: str, a: Stat, b: Stat) -> str:
+    """"better by this measure" / "worse by this measure" when the interval of ``a - b``
+    excludes 0, else :data:`NOT_DISTINGUISHABLE` (never a ranking)."""
+    d = compare_stats(a, b)
+    if not d.distinguishable:
+        return NOT_DISTINGUISHABLE
+    return "better by this measure" if better(metric, a.mean, b.mean) else \
+        "worse by this measure"
 
 
 def better(metric: str, a: float, b: float) -> bool:
@@ -196,7 +278,7 @@ def better(metric: str, a: float, b: float) -> bool:
 
 
 def table(groups_: list[Group], metrics: list[str], key: str = "configuration") -> dict:
-    """A table (header + rows of strings) of ``metrics`` per group."""
+    """A table (header + rows of strings) of ``metrics`` per group: mean ± 95% CI, seeds."""
     header = [key, "seeds"] + [METRICS.get(m, (m, ""))[0] for m in metrics]
     rows = []
     for g in groups_:
@@ -208,11 +290,46 @@ def table(groups_: list[Group], metrics: list[str], key: str = "configuration") 
 
 
 def best_group(groups_: list[Group], metric: str) -> Group | None:
+    """The group with the best mean (no claim that it is distinguishable: see :func:`rank`)."""
     scored = [g for g in groups_ if g.stat(metric).values]
     if not scored:
         return None
     pick = min if metric in LOWER_IS_BETTER else max
     return pick(scored, key=lambda g: g.stat(metric).mean)
+
+
+@dataclass
+class Ranking:
+    """Groups by their mean of one metric, best first, and what the intervals allow to say.
+
+    ``best`` is set only when the top mean is distinguishable from the runner-up's (and so
+    from every other: a noisier group further down may still overlap it);
+    ``ties`` are the groups not distinguishable from the top one (with the difference),
+    ``below`` those distinguishably worse.
+    """
+
+    order: list[Group]
+    best: Group | None
+    ties: list[Group]
+    below: list[Group]
+
+    @property
+    def top(self) -> Group:
+        return self.order[0]
+
+
+def rank(groups_: list[Group], metric: str) -> Ranking | None:
+    """:class:`Ranking` of the groups that have ``metric``; ``None`` when fewer than two."""
+    scored = [g for g in groups_ if g.stat(metric).values]
+    if len(scored) < 2:
+        return None
+    order = sorted(scored, key=lambda g: g.stat(metric).mean,
+                   reverse=metric not in LOWER_IS_BETTER)
+    top = order[0].stat(metric)
+    ties, below = [], []
+    for g in order[1:]:
+        (below if compare_stats(top, g.stat(metric)).distinguishable else ties).append(g)
+    return Ranking(order, None if ties else order[0], ties, below)
 
 
 @dataclass

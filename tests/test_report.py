@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+import scipy.stats as scipy_stats
 from test_executor import InlineExecutor, fake_train
 
 from cnnlab.common.errors import CnnlabError
@@ -57,9 +58,16 @@ def test_html_is_self_contained_and_carries_the_numbers(tmp_path: Path) -> None:
     assert "fc1 (fc 1024): (64·4·4 = 1,024) inputs · 1,024 outputs" in text
     assert "1,111,946 free parameters" in text
     # the table value is the mean over the two seeds of the fake trainer's final accuracy
+    # ± the half-width of its 95% t-interval (scipy as the oracle), with the seed count
     doc = json.loads((tmp_path / "runs" / "huji_q2" / "experiment.json").read_text())
     accs = [j["result"]["test_acc"] for j in doc["jobs"] if j["group"] == "linear"]
-    assert f"<td>{100 * sum(accs) / 2:.2f} ± " in text
+    half = scipy_stats.t.ppf(0.975, 1) * scipy_stats.sem(accs)
+    assert f"<tr><td>linear</td><td>2</td><td>{100 * sum(accs) / 2:.2f} ± {100 * half:.2f}%" \
+        in text
+    assert "<caption>results (mean ± 95% CI over seeds)</caption>" in text
+    assert "± the half-width of their 95% confidence interval (Student t)" in text
+    # the same seeds and data order on both sides: the difference is paired by seed
+    assert "paired by seed, 2 seeds): worse by this measure.</li>" in text
 
 
 def test_plain_run_folders_are_reported_too(tmp_path: Path) -> None:
@@ -69,7 +77,10 @@ def test_plain_run_folders_are_reported_too(tmp_path: Path) -> None:
     out = tmp_path / "r.html"
     report.write([tmp_path / "a", tmp_path / "b"], out)
     text = out.read_text()
-    assert "Other runs" in text and "b reached test acc" in text
+    assert "Other runs" in text
+    acc = json.loads((tmp_path / "b" / "result.json").read_text())["test_acc"]
+    assert f"b reached test acc {100 * acc:.2f}% (one seed, no interval) vs a " in text
+    assert "(one seed, no interval): not distinguishable at this budget." in text
 
 
 def test_pdf_falls_back_to_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -58,8 +58,10 @@ def _say_threshold(g: Group, thr: float) -> str:
         return (f"{g.label} did not reach {100 * thr:g}% test accuracy within {last:,} "
                 f"iterations ({'on any of ' if len(g.runs) > 1 else 'on '}"
                 f"{_seeds(len(g.runs))})")
-    note = seeds_note(hit) if hit == len(g.runs) else \
-        f"{hit} of {len(g.runs)} seeds reached it; {seeds_note(hit)} over those"
+    note = seeds_note(hit)
+    if hit < len(g.runs):
+        note = f"{hit} of {len(g.runs)} seeds reached it: " + (
+            "one seed, no interval" if hit == 1 else f"95% CI over those {hit}")
     return (f"{g.label} first reached {100 * thr:g}% test accuracy at iteration "
             f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training ({note})")
 

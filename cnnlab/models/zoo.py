@@ -102,8 +102,10 @@ def _keep(keep_prob: float) -> str:
 
 def _two_conv(widths: tuple[int, ...], kernels: tuple[int, int], padding: str,
               batch_norm: bool, keep_prob: float, classes: int, act: str = "relu",
-              pool: str = "maxpool2", hidden_dropout: bool = True) -> str:
+              pool: str = "maxpool2", hidden_dropout: bool = True,
+              pool2: str | None = None) -> str:
     pad = "" if padding == "valid" else f"(padding={padding})"
+    pool2 = pool if pool2 is None else pool2
     bn = " bn" if batch_norm else ""
     act_ = f" {act}" if act else ""
     drop = _keep(keep_prob)
@@ -111,20 +113,27 @@ def _two_conv(widths: tuple[int, ...], kernels: tuple[int, int], padding: str,
     c1, c2, fc = widths
     k1, k2 = kernels
     return (f"conv{k1}x{k1}x{c1}{pad}{bn}{act_} {pool}{conv_drop} "
-            f"conv{k2}x{k2}x{c2}{pad}{bn}{act_} {pool}{conv_drop} "
+            f"conv{k2}x{k2}x{c2}{pad}{bn}{act_} {pool2}{conv_drop} "
             f"fc{fc}{act_}{drop} fc{classes}")
 
 
 @register("baseline")
 def baseline(keep_prob: float = 1.0, widths: object = (32, 64, 1024),
-             batch_norm: bool = False) -> ModelDef:
+             batch_norm: bool = False, kernels: object = (5, 5), pools: object = (2, 2),
+             padding: str = "valid", act: str = "relu", pool_type: str = "max") -> ModelDef:
     """HUJI 67103 Assignment 1, 1.1: Keras defaults, so 'valid' padding and stride 1.
 
     ``widths`` (conv1, conv2, fc) shrinks it for HUJI 3.2/4.1; ``keep_prob < 1`` puts dropout
-    on "the outputs of all the hidden layers" (HUJI 4.1).
+    on "the outputs of all the hidden layers" (HUJI 4.1). HUJI 3.2's search frees every size
+    of the same layer sequence: ``kernels`` (k1, k2), ``pools`` (p1, p2; 1 = no pooling),
+    ``padding`` (valid/same), ``act`` (an activation name) and ``pool_type`` (max/avg).
     """
     w = int_tuple(widths, 3, "widths")
-    return ModelDef("baseline", _two_conv(w, (5, 5), "valid", batch_norm, keep_prob, 10),
+    k = int_tuple(kernels, 2, "kernels")
+    p = int_tuple(pools, 2, "pools")
+    pl = [_pool(pool_type, size) for size in p]
+    return ModelDef("baseline", _two_conv(w, (k[0], k[1]), padding, batch_norm, keep_prob, 10,
+                                          act=_act(act), pool=pl[0], pool2=pl[1]),
                     (1, 28, 28), "HUJI 1.1 baseline (valid padding)")
 
 
@@ -159,14 +168,33 @@ def linear(widths: object = (32, 64, 1024)) -> ModelDef:
 
 @register("shallow")
 def shallow(filters: int = 8, kernel: int = 5, pool: int = 2, stride: int = 1,
-            keep_prob: float = 1.0) -> ModelDef:
+            keep_prob: float = 1.0, padding: str = "valid", act: str = "relu",
+            pool_type: str = "max") -> ModelDef:
     """HUJI 3.1: one convolution and one fully connected layer; pooling adds no parameters
-    but shrinks the FC layer, which holds most of them.
+    but shrinks the FC layer, which holds most of them. ``padding`` (valid/same), ``act``
+    (an activation name) and ``pool_type`` (max/avg) are free for HUJI 3.1's search.
     """
-    pool_ = f" maxpool{pool}" if pool > 1 else ""
-    stride_ = f"(stride={stride})" if stride != 1 else ""
-    return ModelDef("shallow", f"conv{kernel}x{kernel}x{filters}{stride_} relu{pool_}"
+    pool_ = f" {_pool(pool_type, pool)}" if pool > 1 else ""
+    conv_opts = ([f"stride={stride}"] if stride != 1 else []) + (
+        [f"padding={padding}"] if padding != "valid" else [])
+    opts_ = f"({','.join(conv_opts)})" if conv_opts else ""
+    return ModelDef("shallow", f"conv{kernel}x{kernel}x{filters}{opts_} {_act(act)}{pool_}"
                     f"{_keep(keep_prob)} fc10", (1, 28, 28), "HUJI 3.1 shallow CNN")
+
+
+def _pool(kind: str, size: int) -> str:
+    """A pooling token (``maxpool3``, ``avgpool2``); size 1 is no pooling (empty string)."""
+    if kind not in ("max", "avg"):
+        raise CnnlabError(f"pool_type must be max or avg, got {kind!r}")
+    if size < 1:
+        raise CnnlabError(f"pool size must be >= 1, got {size}")
+    return f"{kind}pool{size}" if size > 1 else ""
+
+
+def _act(name: str) -> str:
+    if name not in ir.ACTIVATIONS:
+        raise CnnlabError(f"act must be one of {', '.join(ir.ACTIVATIONS)}, got {name!r}")
+    return name
 
 
 @register("eth")

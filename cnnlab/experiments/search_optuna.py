@@ -1,0 +1,271 @@
+"""HUJI 3.1/3.2 as a real search: the fewest parameters that still reach a target accuracy.
+
+A ``[[searches]]`` entry with a ``space`` table (:mod:`cnnlab.experiments.search_space`) is an
+Optuna study with two objectives, the analyzer's parameter count (minimised) and the mean
+*validation* accuracy over ``seeds`` (maximised), and the constraint
+``mean accuracy >= target`` handed to the sampler (multi-objective TPE with constraints, so
+the feasible side of the frontier is where it looks). Every probe trains on the training set
+minus ``validation`` held-out examples and is judged on those; the test set is never seen
+while choosing.
+
+Batches of ``batch`` trials per search are asked (``study.ask()``), their runs go to the
+executor in one ``map`` call for all searches of the recipe (a Ray executor can take the same
+list), and the mean accuracies are told back. The study lives in a journal file next to the
+runs (``<runs>/<recipe>/<label>.optuna.jsonl``) and every probe in run folders named by its
+point (a digest of the sampled values), so an interrupted search continues: trials it had
+asked but not told are asked again first, and their finished runs are read back by the
+executor's resume rule.
+
+Then the winner (fewest parameters among trials meeting the target; ties by accuracy) is
+retrained from scratch on ``final_seeds`` (new seeds) with ``validation = 0``, and only those
+runs' test accuracy is reported (:mod:`cnnlab.experiments.frontier`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from cnnlab.common.errors import CnnlabError
+from cnnlab.experiments.recipe import Job, Recipe, group_config, opts_string, slug, train_config
+from cnnlab.experiments.search_space import check_space, param_count, suggest
+
+DEFAULTS = {"trials": 24, "batch": 4, "seeds": 3, "final_seeds": None,
+            "validation": 5000, "sampler_seed": 0, "enqueue": []}
+
+
+def _seed_list(v: Any, where: str) -> list[int]:
+    seeds = list(range(v)) if isinstance(v, int) else list(v)
+    if not seeds or not all(isinstance(s, int) for s in seeds):
+        raise CnnlabError(f"{where}: seeds must be a count or a list of integers")
+    return seeds
+
+
+class OptunaSearch:
+    """One ``[[searches]]`` entry with a ``space``: its study, its probes, its winner."""
+
+    def __init__(self, recipe: Recipe, search: dict[str, Any], runs_dir: str | Path,
+                 quick: bool = False, seeds: int | None = None):
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        sheet = getattr(recipe, "budget", "cpu") == "sheet" and not quick
+        spec = {**DEFAULTS, **search, **(search.get("quick", {}) if quick else {}),
+                **(search.get("sheet", {}) if sheet else {})}
+        self.where = f"recipe {recipe.name}, search {spec['label']}"
+        check_space(spec["space"], self.where)
+        self.recipe, self.quick, self.spec = recipe, quick, spec
+        self.label, self.target = spec["label"], float(spec["target"])
+        self.space = spec["space"]
+        self.n_trials, self.batch = int(spec["trials"]), max(1, int(spec["batch"]))
+        self.seeds = list(range(seeds)) if seeds else _seed_list(spec["seeds"], self.where)
+        # new seeds for the winner's retraining: as many as the search used, at least 3
+        n_final = len(self.seeds) if quick else max(3, len(self.seeds))
+        self.final_seeds = _seed_list(spec.get("final_seeds") or list(range(100, 100 + n_final)),
+                                      self.where)
+        if set(self.seeds) & set(self.final_seeds):
+            raise CnnlabError(f"{self.where}: final_seeds must be new seeds, not among the "
+                              f"search's {self.seeds}")
+        self.validation = int(spec["validation"])
+        if self.validation < 1:
+            raise CnnlabError(f"{self.where}: validation must be >= 1 (the search chooses on "
+                              "held-out training examples, never on test)")
+        self.storage_path = Path(runs_dir) / recipe.name / f"{slug(self.label)}.optuna.jsonl"
+        self.storage_path.parent.mkdir(parents=True, exist_ok=True)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
+        sampler = optuna.samplers.TPESampler(
+            seed=int(spec["sampler_seed"]), multivariate=True, constant_liar=True,
+            n_startup_trials=min(6, self.n_trials))
+        self.study = optuna.create_study(
+            study_name=self.label, storage=storage, sampler=sampler, load_if_exists=True,
+            directions=["minimize", "maximize"])
+        if not self.study.trials:
+            for point in spec["enqueue"]:
+                self.study.enqueue_trial(self._flat(point))
+        self.probes: list[dict[str, Any]] = []  # the round in flight
+        self.runs_dir = runs_dir
+
+    @staticmethod
+    def _flat(point: dict[str, Any]) -> dict[str, Any]:
+        """An enqueued point with tuple options (``widths = [3, 6, 8]``) as ``widths.0``..."""
+        out: dict[str, Any] = {}
+        for k, v in point.items():
+            if isinstance(v, list):
+                out.update({f"{k}.{i}": x for i, x in enumerate(v)})
+            else:
+                out[k] = v
+        return out
+
+    # ---------------------------------------------------------------- rounds
+
+    def _states(self) -> tuple[int, list[Any]]:
+        from optuna.trial import TrialState
+
+        trials = self.study.get_trials(deepcopy=False)
+        done = sum(t.state == TrialState.COMPLETE or "why" in t.user_attrs for t in trials)
+        stale = [t for t in trials if t.state == TrialState.RUNNING]
+        return done, stale
+
+    @property
+    def done(self) -> bool:
+        n, stale = self._states()
+        return n >= self.n_trials and not stale
+
+    def _config(self, overlay: dict[str, Any], seed: int, validation: int) -> dict[str, Any]:
+        cfg = group_config(self.recipe, self.quick, [self.spec.get("set", {})],
+                           [overlay, {"validation": validation}])
+        return {**cfg, "seed": seed}
+
+    def _group(self, overlay: dict[str, Any], prefix: str = "") -> str:
+        """Run folders are named by the point, not the trial number: a point asked again
+        (an interrupted session's trial, re-queued) finds its finished runs."""
+        digest = hashlib.sha1(json.dumps(overlay, sort_keys=True).encode()).hexdigest()[:8]
+        return f"{self.label} {prefix}{digest}"
+
+    def jobs(self) -> list[Job]:
+        """The next round's runs: an interrupted session's trials again, then new ones."""
+        from optuna.trial import TrialState
+
+        n_done, stale = self._states()
+        for t in stale:  # asked but never told: fail it and ask the same point again
+            self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
+            self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
+        self.probes, out, names = [], [], set()
+        for _ in range(max(len(stale), min(self.batch, self.n_trials - n_done))):
+            trial = self.study.ask()
+            overlay = suggest(trial, self.space)
+            cfg = self._config(overlay, self.seeds[0], self.validation)
+            params = param_count(cfg.get("spec") or cfg.get("model", ""),
+                                 cfg.get("model_opts", {}))
+            probe = {"trial": trial, "overlay": overlay, "param_count": params, "jobs": []}
+            if params is not None:
+                group = self._group(overlay)
+                probe["jobs"] = [Job(self.recipe.name, group, s,
+                                     self._config(overlay, s, self.validation),
+                                     {"trial": trial.number, **overlay}, "search")
+                                 for s in self.seeds]
+            self.probes.append(probe)
+            out += [j for j in probe["jobs"] if j.out_name not in names]
+            names |= {j.out_name for j in probe["jobs"]}
+        return out
+
+    def advance(self, jobs: list[Job], results: list[Any]) -> None:
+        """Tell the study the round's outcomes (``results`` of :meth:`jobs`, in order)."""
+        from optuna.trial import TrialState
+
+        by_name = {j.out_name: asdict(r) for j, r in zip(jobs, results, strict=True)}
+        for probe in self.probes:
+            trial = probe["trial"]
+            if not probe["jobs"]:
+                trial.set_user_attr("why", "cannot be built (a window larger than its input)")
+                self.study.tell(trial, state=TrialState.FAIL)
+                continue
+            accs = []
+            for job in probe["jobs"]:
+                res = dict(by_name[job.out_name])
+                res.pop("history", None)
+                acc = res.get("test_acc")  # with validation > 0 this is validation accuracy
+                accs.append(0.0 if acc is None or math.isnan(acc) else float(acc))
+            mean = sum(accs) / len(accs)
+            # feasible when <= 0: the sampler models the feasible region (Trial.set_constraint)
+            trial.set_constraint("accuracy", self.target - mean)
+            trial.set_user_attr("val_accs", accs)
+            trial.set_user_attr("group", probe["jobs"][0].group)
+            self.study.tell(trial, [float(probe["param_count"]), mean])
+        self.probes = []
+
+    # ---------------------------------------------------------------- the winner
+
+    def trials(self) -> list[dict[str, Any]]:
+        """Every finished trial: its point, parameters and validation accuracies."""
+        from optuna.trial import FixedTrial, TrialState
+
+        out = []
+        for t in self.study.get_trials(deepcopy=False):
+            overlay = suggest(FixedTrial(t.params), self.space)
+            row = {"number": t.number, "overlay": overlay,
+                   "model_opts": opts_string(overlay.get("model_opts", {}))}
+            if t.state == TrialState.COMPLETE:
+                mean = float(t.values[1])
+                out.append({**row, "state": "complete", "param_count": int(t.values[0]),
+                            "mean_val_acc": mean, "val_accs": t.user_attrs.get("val_accs"),
+                            "group": t.user_attrs.get("group"),
+                            "feasible": mean >= self.target})
+            elif "why" in t.user_attrs:
+                out.append({**row, "state": t.user_attrs["why"]})
+        return out
+
+    def winner(self) -> dict[str, Any] | None:
+        ok = [t for t in self.trials() if t.get("feasible")]
+        return min(ok, key=lambda t: (t["param_count"], -t["mean_val_acc"])) if ok else None
+
+    def final_jobs(self) -> list[Job]:
+        """The winner retrained from scratch on new seeds, on the full training set."""
+        w = self.winner()
+        if w is None:
+            return []
+        group = self._group(w["overlay"], "final-")
+        return [Job(self.recipe.name, group, s, self._config(w["overlay"], s, 0),
+                    {"trial": w["number"], **w["overlay"]}, "final") for s in self.final_seeds]
+
+    def _records(self, group: str, seeds: list[int], kind: str,
+                 values: dict[str, Any]) -> list[dict[str, Any]]:
+        from cnnlab.common.files import read_json
+        from cnnlab.training.rundir import run_path
+
+        out = []
+        for seed in seeds:
+            name = Job(self.recipe.name, group, seed, {}).out_name
+            folder = run_path(self.runs_dir, name)
+            res = read_json(folder / "result.json", {})
+            res.pop("history", None)
+            out.append({"group": group, "seed": seed, "kind": kind, "values": values,
+                        "out_name": name, "run_dir": str(folder), "result": res})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        """Everything the report needs: the trials, the winner, every run as a record."""
+        trials = self.trials()
+        trace = [r for t in trials if t.get("group")
+                 for r in self._records(t["group"], self.seeds, "search",
+                                        {"trial": t["number"], **t["overlay"]})]
+        w = self.winner()
+        finals = [] if w is None else self._records(
+            self._group(w["overlay"], "final-"), self.final_seeds, "final",
+            {"trial": w["number"], **w["overlay"]})
+        return {"label": self.label, "kind": "optuna", "param": self.spec["param"],
+                "values": self.spec["values"], "target": self.target,
+                "model": (self.spec.get("set") or {}).get("model"), "space": self.space,
+                "seeds": self.seeds, "final_seeds": self.final_seeds,
+                "validation": self.validation, "n_trials": self.n_trials,
+                "budget": {k: v for k, v in self._config({}, 0, 0).items()
+                           if k in ("iterations", "batch_size", "optimizer", "lr", "epochs")},
+                "sampler": "optuna TPESampler (multi-objective, constraints, constant liar)",
+                "storage": str(self.storage_path), "trials": trials,
+                "winner": w, "found": w["param_count"] if w else None,
+                "trace": trace + finals, "final": finals}
+
+
+def run_optuna_searches(recipe: Recipe, specs: list[dict[str, Any]], executor: Any,
+                        runs_dir: str | Path, quick: bool = False, seeds: int | None = None,
+                        data_dir: str | None = None) -> list[dict[str, Any]]:
+    """Run the Optuna searches of ``recipe`` side by side (one executor call per round for
+    all of them), then retrain their winners on new seeds (one more call)."""
+    active = [OptunaSearch(recipe, s, runs_dir, quick, seeds) for s in specs]
+    while any(not s.done for s in active):
+        rounds = [(s, s.jobs()) for s in active if not s.done]
+        flat = [j for _, jobs in rounds for j in jobs]
+        results = iter(executor.map([train_config(j, runs_dir, data_dir) for j in flat])
+                       if flat else [])
+        for s, jobs in rounds:
+            s.advance(jobs, [next(results) for _ in jobs])
+    flat = [j for s in active for j in s.final_jobs()]
+    if flat:
+        executor.map([train_config(j, runs_dir, data_dir) for j in flat])
+    return [s.summary() for s in active]

@@ -15,6 +15,7 @@ winner's retraining on new seeds (validation 0, so their ``test_acc`` is test ac
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +70,11 @@ def _search_cpu_s(s: dict[str, Any], root: Path) -> tuple[float, int]:
     return sum(r.get("cpu_s") or 0.0 for r in runs), len(runs)
 
 
-def findings(doc: dict[str, Any], root: Path) -> Findings:
-    """Sentences, tables, parameter steps and the winners' groups of the Optuna searches."""
-    from cnnlab.experiments.findings import param_steps
-
+def findings(doc: dict[str, Any], root: Path,
+             param_steps: Callable[[str, str], dict[str, Any]]) -> Findings:
+    """Sentences, tables, parameter steps and the winners' groups of the Optuna searches;
+    ``param_steps(model, model_opts)`` is :func:`cnnlab.experiments.findings.param_steps`
+    (passed in: that module calls this one)."""
     f = Findings()
     winners: list[tuple[dict[str, Any], Group]] = []
     for s in doc.get("searches", []):

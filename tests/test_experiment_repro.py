@@ -55,8 +55,10 @@ def test_saved_config_reproduces_the_metrics(tmp_path: Path) -> None:
     mnist_or_skip()
     (tmp_path / "repro.toml").write_text(RECIPE)
     recipe = ex.load_recipe(tmp_path / "repro.toml")
-    run_recipe(recipe, LocalExecutor(jobs=1, log=lambda m: None), tmp_path / "runs")
-    first = tmp_path / "runs" / "repro" / "dropout-s0"
+    path = run_recipe(recipe, LocalExecutor(jobs=1, log=lambda m: None), tmp_path / "runs")
+    job = json.loads(path.read_text())["jobs"][0]
+    first = tmp_path / "runs" / job["out_name"]  # the content-addressed by-id/<hash> folder
+    assert job["name"] == "repro/dropout-s0" and first.parent.name == "by-id"
     config = first / "config.json"
     assert cli.main(["train", "--config", str(config), "--runs-dir", str(tmp_path / "again"),
                      "--out-name", "copy"]) == 0

@@ -37,6 +37,9 @@ def register(parser: argparse.ArgumentParser) -> None:
                      help="ray: GPUs each run asks for (default 0: CPU; 0.5 shares a GPU)")
     run.add_argument("--threads-per-run", type=int, default=None,
                      help="ray: CPUs (torch threads) each run asks for (default 1)")
+    run.add_argument("--budget", choices=("cpu", "sheet"), default="cpu",
+                     help="cpu (default): the recipes' budgets for 2 CPU cores; sheet: the "
+                          "sheets' own numbers ([sheet] tables, 5 seeds) for a GPU or cluster")
 
 
 def _names(names: list[str]) -> list[str]:
@@ -115,7 +118,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.seeds is not None and args.seeds < 1:
         raise CnnlabError("--seeds must be >= 1")
-    runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else "runs/experiments")
+    budget = getattr(args, "budget", "cpu")
+    runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else
+                                 "runs/experiments-sheet" if budget == "sheet" else
+                                 "runs/experiments")
     executor = _executor(args)
     data_dir = args.data_dir
     t0 = time.perf_counter()
@@ -123,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"== {', '.join(names)} ({executor.jobs} jobs, {executor.threads} thread(s) each)",
           file=sys.stderr, flush=True)
     for path in run_experiment(names, runs_dir, args.quick, args.seeds, data_dir=data_dir,
-                               executor=executor):
+                               executor=executor, budget=budget):
         print(path, flush=True)
     print(f"all done in {time.perf_counter() - t0:.0f} s wall; trained {executor.trained} runs "
           f"using {executor.cpu_s:.0f} CPU-seconds (the rest were finished before); report: "

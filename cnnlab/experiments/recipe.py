@@ -20,23 +20,31 @@ from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import load_mapping
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
-RECIPE_KEYS = {"title", "sheet", "question", "text", "seeds", "order", "base", "quick",
+RECIPE_KEYS = {"title", "source", "sheet", "question", "text", "seeds", "order", "base", "quick",
                "variants", "sweeps", "searches", "analyze", "findings", "measure"}
-VARIANT_KEYS = {"label", "quick", "requires"}
-SWEEP_KEYS = {"label", "quick", "requires", "set", "grid"}
-SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "requires"}
+VARIANT_KEYS = {"label", "quick", "sheet", "requires"}
+SWEEP_KEYS = {"label", "quick", "sheet", "requires", "set", "grid"}
+SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "sheet", "requires",
+               # an Optuna search over a family (cnnlab.experiments.search_optuna)
+               "space", "trials", "batch", "seeds", "final_seeds", "validation", "enqueue",
+               "sampler_seed"}
 FINDINGS_KEYS = {"kind", "metric", "baseline", "param", "plots", "table", "speed", "threshold",
                  "every", "describe"}
 FINDINGS_KINDS = {"curves", "compare", "sweep", "search"}
 # What a smoke run never needs: plots and TensorBoard cost seconds per run.
 QUICK_DEFAULTS = {"plots": False, "tensorboard": False}
+#: Budget profiles: ``cpu`` (the recipe's ``[base]`` and ``seeds``, sized for ``run all`` on 2
+#: CPU cores) and ``sheet`` (the ``[sheet]`` overlay: the sheets' own numbers, for a GPU or a
+#: cluster; ``seeds`` there, else :data:`SHEET_SEEDS`).
+BUDGETS = ("cpu", "sheet")
+SHEET_SEEDS = 5
 
 
 @dataclass
 class Recipe:
     name: str
     title: str
-    sheet: str
+    sheet: str  # the sheet's name (TOML ``source``; a string ``sheet`` is read as well)
     question: str
     text: str = ""
     seeds: int = 1
@@ -49,7 +57,13 @@ class Recipe:
     analyze: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, Any] = field(default_factory=dict)
     measure: dict[str, Any] = field(default_factory=dict)  # cnnlab.experiments.measure
+    sheet_budget: dict[str, Any] = field(default_factory=dict)  # the TOML [sheet] table
     path: str = ""
+    budget: str = "cpu"  # the profile being run (set by cnnlab.experiments.run, not in TOML)
+
+    def seeds_for(self, budget: str) -> int:
+        """Seeds per configuration in ``budget`` (``cpu``: ``seeds``; ``sheet``: its own)."""
+        return int(self.sheet_budget.get("seeds", SHEET_SEEDS)) if budget == "sheet" else self.seeds
 
 
 @dataclass
@@ -93,6 +107,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise CnnlabError(f"no recipe {str(name_or_path)!r}; known: {', '.join(recipe_names())}")
     data = load_mapping(path, "recipe")
     _check_keys(data, RECIPE_KEYS, str(path))
+    data = _sheet_split(data, path)
     for key in ("title", "sheet", "question"):
         if key not in data:
             raise CnnlabError(f"{path}: missing key {key!r}")
@@ -120,13 +135,14 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         check(data["measure"], path.stem)
     recipe = Recipe(name=path.stem, path=str(path), **data)
     # unknown TrainConfig keys and clashing run names fail here, not mid-experiment
-    for quick in (False, True):
-        jobs = expand(recipe, quick=quick, seeds=1)
+    for quick, budget in ((False, "cpu"), (True, "cpu"), (False, "sheet")):
+        jobs = expand(recipe, quick=quick, seeds=1, budget=budget)
         for s in recipe.searches:
-            spec = {**s, **(s.get("quick", {}) if quick else {})}
+            spec = {**s, **(s.get("quick", {}) if quick else {}),
+                    **(s.get("sheet", {}) if budget == "sheet" and not quick else {})}
             jobs += [Job(recipe.name, f"{spec['label']} {value_label(spec['param'], v)}", 0,
                          group_config(recipe, quick, [spec.get("set", {})],
-                                       [{spec["param"]: v}])) for v in spec["values"]]
+                                      [{spec["param"]: v}], budget)) for v in spec["values"]]
         for job in jobs:
             train_config(job, "runs")
         names = [j.out_name for j in jobs]
@@ -134,6 +150,33 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         if clash:
             raise CnnlabError(f"{path}: labels give the same run folder: {', '.join(clash)}")
     return recipe
+
+
+def _sheet_split(data: dict[str, Any], path: Path) -> dict[str, Any]:
+    """The sheet's name is ``source = "..."`` (or, in older files, ``sheet = "..."``); a
+    ``[sheet]`` table is the sheet budget profile: TrainConfig keys and ``seeds``."""
+    data = dict(data)
+    table = data.get("sheet")
+    if isinstance(table, dict):
+        if "source" not in data:
+            raise CnnlabError(f"{path}: with a [sheet] budget table, name the sheet with "
+                              "source = \"...\" (TOML cannot hold both as 'sheet')")
+        _check_keys(table, set(_train_keys()) | {"seeds"}, f"{path}: [sheet]")
+        seeds = table.get("seeds", SHEET_SEEDS)
+        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+            raise CnnlabError(f"{path}: [sheet] seeds must be an integer >= 1, got {seeds!r}")
+        data["sheet_budget"] = data.pop("sheet")
+    if "source" in data:
+        if "sheet" in data:
+            raise CnnlabError(f"{path}: give the sheet's name once, as source = \"...\"")
+        data["sheet"] = data.pop("source")
+    return data
+
+
+def check_budget(budget: str) -> str:
+    if budget not in BUDGETS:
+        raise CnnlabError(f"unknown budget {budget!r}; known: {', '.join(BUDGETS)}")
+    return budget
 
 
 def recipe_names() -> list[str]:
@@ -200,10 +243,12 @@ def value_label(key: str, value: Any) -> str:
 
 
 def group_config(recipe: Recipe, quick: bool, own: list[dict[str, Any]],
-                  last: list[dict[str, Any]]) -> dict[str, Any]:
-    """``[base]``, the group's own keys, ``[quick]``, then ``last`` (swept values, the group's
-    quick table): a variant's full-quality budget never leaks into a --quick run.
+                 last: list[dict[str, Any]], budget: str | None = None) -> dict[str, Any]:
+    """``[base]``, the group's own keys, ``[quick]`` (or ``[sheet]`` in the sheet profile),
+    then ``last`` (swept values, the group's quick/sheet table): a variant's own budget never
+    leaks into a --quick or sheet run. ``budget`` defaults to ``recipe.budget``.
     """
+    budget = check_budget(budget or recipe.budget)
     cfg: dict[str, Any] = {"progress": "off"}
     _overlay(cfg, recipe.base)
     for layer in own:
@@ -211,6 +256,8 @@ def group_config(recipe: Recipe, quick: bool, own: list[dict[str, Any]],
     if quick:
         _overlay(cfg, QUICK_DEFAULTS)
         _overlay(cfg, recipe.quick)
+    elif budget == "sheet":
+        _overlay(cfg, {k: v for k, v in recipe.sheet_budget.items() if k != "seeds"})
     for layer in last:
         _overlay(cfg, layer)
     return cfg
@@ -221,14 +268,23 @@ def _thin(values: list[Any], quick: bool) -> list[Any]:
     return [values[0], values[-1]] if quick and len(values) > 2 else list(values)
 
 
-def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> list[Job]:
-    """The variant and sweep jobs of ``recipe`` (searches are run by
-    :mod:`cnnlab.experiments.search`)."""
-    n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds)
+def _own_layer(entry: dict[str, Any], quick: bool, budget: str) -> dict[str, Any]:
+    """A variant's or sweep's own ``quick``/``sheet`` table for this run."""
+    if quick:
+        return entry.get("quick", {})
+    return entry.get("sheet", {}) if budget == "sheet" else {}
+
+
+def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None,
+           budget: str | None = None) -> list[Job]:
+    """The variant and sweep jobs of ``recipe`` in ``budget`` (default ``recipe.budget``;
+    searches are run by :mod:`cnnlab.experiments.search`)."""
+    budget = check_budget(budget or recipe.budget)
+    n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds_for(budget))
     jobs: list[Job] = []
     for v in recipe.variants:
         own = {k: val for k, val in v.items() if k not in VARIANT_KEYS}
-        cfg = group_config(recipe, quick, [own], [v.get("quick", {}) if quick else {}])
+        cfg = group_config(recipe, quick, [own], [_own_layer(v, quick, budget)], budget)
         jobs += [Job(recipe.name, v["label"], s, {**cfg, "seed": s}, {}, "variant",
                      v.get("requires")) for s in range(n_seeds)]
     for sw in recipe.sweeps:
@@ -239,7 +295,7 @@ def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None) -> lis
             label = (label.format(**{k.replace("model_opts.", ""): v for k, v in values.items()})
                      if label else ", ".join(value_label(k, v) for k, v in values.items()))
             cfg = group_config(recipe, quick, [sw.get("set", {})],
-                                [values, sw.get("quick", {}) if quick else {}])
+                               [values, _own_layer(sw, quick, budget)], budget)
             jobs += [Job(recipe.name, label, s, {**cfg, "seed": s}, values, "sweep",
                          sw.get("requires")) for s in range(n_seeds)]
     return jobs

@@ -4,6 +4,7 @@ against scipy.stats (the independent oracle); the rule that decides pairing."""
 from __future__ import annotations
 
 import math
+import statistics
 
 import pytest
 from hypothesis import given, settings
@@ -146,3 +147,30 @@ BASE = {"seed": 0, "dataset": "mnist", "batch_size": 50, "train_size": None, "va
 def test_data_order_key(change: dict, same: bool) -> None:
     assert (data_order(BASE) == data_order({**BASE, **change})) == same
     assert data_order({}) is None
+
+
+samples = st.lists(st.floats(0.5, 1.0, allow_nan=False), min_size=2, max_size=6)
+
+
+@settings(max_examples=80, deadline=None)
+@given(a=samples, b=samples, paired=st.booleans())
+def test_difference_and_its_verdict_agree_with_scipy(a: list[float], b: list[float],
+                                                     paired: bool) -> None:
+    """Paired (same seeds, same order) or Welch, the interval is scipy's, and a difference is
+    distinguishable exactly when that interval excludes 0."""
+    if paired:
+        b = (b * 6)[:len(a)]
+    d = difference(_obs(a), _obs(b, order=ORDER if paired else ("mnist", 100, None, 0)))
+    if paired:
+        diffs = [x - y for x, y in zip(a, b, strict=True)]
+        if len(set(diffs)) == 1 or statistics.stdev(diffs) < 1e-12:
+            return  # scipy's interval is nan for zero spread; ours is the point itself
+        ci = scipy_stats.ttest_rel(a, b).confidence_interval()
+    else:
+        if statistics.stdev(a) < 1e-9 and statistics.stdev(b) < 1e-9:
+            return
+        ci = scipy_stats.ttest_ind(a, b, equal_var=False).confidence_interval()
+    assert d.method == ("paired" if paired else "welch")
+    assert (d.lo, d.hi) == pytest.approx((ci.low, ci.high), rel=1e-7, abs=1e-12)
+    if min(abs(ci.low), abs(ci.high)) > 1e-9:  # not on the edge
+        assert d.distinguishable == (ci.low > 0 or ci.high < 0)

@@ -209,8 +209,8 @@ def _num(metric: str, x: float, signed: bool = False, ref: float | None = None) 
 
 
 def fmt(metric: str, stat: Stat) -> str:
-    """``mean ± half-width of the 95% interval`` ("98.91 ± 0.05%"); one seed, or seeds that
-    agree exactly, give the mean alone; ``n/a`` without values."""
+    """``mean ± half-width of the 95% interval`` ("98.91 ± 0.05%"); one seed (or a count all
+    seeds agree on) gives the mean alone; ``n/a`` without values."""
     if not stat.values:
         return "n/a"
     mean, half = stat.mean, stat.half

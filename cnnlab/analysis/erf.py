@@ -269,8 +269,10 @@ def plot(result: ERFResult, stem: str, formats: Sequence[str] = ("png",),
     for ax, r in zip(axes.ravel(), result.layers, strict=False):
         g = r.grad / r.grad.max() if r.grad.max() > 0 else r.grad
         box = r.rf_box
+        where = ""
         if g.ndim == 3:
-            g = g[int(round(r.centre_at[0]))]
+            k = min(max(int(round(r.centre_at[0])), 0), g.shape[0] - 1)
+            g, where = g[k], f" (slice {k})"
             box = box[1:] if box else None
             at = r.centre_at[1:]
         else:
@@ -296,7 +298,7 @@ def plot(result: ERFResult, stem: str, formats: Sequence[str] = ("png",),
                                    fill=False, edgecolor="white", ls="--", lw=1))
         rf = "x".join(map(str, r.rf)) if r.rf else "?"
         name = (labels or {}).get(r.layer, r.layer)
-        ax.set_title(f"{name}: RF {rf}, ERF95 {r.erf95}", fontsize=8)
+        ax.set_title(f"{name}: RF {rf}, ERF95 {r.erf95}{where}", fontsize=8)
     fig.suptitle(title or f"effective receptive field, {result.samples} random inputs "
                  f"(seed {result.seed}); red: theoretical RF, dashed: ERF95", fontsize=9)
     fig.tight_layout()

@@ -95,7 +95,7 @@ def _erf_model(args: argparse.Namespace, shape):
         if args.module:
             raise CnnlabError("--weights loads the run's own model; drop --module")
         if args.spec and zoo.resolve(args.spec).spec != trained.spec:
-            raise CnnlabError(f"--weights {args.weights} holds {trained.name!r} "
+            raise CnnlabError(f"--weights {args.weights} holds {trained.model!r} "
                               f"({trained.spec!r}), not {args.spec!r}; drop MODEL or match it")
         return (trained.net, shape or trained.input_shape, trained.spec or trained.net,
                 f"trained, {args.weights}")
@@ -141,7 +141,14 @@ def _erf_layers(args: argparse.Namespace, net, analysis) -> tuple[list[str], dic
             wanted = [wanted[round(i * step)] for i in range(_ERF_DEFAULT_MAX)]
     names, rf, shown = [], {}, {}
     for w in wanted:
-        m = _module_name(modules, w) or w  # an unknown name: effective_rf says which exist
+        m = _module_name(modules, w)
+        if m is None:
+            known = [r.name for r in rows.values() if r.jump is not None
+                     and _module_name(modules, r.name)] or [
+                n for n, mod in modules.items() if n and not list(mod.children())]
+            raise CnnlabError(f"--erf-layers: {w!r} is not a module of the model; layers with "
+                              f"a feature map: {', '.join(known[:30])}"
+                              + (" ..." if len(known) > 30 else ""))
         row = rows.get(w) or rows.get(m) or rows.get(m.removeprefix("layers."))
         names.append(m)
         shown[m] = w
@@ -181,6 +188,10 @@ def _run_erf(args: argparse.Namespace, shape) -> int:
                  title=f"ERF, {weights}; red: theoretical RF, dashed: ERF95", labels=shown)
     sys.stdout.write(text + "\n")
     info = sys.stderr if args.format == "json" else sys.stdout
+    dead = [shown[r.layer] for r in result.layers if not r.grad.any()]
+    if dead:
+        info.write(f"zero gradient for every input at {', '.join(dead)} (the centre unit is "
+                   "dead, e.g. a ReLU that is never active): no ERF there\n")
     if note:
         info.write(note + "\n")
     info.write(f"heatmap: {paths[0]}\n")

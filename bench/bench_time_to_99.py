@@ -22,46 +22,12 @@ import tempfile
 import time
 
 import torch
-from torch import nn
+from peer_mnist import PeerNet, PerSample
 from torch.nn import functional as F
 
 from cnnlab.data.datasets import load
 from cnnlab.training.presets import FAST_RECIPE
 from cnnlab.training.trainer import TrainConfig, train
-
-
-class PeerNet(nn.Module):
-    """pytorch/examples mnist/main.py's Net, layer for layer."""
-
-    def __init__(self):
-        super().__init__()
-        self.conv1 = nn.Conv2d(1, 32, 3, 1)
-        self.conv2 = nn.Conv2d(32, 64, 3, 1)
-        self.dropout1 = nn.Dropout(0.25)
-        self.dropout2 = nn.Dropout(0.5)
-        self.fc1 = nn.Linear(9216, 128)
-        self.fc2 = nn.Linear(128, 10)
-
-    def forward(self, x):
-        x = F.relu(self.conv1(x))
-        x = F.relu(self.conv2(x))
-        x = self.dropout1(F.max_pool2d(x, 2))
-        x = F.relu(self.fc1(torch.flatten(x, 1)))
-        return F.log_softmax(self.fc2(self.dropout2(x)), dim=1)
-
-
-class PerSample(torch.utils.data.Dataset):
-    """Like torchvision's MNIST + ToTensor + Normalize((0.1307,), (0.3081,)): one item at a time."""
-
-    def __init__(self, images_u8: torch.Tensor, labels: torch.Tensor):
-        self.x, self.y = images_u8, labels
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, i: int):
-        img = self.x[i].to(torch.float32).div(255.0)
-        return (img - 0.1307) / 0.3081, int(self.y[i])
 
 
 def peer(ds, seed: int, max_epochs: int) -> tuple[float | None, float, int]:

@@ -198,9 +198,38 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
         raise CnnlabError(f"--keep-prob must be in (0, 1], got {cfg.keep_prob}")
     if cfg.l2 < 0:
         raise CnnlabError(f"--l2 must be >= 0, got {cfg.l2}")
+    check_ranges(cfg)
     if cfg.precision == "fp16" and cfg.device == "cpu":
         raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
     return cfg
+
+
+#: field -> (low, high, low open?, high open?); None fields are not checked
+RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "lr": (0, 1e3, True, False), "momentum": (0, 1, False, True), "warmup": (0, 1, False, False),
+    "step_gamma": (0, 1e3, True, False), "label_smoothing": (0, 1, False, True),
+    "l2": (0, 1e6, False, False), "threads": (1, 4096, False, False),
+    "batch_size": (1, 10**7, False, False), "iterations": (1, 10**9, False, False),
+    "epochs": (0, 10**6, True, False), "validation": (0, 10**9, False, False),
+    "train_size": (1, 10**9, False, False), "augment_copies": (1, 1000, False, False),
+    "checkpoint_every": (1, 10**9, False, False), "train_eval_size": (1, 10**9, False, False),
+    "target_acc": (0, 1, True, False), "seed": (0, 2**62, False, False),
+}
+
+
+def check_ranges(cfg: TrainConfig) -> None:
+    """Each numeric setting inside its domain (:data:`RANGES`), before any work: torch would
+    reject some later with a traceback (``--threads -1``, ``--label-smoothing 2``) or train to
+    NaN (``--lr 1e40``)."""
+    for name, (lo, hi, lo_open, hi_open) in RANGES.items():
+        v = getattr(cfg, name)
+        if v is None:
+            continue
+        if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo) or (
+                hi_open and v == hi):
+            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+            raise CnnlabError(f"--{name.replace('_', '-')} {v!r} is outside {lb}{lo:g}, "
+                              f"{hi:g}{hb}")
 
 
 def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:
@@ -272,6 +301,10 @@ def finish_run(run_dir: Path, cfg: TrainConfig, net: nn.Module, mdef: models.Mod
         "model": mdef.name, "spec": mdef.spec, "input_shape": "x".join(map(str, ds.input_shape)),
         "normalize_mean": repr(mean), "normalize_std": repr(std)})
     write_json(run_dir / "result.json", asdict(result))
+    if cfg.tensorboard:
+        from cnnlab.training.hparams import log_hparams
+
+        log_hparams(run_dir, cfg, result)  # the HParams tab: this run beside its sweep's
     if cfg.plots:
         from cnnlab.training.plots import plot_run
 

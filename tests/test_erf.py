@@ -259,3 +259,16 @@ def test_bad_input_is_one_line_error(layers: list[str], shape: tuple, message: s
 def test_samples_must_be_positive() -> None:
     with pytest.raises(CnnlabError, match="--erf-samples"):
         effective_rf(nn.Conv2d(1, 1, 3), (1, 5, 5), [""], samples=0)
+
+
+def test_uniform_weights_average_their_input() -> None:
+    """After uniform_weights every conv (grouped, transposed too) maps a constant 1 to 1
+    away from the borders, biases are 0, and the ERF of a linear stack is exact (above)."""
+    from cnnlab.analysis.erf import uniform_weights
+
+    net = nn.Sequential(nn.Conv2d(2, 4, 3, groups=2), nn.Conv2d(4, 6, (1, 5), padding=2),
+                        nn.ConvTranspose2d(6, 4, 3, groups=2), nn.Conv2d(4, 1, 3)).double()
+    assert uniform_weights(net) == 4
+    assert all(not m.bias.detach().any() for m in net)
+    y = net(torch.ones(1, 2, 15, 15, dtype=torch.float64))
+    np.testing.assert_allclose(y[0, 0, 4:-4, 4:-4].detach().numpy(), 1.0, rtol=1e-12)

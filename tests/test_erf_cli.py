@@ -137,3 +137,17 @@ def test_bad_input_one_line_exit_2(argv: list[str], message: str, tmp_path: Path
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("cnnlab: error:")
     assert not list(tmp_path.iterdir())  # no figure written
+
+
+def test_uniform_init_is_the_exact_linear_case(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """--erf-init uniform on 1-channel linear convs: std = sqrt(2n/3) (n-fold convolution of
+    the 3-tap box), footprint = RF = 2n+1."""
+    spec = " ".join(["conv3x3x1"] * 8)
+    data = erf_json([spec, "--input", "1x25x25", "--erf-init", "uniform", "--erf-samples", "2",
+                     "--erf-layers", "conv2,conv8", "--erf-out", str(tmp_path / "u.png")],
+                    capsys)
+    for row, n in zip(data["layers"], (2, 8), strict=True):
+        assert row["rf"] == row["footprint"] == [2 * n + 1] * 2
+        assert row["std"] == pytest.approx([(2 * n / 3) ** 0.5] * 2, rel=1e-6)
+    assert data["weights"].startswith("uniform")

@@ -163,6 +163,24 @@ def measure(layer: str, grad: np.ndarray, output_shape: Sequence[int], centre: S
 # ------------------------------------------------------------------------- the gradients
 
 
+def uniform_weights(module: nn.Module) -> int:
+    """Luo et al.'s "uniform weights": every convolution kernel weight set to ``1 / fan_in``
+    (``fan_in = C_in / groups * prod(kernel)``), every conv bias to 0, in place. Returns the
+    number of conv layers changed. A linear stack of such convs averages its input."""
+    count = 0
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d | nn.ConvTranspose1d
+                          | nn.ConvTranspose2d | nn.ConvTranspose3d):
+                fan_in = m.weight[0].numel() if not m.transposed else (
+                    m.weight.shape[0] // m.groups * m.weight[0, 0].numel())
+                m.weight.fill_(1.0 / fan_in)
+                if m.bias is not None:
+                    m.bias.zero_()
+                count += 1
+    return count
+
+
 def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     shape = tuple(int(v) for v in input_shape)
     if len(shape) not in (2, 3, 4) or any(v < 1 for v in shape):

@@ -36,6 +36,9 @@ def register(p: argparse.ArgumentParser) -> None:
                    help="random N(0,1) inputs to average the gradient over (default 32)")
     e.add_argument("--erf-seed", type=int, default=0, metavar="S",
                    help="seed of the random init and of the inputs (default 0)")
+    e.add_argument("--erf-init", choices=["random", "uniform"], default="random",
+                   help="uniform: every conv weight 1/fan_in, biases 0 (Luo et al.'s uniform "
+                   "case); random: the model's own init or the --weights")
     e.add_argument("--erf-out", default="erf.png", metavar="FILE.png",
                    help="heatmap file, .png or .svg (default erf.png)")
 
@@ -170,6 +173,14 @@ def _run_erf(args: argparse.Namespace, shape) -> int:
         analysis = analyze(source, shape)
     except CnnlabError as e:
         analysis, note = None, f"theoretical RF unknown: {e}"
+    if args.erf_init == "uniform":
+        from cnnlab.analysis.erf import uniform_weights
+
+        if args.weights:
+            raise CnnlabError("--erf-init uniform replaces the weights; drop --weights")
+        if not uniform_weights(net):
+            raise CnnlabError("--erf-init uniform: the model has no convolution")
+        weights = "uniform (conv weights 1/fan_in, biases 0)"
     names, rf, shown = _erf_layers(args, net, analysis)
     result = effective_rf(net, shape, names, samples=args.erf_samples, seed=args.erf_seed,
                           rf=rf)

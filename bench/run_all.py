@@ -24,6 +24,10 @@ BENCHES = [
     ("bench_time_to_99.py", ["--quick"], []),
     ("bench_baseline_20k.py", ["--iterations", "500"], []),
     ("ttic_experiments.py", ["--quick"], []),
+    # `cnnlab experiment run all`: CPU-seconds, wall, runs trained and reused (docs/experiments.md)
+    ("experiment_cost.py", ["--fresh", "--runs-dir", "/tmp/cnnlab-cost-quick", "--", "all",
+                            "--quick"],
+     ["--fresh", "--runs-dir", "/tmp/cnnlab-cost-cpu", "--", "all", "--jobs", "2"]),
 ]
 
 

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
-from cnnlab.analysis.receptive import Field, node_field
+from cnnlab.analysis.costs import other_cost, other_desc, other_params
+from cnnlab.analysis.receptive import Field, input_field, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, infer_shapes, window_params
@@ -67,7 +69,7 @@ class LayerStats:
     inputs: tuple[str, ...]
     output_shape: Shape
     rf: tuple[int, ...] | None
-    jump: tuple[int, ...] | None
+    jump: tuple[int | Fraction, ...] | None  # a fraction after upsampling (1/2)
     weights: int
     biases: int
     macs: int | None
@@ -75,6 +77,11 @@ class LayerStats:
     activations: int
     supported: bool = True
     compare: Compare | None = None
+    # "whole input" when every unit sees all that was read (SE gate, group norm); else, when
+    # rf is None, the one-line reason
+    rf_note: str = ""
+    shared: int = 0  # parameter values counted at an earlier row (``shared_with``)
+    shared_with: str = ""
 
     @property
     def params(self) -> int:
@@ -137,6 +144,9 @@ class Analysis:
 
 def _desc(node: ir.Node, in_shape: Shape) -> str:
     op = node.op
+    other = other_desc(op, in_shape)
+    if other is not None:
+        return other
     if isinstance(op, ir.Conv | ir.Pool):
         w = window_params(node, in_shape)
         k = "x".join(map(str, w.kernel))
@@ -154,7 +164,8 @@ def _desc(node: ir.Node, in_shape: Shape) -> str:
         name = "conv" if isinstance(op, ir.Conv) else f"{op.op}pool"
         return f"{name} " + " ".join(parts)
     if isinstance(op, ir.Linear):
-        return f"fc {op.out_features}" + ("" if op.bias else " nobias")
+        return f"fc {op.out_features}" + ("" if op.bias else " nobias") + \
+            (" (last axis)" if op.last else "")
     if isinstance(op, ir.Act):
         return op.fn
     if isinstance(op, ir.Dropout):
@@ -166,7 +177,10 @@ def _desc(node: ir.Node, in_shape: Shape) -> str:
     if isinstance(op, ir.GlobalPool):
         return f"global {op.op}pool"
     if isinstance(op, ir.Unsupported):
-        return f"unsupported: {op.target}"
+        return f"unsupported: {op.target}" + (f" ({op.reason})" if op.reason else "")
+    if isinstance(op, ir.Pool) and op.ceil:
+        return _desc(ir.Node(node.name, ir.Pool(op.op, op.kernel, op.stride, op.padding)),
+                     in_shape) + " ceil"
     return op.kind
 
 
@@ -177,7 +191,11 @@ def _params(node: ir.Node, in_shape: Shape) -> tuple[int, int]:
         k = math.prod(window_params(node, in_shape).kernel)
         return op.out_channels * (in_shape[0] // op.groups) * k, op.out_channels * op.bias
     if isinstance(op, ir.Linear):
-        return math.prod(in_shape) * op.out_features, op.out_features * op.bias
+        fan_in = in_shape[-1] if op.last else math.prod(in_shape)
+        return fan_in * op.out_features, op.out_features * op.bias
+    other = other_params(op, in_shape)
+    if other is not None:
+        return other
     if isinstance(op, ir.BatchNorm):
         return in_shape[0], in_shape[0]  # gamma, beta (running stats are buffers)
     if isinstance(op, ir.Unsupported):
@@ -190,12 +208,15 @@ def _cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int | None
     op = node.op
     n_out = math.prod(out)
     x = in_shapes[0] if in_shapes else ()
+    other = other_cost(node, in_shapes, out)
+    if other is not None:
+        return other
     if isinstance(op, ir.Conv):
         w = window_params(node, x)
         macs = n_out * (x[0] // op.groups) * math.prod(w.kernel)
         return macs, 2 * macs
     if isinstance(op, ir.Linear):
-        macs = math.prod(x) * op.out_features
+        macs = n_out * (x[-1] if op.last else math.prod(x))
         return macs, 2 * macs
     if isinstance(op, ir.Pool):
         k = math.prod(window_params(node, x).kernel)
@@ -248,24 +269,28 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
 
         raise CnnlabError(f"batch must be >= 1, got {batch}")
     shapes = infer_shapes(graph, input_shape)
-    image = tuple(input_shape[1:])
-    fields: dict[str, Field | None] = {}
+    tokens = isinstance(graph.nodes[0].op, ir.Input) and graph.nodes[0].op.tokens
+    image = tuple(input_shape) if tokens else tuple(input_shape[1:])
+    fields: dict[str, Field | str] = {}
     rows: list[LayerStats] = []
     unsupported: list[str] = []
     for node in graph.nodes:
         out = shapes[node.name]
         if isinstance(node.op, ir.Input):
-            fields[node.name] = Field((1,) * len(image), (1,) * len(image), (0,) * len(image),
-                                       image, tuple(tuple(range(n)) for n in image),
-                                       tuple(tuple(range(n)) for n in image), len(image) == 0)
-            rows.append(LayerStats(node.name, "input", "input", (), out, (1,) * len(image),
-                                   (1,) * len(image), 0, 0, 0, 0, batch * math.prod(out)))
+            fields[node.name] = input_field(image, tokens)
+            rows.append(LayerStats(node.name, "input", "input" + (
+                f" tokens ({node.op.dtype})" if tokens else ""), (), out, (1,) * len(image),
+                (1,) * len(image), 0, 0, 0, 0, batch * math.prod(out)))
             continue
         in_shapes = [shapes[i] for i in node.inputs]
-        x = in_shapes[0]
+        x = in_shapes[0] if in_shapes else ()
         fld = node_field(node, [fields[i] for i in node.inputs], in_shapes, out, image)
         fields[node.name] = fld
         weights, biases = _params(node, x)
+        # a parameter tensor used by several nodes is counted at its first use
+        dup = min(node.shared, weights + biases)
+        weights, biases = weights - min(dup, weights), biases - max(dup - weights, 0)
+        known = not isinstance(fld, str)
         macs, flops = _cost(node, in_shapes, out)
         supported = not isinstance(node.op, ir.Unsupported)
         if not supported:
@@ -273,14 +298,17 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
         rows.append(LayerStats(
             name=node.name, kind=node.op.kind, desc=_desc(node, x), inputs=node.inputs,
             output_shape=out,
-            rf=fld.rf if fld is not None and image else None,
-            jump=fld.jump if fld is not None and not fld.vector and image else None,
+            rf=fld.rf if known and image else None,
+            jump=fld.jump if known and not fld.vector and image else None,
             weights=weights, biases=biases,
             macs=None if macs is None else macs * batch,
             flops=None if flops is None else flops * batch,
             activations=batch * math.prod(out), supported=supported,
             compare=_compare(node, x, out) if compare and isinstance(node.op, ir.Conv)
             else None,
+            rf_note=fld if not known else ("whole input" if fld.whole and not fld.vector
+                                           else ""),
+            shared=dup, shared_with=node.shared_with,
         ))
     return Analysis(tuple(input_shape), batch, rows, _totals(rows, optimizer_states),
                     graph.source, unsupported)

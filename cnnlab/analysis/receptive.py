@@ -1,37 +1,150 @@
-"""Receptive field and jump of every unit, per spatial axis, through an IR graph.
+"""Receptive field and jump of every unit, per image axis, through an IR graph.
 
-Per axis, with ``k' = d(k-1)+1`` the dilated kernel span::
+A unit's *field* along an image axis is the bounding box of the input positions whose value can
+change it (the gradient footprint). Per axis, with ``k' = d(k-1)+1`` the dilated kernel span::
 
     jump_out = jump_in * s          rf_out = rf_in + (k' - 1) * jump_in
-    lo_out   = lo_in - pad_lo * jump_in     (left edge of unit 0's field, input coordinates)
 
-At a join (add/concat) the field is the bounding box of the union over the incoming paths. A
-unit of a vector layer (after flatten/fc/global pooling) sees the span of image positions its
-inputs actually read (padding excluded): for a 28x28 image usually 28x28, less when strides or
-floor-rounded pools leave border pixels unread. Used by :mod:`cnnlab.analysis.analyze`.
+That recurrence is the special case ``period = 1`` of the representation used here, which also
+covers the ops that change resolution upward: the field of unit ``u`` is periodic,
+``field(u + P) = field(u) + Q`` (``P`` units move the field ``Q`` input positions; jump = Q/P).
+Per axis we keep ``P``, ``Q`` and the unclipped fields of units ``0..P-1``; every op is a
+``reads(u)`` rule (which input units unit ``u`` reads) applied to them:
+
+  * conv/pool: ``u*s - pad + t*d``; transposed conv: every ``i`` with ``i*s + t*d - pad = u``
+    (period ``P*s``, jump ``jump_in/s``); nearest/linear/cubic upsampling: the source pixels
+    with a non-zero interpolation weight (torch's formulas); adaptive pooling: torch's windows.
+  * For ops whose field depends on the phase of ``u`` (upsampling), **RF is the largest field
+    over the phases** and the jump is a fraction (1/2 after a 2x upsample).
+
+A *global* part (a global pool or an instance/group norm feeding a multiply, an SE gate) makes
+every unit see the span of everything read: the field is then "whole input", said as such.
+Layouts are tracked per tensor axis (``axes``: image axis or None for a feature axis), so a
+permute to channels-last, a view that splits channels (channel shuffle) and token inputs keep
+their fields. Vector layers (flatten/fc/global pool) see the span of image positions their
+inputs actually read (padding excluded). Used by :mod:`cnnlab.analysis.analyze`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from fractions import Fraction
 
+from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, window_params
 
-Reach = tuple[tuple[int | None, ...], ...]  # per axis, one value per unit
+Reach = tuple[tuple[int | None, ...], ...]  # per image axis, one value per unit
+Span = tuple[int, int] | None
 
 
-@dataclass
+@dataclass(frozen=True)
+class Periodic:
+    """The unclipped fields of one image axis: unit ``u`` sees ``[lo[r] + q*shift, hi[r] +
+    q*shift]`` with ``q, r = divmod(u, period)`` (None: the unit reads nothing)."""
+
+    period: int
+    shift: int
+    lo: tuple[int | None, ...]
+    hi: tuple[int | None, ...]
+
+    def at(self, u: int) -> tuple[int, int] | None:
+        q, r = divmod(u, self.period)
+        if self.lo[r] is None:
+            return None
+        return self.lo[r] + q * self.shift, self.hi[r] + q * self.shift
+
+    @property
+    def rf(self) -> int:
+        return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True)
+                    if lo is not None), default=0)
+
+    @property
+    def jump(self) -> Fraction:
+        return Fraction(self.shift, self.period)
+
+    def remap(self, reads: Callable[[int], Iterable[int]], period: int, step: int) -> Periodic:
+        """Apply an op whose unit ``u + period`` reads the units of ``u`` moved by ``step``."""
+        lo, hi = [], []
+        for u in range(period):
+            boxes = [b for v in reads(u) if (b := self.at(v)) is not None]
+            lo.append(min(b[0] for b in boxes) if boxes else None)
+            hi.append(max(b[1] for b in boxes) if boxes else None)
+        return Periodic(period, self.shift * step // self.period, tuple(lo), tuple(hi))
+
+
+@dataclass(frozen=True)
 class Field:
-    rf: tuple[int, ...]
-    jump: tuple[int, ...]
-    lo: tuple[int, ...]
-    count: tuple[int, ...]  # units per axis at this node
-    # per axis and unit, the first/last image position the unit reads through real units
-    # (None: it reads only padding); a vector layer's field is their span
-    first: Reach
+    axes: tuple[int | None, ...]  # per tensor axis (no batch): image axis, None: feature
+    per: tuple[Periodic, ...]  # per image axis
+    first: Reach  # per image axis, per unit of its tensor axis: first position read (clipped)
     last: Reach
-    vector: bool = False
+    glob: tuple[Span, ...]  # per image axis: span read by a global part of every unit
+
+    def mapped(self, a: int) -> bool:
+        return a in self.axes
+
+    @property
+    def vector(self) -> bool:
+        return not all(self.mapped(a) for a in range(len(self.per)))
+
+    @property
+    def whole(self) -> bool:
+        return bool(self.per) and all(g is not None for g in self.glob)
+
+    def span(self, a: int) -> Span:
+        """Hull of every position read along image axis ``a`` (clipped to the image)."""
+        vals = [v for v in self.first[a] if v is not None]
+        ends = [v for v in self.last[a] if v is not None]
+        box = (min(vals), max(ends)) if vals else None
+        return _hull(box, self.glob[a])
+
+    @property
+    def rf(self) -> tuple[int, ...]:
+        out = []
+        for a, p in enumerate(self.per):
+            if self.glob[a] is not None or not self.mapped(a):
+                s = self.span(a)
+                out.append(0 if s is None else s[1] - s[0] + 1)
+            else:
+                out.append(p.rf)
+        return tuple(out)
+
+    @property
+    def jump(self) -> tuple[int | Fraction, ...]:
+        return tuple(int(j) if (j := p.jump).denominator == 1 else j for p in self.per)
+
+    @property
+    def lo(self) -> tuple[int | None, ...]:
+        return tuple(p.lo[0] for p in self.per)
+
+    def collapse(self, axes: Iterable[int], keep: bool = False) -> Field:
+        """Every unit now sees all positions read along the image axes ``axes``; unless
+        ``keep``, the tensor axes mapped to them become feature axes."""
+        axes = set(axes)
+        glob = tuple(self.span(a) if a in axes else g for a, g in enumerate(self.glob))
+        if keep:
+            return replace(self, glob=glob)
+        first = tuple(() if a in axes else v for a, v in enumerate(self.first))
+        last = tuple(() if a in axes else v for a, v in enumerate(self.last))
+        return Field(tuple(None if a in axes else a for a in self.axes), self.per, first, last,
+                     glob)
+
+
+def _hull(a: Span, b: Span) -> Span:
+    if a is None or b is None:
+        return a or b
+    return min(a[0], b[0]), max(a[1], b[1])
+
+
+def input_field(image: tuple[int, ...], tokens: bool) -> Field:
+    reach = tuple(tuple(range(n)) for n in image)
+    dims = len(image)
+    axes = tuple(range(dims)) if tokens else (None, *range(dims))
+    return Field(axes, tuple(Periodic(1, 1, (0,), (0,)) for _ in image), reach, reach,
+                 (None,) * dims)
 
 
 def _pick(values: list[int | None], fn) -> int | None:
@@ -59,47 +172,161 @@ def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: 
             *(unit(u) for u in range(last + 1, count)))
 
 
-def node_field(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape,
-           image: tuple[int, ...]) -> Field | None:
+def _gather(reach: tuple[int | None, ...], reads: Callable[[int], Iterable[int]],
+            count: int, fn) -> tuple[int | None, ...]:
+    return tuple(_pick([reach[v] for v in reads(u)], fn) for u in range(count))
+
+
+def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
+    """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
+    rank = len(out)
+    axes: list[int | None] = [None] * rank
+    fields = []
+    for f, shp in zip(ins, in_shapes, strict=True):
+        pad = rank - len(shp)
+        spread = [a for t, a in enumerate(f.axes) if a is not None and shp[t] != out[t + pad]]
+        g = f.collapse(spread) if spread else f
+        for t, a in enumerate(g.axes):
+            if a is None:
+                continue
+            if axes[t + pad] not in (None, a):
+                return f"{node.name} joins tensors whose axes are laid out differently"
+            axes[t + pad] = a
+        fields.append(g)
+    n_img = len(ins[0].per)
+    per, first, last, glob = [], [], [], []
+    for a in range(n_img):
+        mapped = [g for g in fields if g.mapped(a)]
+        ps = [g.per[a] for g in mapped]
+        if len({p.jump for p in ps}) > 1:
+            return (f"{node.name} joins branches with different jumps "
+                    f"({', '.join(str(p.jump) for p in ps)}) along axis {a}")
+        if ps:
+            period = math.lcm(*(p.period for p in ps))
+            boxes = [[p.at(u) for p in ps] for u in range(period)]
+            lo = tuple(_pick([b[0] for b in bs if b], min) for bs in boxes)
+            hi = tuple(_pick([b[1] for b in bs if b], max) for bs in boxes)
+            per.append(Periodic(period, ps[0].shift * period // ps[0].period, lo, hi))
+            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
+                                                                strict=True)))
+            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
+                                                               strict=True)))
+        else:
+            per.append(fields[0].per[a])
+            first.append(())
+            last.append(())
+        span = None
+        for g in fields:
+            span = _hull(span, g.glob[a] if g.mapped(a) else g.span(a))
+        glob.append(span if any(g.glob[a] is not None or not g.mapped(a) for g in fields)
+                    else None)
+    return Field(tuple(axes), tuple(per), tuple(first), tuple(last), tuple(glob))
+
+
+def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field | str:
+    """Conv, pool, transposed conv, upsample, adaptive pool, pad: a reads rule per axis."""
+    if isinstance(op, ir.Pad):
+        lead = len(x) - len(op.pads)
+        axes_rules = [(lead + i, op_reads(op, x, out, lead + i)) for i in range(len(op.pads))]
+    else:
+        if f.axes[0] is not None and isinstance(op, ir.Conv | ir.ConvTranspose):
+            # the op mixes every channel: a position axis used as channels becomes global
+            f = f.collapse([f.axes[0]])
+        axes_rules = [(t, op_reads(op, x, out, t, window_params(node, x)
+                                   if isinstance(op, ir.Conv | ir.Pool | ir.ConvTranspose)
+                                   else None)) for t in range(1, len(x))]
+    per, first, last = list(f.per), list(f.first), list(f.last)
+    for t, rule in axes_rules:
+        a = f.axes[t]
+        if a is None:
+            continue
+        reads, period_of, clipped, window = rule
+        p = per[a]
+        period, step = period_of(p.period)
+        per[a] = p.remap(reads, period, step)
+        if window is not None:  # conv/pool: the fast path over the clipped reach
+            k, s, d, pad = window
+            first[a] = _window_reach(f.first[a], out[t], k, s, d, pad, min)
+            last[a] = _window_reach(f.last[a], out[t], k, s, d, pad, max)
+        else:
+            first[a] = _gather(f.first[a], clipped, out[t], min)
+            last[a] = _gather(f.last[a], clipped, out[t], max)
+    return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
+
+
+def _reshape(f: Field, x: Shape, out: Shape) -> Field:
+    k = 0
+    while k < min(len(x), len(out)) and x[len(x) - 1 - k] == out[len(out) - 1 - k]:
+        k += 1
+    moved = [a for a in f.axes[:len(x) - k] if a is not None]
+    g = f.collapse(moved) if moved else f
+    return replace(g, axes=(None,) * (len(out) - k) + (g.axes[len(x) - k:] if k else ()))
+
+
+def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], out: Shape,
+               image: tuple[int, ...]) -> Field | str:
+    """The field of ``node``'s units, or a one-line reason why it is not defined."""
     op = node.op
-    if any(f is None for f in ins) or not ins:
-        return None
-    f = ins[0]
-    if isinstance(op, ir.Add | ir.Concat):
-        lo = tuple(min(v) for v in zip(*(g.lo for g in ins), strict=True))
-        hi = tuple(max(v) for v in zip(*((a + r for a, r in zip(g.lo, g.rf, strict=True))
-                                         for g in ins), strict=True))
-        jump = tuple(max(v) for v in zip(*(g.jump for g in ins), strict=True))
-        if any(g.vector for g in ins):
-            return Field(tuple(h - a for a, h in zip(lo, hi, strict=True)), jump, lo, f.count,
-                          f.first, f.last, True)
-        first = tuple(tuple(_pick(list(v), min) for v in zip(*(g.first[ax] for g in ins),
-                                                               strict=True))
-                      for ax in range(len(lo)))
-        last = tuple(tuple(_pick(list(v), max) for v in zip(*(g.last[ax] for g in ins),
-                                                            strict=True))
-                     for ax in range(len(lo)))
-        return Field(tuple(h - a for a, h in zip(lo, hi, strict=True)), jump, lo, f.count,
-                      first, last)
     if isinstance(op, ir.Unsupported):
-        return None
-    if f.vector:
-        return f
-    if isinstance(op, ir.Conv | ir.Pool):
-        w = window_params(node, in_shapes[0])
-        per_axis = list(zip(out[1:], w.kernel, w.stride, w.dilation, w.pads, strict=True))
-        first = tuple(_window_reach(r, c, k, s, d, p, min)
-                      for r, (c, k, s, d, (p, _)) in zip(f.first, per_axis, strict=True))
-        last = tuple(_window_reach(r, c, k, s, d, p, max)
-                     for r, (c, k, s, d, (p, _)) in zip(f.last, per_axis, strict=True))
-        rf = tuple(r + (sp - 1) * j for r, sp, j in zip(f.rf, w.span, f.jump, strict=True))
-        jump = tuple(j * s for j, s in zip(f.jump, w.stride, strict=True))
-        lo = tuple(lo - p * j for lo, (p, _), j in zip(f.lo, w.pads, f.jump, strict=True))
-        return Field(rf, jump, lo, out[1:], first, last)
-    if isinstance(op, ir.Flatten | ir.Linear | ir.GlobalPool):
-        a = [_pick(list(v), min) for v in f.first]
-        b = [_pick(list(v), max) for v in f.last]
-        extent = tuple(0 if x is None else y - x + 1 for x, y in zip(a, b, strict=True))
-        return Field(extent, f.jump, tuple(x or 0 for x in a), (1,) * len(image),
-                      tuple((x,) for x in a), tuple((y,) for y in b), True)
-    return f
+        return f"{node.name} is not modelled ({op.target})"
+    for f in ins:
+        if isinstance(f, str):
+            return f if f.startswith("after ") else f"after {f}"
+    if not ins:
+        return f"{node.name} has no input"
+    f, x = ins[0], in_shapes[0]
+    if isinstance(op, ir.Add | ir.Binary) or isinstance(op, ir.Concat) and \
+            f.axes[op.axis % len(x)] is None:
+        return _join(node, ins, in_shapes, out)
+    if isinstance(op, ir.Concat):
+        return f"{node.name} concatenates along a position axis"
+    if isinstance(op, ir.Stack):
+        g = _join(node, ins, in_shapes, x)
+        if isinstance(g, str):
+            return g
+        ax = op.axis % (len(x) + 1)
+        return replace(g, axes=g.axes[:ax] + (None,) + g.axes[ax:])
+    if isinstance(op, ir.Conv | ir.Pool | ir.ConvTranspose | ir.Upsample | ir.AdaptivePool
+                  | ir.Pad):
+        return _spatial(f, op, node, x, out)
+    if isinstance(op, ir.Flatten) or isinstance(op, ir.Linear) and not op.last:
+        return replace(f.collapse(range(len(image))), axes=(None,))
+    if isinstance(op, ir.GlobalPool):
+        g = f.collapse([a for a in f.axes[1:] if a is not None])
+        return replace(g, axes=g.axes if op.keepdim else g.axes[:1])
+    if isinstance(op, ir.Linear):  # on the last axis
+        return f.collapse([f.axes[-1]]) if f.axes[-1] is not None else f
+    if isinstance(op, ir.Softmax):
+        return f.collapse([f.axes[0]]) if f.axes[0] is not None else f
+    if isinstance(op, ir.Norm) and not op.running:
+        if op.norm == "layer":
+            return f.collapse([a for a in f.axes[len(x) - len(op.shape):] if a is not None],
+                              keep=True)
+        return f.collapse([a for a in f.axes[1:] if a is not None], keep=True)
+    if isinstance(op, ir.Reshape):
+        return _reshape(f, x, out)
+    if isinstance(op, ir.Expand):
+        return _join(node, ins, in_shapes, out)
+    if isinstance(op, ir.Reduce):
+        axes = {a % len(x) for a in op.axes}
+        g = f.collapse([f.axes[i] for i in axes if f.axes[i] is not None])
+        return g if op.keepdim else replace(g, axes=tuple(
+            a for i, a in enumerate(g.axes) if i not in axes))
+    if isinstance(op, ir.Permute):
+        return replace(f, axes=tuple(f.axes[i] for i in op.perm))
+    if isinstance(op, ir.Slice):
+        ax = op.axis % len(x)
+        a = f.axes[ax]
+        if a is None:
+            return f
+        p = f.per[a]
+        start = op.start
+        per = list(f.per)
+        per[a] = p.remap(lambda u: (u + start,), p.period, p.period)
+        first, last = list(f.first), list(f.last)
+        first[a] = f.first[a][op.start:op.stop]
+        last[a] = f.last[a][op.start:op.stop]
+        return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
+    if isinstance(op, ir.Embedding):
+        return replace(f, axes=(*f.axes, None))
+    return f  # element-wise: act, prelu, batchnorm, dropout, scale, running norm

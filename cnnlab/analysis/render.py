@@ -54,7 +54,10 @@ def columns(a: Analysis, layout: str = "nchw") -> tuple[list[str], list[list[str
         head += ["local params", "full params", "conv/local", "conv/full"]
     rows = []
     for r in a.layers:
-        row = [r.name, r.desc, _x(shape_of(r.output_shape, a.batch, layout)), _x(r.rf),
+        rf = _x(r.rf) + (" whole" if r.rf_note == "whole input" else "")
+        desc = r.desc + (f" (shares {r.shared:,} params with {r.shared_with})"
+                         if r.shared else "")
+        row = [r.name, desc, _x(shape_of(r.output_shape, a.batch, layout)), rf,
                _x(r.jump), _int(r.params) if r.supported or r.params else "?",
                _int(r.macs), _int(r.flops), human_bytes(r.memory("fp32"))]
         if show_cmp:
@@ -80,7 +83,27 @@ def total_lines(a: Analysis, layout: str = "nchw") -> list[str]:
         f"activations: {t.activations:,} values; memory {acts}",
         f"training memory estimate (fp32, Adam: weights+grads+2 states+saved activations): "
         f"{human_bytes(t.train_memory_bytes)}",
+        *notes(a),
     ]
+
+
+def notes(a: Analysis) -> list[str]:
+    """One line per unsupported op (its reason), per unknown receptive field that does not
+    merely follow an earlier one, per whole-input field and per shared parameter tensor."""
+    out = []
+    for r in a.layers:
+        if not r.supported:
+            out.append(f"not modelled: {r.name}: {r.desc.removeprefix('unsupported: ')}")
+        elif r.rf is None and r.rf_note and not r.rf_note.startswith("after "):
+            out.append(f"RF unknown at {r.name}: {r.rf_note}")
+        if r.shared:
+            out.append(f"shared parameters: {r.name} reuses {r.shared:,} values of "
+                       f"{r.shared_with} (counted once, there)")
+    whole = [r.name for r in a.layers if r.rf_note == "whole input"]
+    if whole:
+        out.append(f"RF whole input (a global op, e.g. an SE gate or group norm, feeds every "
+                   f"unit) from {whole[0]} on ({len(whole)} rows)")
+    return out
 
 
 def table(a: Analysis, layout: str = "nchw") -> str:
@@ -125,7 +148,9 @@ def _layer_dict(r: LayerStats, batch: int, layout: str) -> dict[str, Any]:
         "name": r.name, "kind": r.kind, "desc": r.desc, "inputs": list(r.inputs),
         "output_shape": list(shape_of(r.output_shape, batch, layout)),
         "rf": None if r.rf is None else list(r.rf),
-        "jump": None if r.jump is None else list(r.jump),
+        "jump": None if r.jump is None else [v if isinstance(v, int) else str(v)
+                                             for v in r.jump],
+        "rf_note": r.rf_note, "shared": r.shared, "shared_with": r.shared_with,
         "params": r.params, "weights": r.weights, "biases": r.biases,
         "macs": r.macs, "flops": r.flops, "activations": r.activations,
         "memory_bytes": {p: r.memory(p) for p in BYTES}, "supported": r.supported,

@@ -74,6 +74,8 @@ class Window:
 
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
     op = node.op
+    if isinstance(op, ir.ConvTranspose):
+        return _deconv_window(node, in_shape)
     dims = len(in_shape) - 1
     if dims < 1:
         raise ShapeError(node.name, f"{op.kind} needs a feature map (C, ...) but got a vector "
@@ -92,6 +94,133 @@ def window_params(node: ir.Node, in_shape: Shape) -> Window:
     if any(v <= 0 for v in kernel + stride + dilation):
         raise ShapeError(node.name, "kernel, stride and dilation must be positive")
     return Window(kernel, stride, dilation, pads, tuple(in_shape[1:]))
+
+
+def _deconv_window(node: ir.Node, in_shape: Shape) -> Window:
+    """A transposed conv's kernel/stride/dilation; ``pads`` holds (padding, output_padding)."""
+    op = node.op
+    dims = len(in_shape) - 1
+    if dims < 1:
+        raise ShapeError(node.name, f"a transposed conv needs a feature map, got {in_shape}")
+    try:
+        kernel, stride, dilation, pad, opad = (ir.broadcast(v, dims, what) for v, what in (
+            (op.kernel, "kernel"), (op.stride, "stride"), (op.dilation, "dilation"),
+            (op.padding, "padding"), (op.output_padding, "output_padding")))
+    except ValueError as e:
+        raise ShapeError(node.name, f"{e}; give one value per axis or a single value") from None
+    if any(v <= 0 for v in kernel + stride + dilation) or any(v < 0 for v in pad + opad):
+        raise ShapeError(node.name, "kernel, stride and dilation must be positive, padding >= 0")
+    return Window(kernel, stride, dilation, tuple(zip(pad, opad, strict=True)),
+                  tuple(in_shape[1:]))
+
+
+def deconv_out(n: int, k: int, s: int, d: int, p: int, op: int) -> int:
+    """Output length of a transposed conv: ``(n-1)s - 2p + d(k-1) + output_padding + 1``."""
+    return (n - 1) * s - 2 * p + d * (k - 1) + op + 1
+
+
+def pool_out(n: int, k: int, s: int, lo: int, hi: int, ceil: bool) -> int:
+    """torch's pooled length: floor (or ceil) of ``(n+lo+hi-k)/s`` + 1; in ceil mode the last
+    window must start inside the input or the low padding."""
+    if not ceil:
+        return ir.out_size(n, k, s, 1, lo, hi)
+    o = -(-(n + lo + hi - k) // s) + 1
+    if (o - 1) * s >= n + lo:
+        o -= 1
+    return o
+
+
+def upsample_size(op: ir.Upsample, size: Shape) -> tuple[int, ...]:
+    """Output spatial size of an upsample: ``size`` or ``floor(n * scale)`` per axis."""
+    dims = len(size)
+    if op.size is not None:
+        return ir.broadcast(tuple(op.size), dims, "size")
+    scale = tuple(op.scale or (1.0,))
+    scale = scale * dims if len(scale) == 1 else scale
+    return tuple(int(math.floor(n * float(f))) for n, f in zip(size, scale, strict=True))
+
+
+def broadcast_shapes(node: ir.Node, shapes: list[Shape]) -> Shape:
+    """torch broadcasting of shapes (trailing axes aligned; 1 stretches)."""
+    rank = max(len(s) for s in shapes)
+    out = []
+    for ax in range(rank):
+        vals = {s[ax - rank + len(s)] for s in shapes if ax - rank + len(s) >= 0} - {1}
+        if len(vals) > 1:
+            raise ShapeError(node.name, f"cannot broadcast shapes {', '.join(map(str, shapes))}"
+                             f": axis {ax} has sizes {sorted(vals)}")
+        out.append(vals.pop() if vals else 1)
+    return tuple(out)
+
+
+def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | None:
+    """Shape rules of the ops beyond the sheets' (None: not one of them)."""
+    x = in_shapes[0] if in_shapes else ()
+    if isinstance(op, ir.Binary):
+        extra = [tuple(op.const)] if op.const is not None else []
+        if len(in_shapes) + len(extra) < 2 and op.fn not in ("pow",):
+            raise ShapeError(node.name, f"{op.fn} needs two operands")
+        return broadcast_shapes(node, list(in_shapes) + extra)
+    if isinstance(op, ir.Expand):
+        return broadcast_shapes(node, [x, tuple(op.shape)])
+    if isinstance(op, ir.Reduce):
+        axes = {a % len(x) for a in op.axes}
+        return tuple(1 if i in axes else n for i, n in enumerate(x)
+                     if op.keepdim or i not in axes)
+    if isinstance(op, ir.Stack):
+        if any(s != x for s in in_shapes):
+            raise ShapeError(node.name, f"cannot stack shapes {in_shapes}: they must be equal")
+        ax = op.axis % (len(x) + 1)
+        return x[:ax] + (len(in_shapes),) + x[ax:]
+    if isinstance(op, ir.Concat) and op.axis != 0 or isinstance(op, ir.Concat) \
+            and len(in_shapes) == 1:
+        ax = op.axis % len(x)
+        for s in in_shapes[1:]:
+            if len(s) != len(x) or s[:ax] + s[ax + 1:] != x[:ax] + x[ax + 1:]:
+                raise ShapeError(node.name, f"cannot concatenate {x} and {s} along axis {ax}")
+        return x[:ax] + (sum(s[ax] for s in in_shapes),) + x[ax + 1:]
+    if len(in_shapes) != 1 or not isinstance(op, (
+            ir.AdaptivePool, ir.PReLU, ir.Norm, ir.ConvTranspose, ir.Upsample, ir.Pad,
+            ir.Reshape, ir.Permute, ir.Slice, ir.Embedding)):
+        return None
+    if isinstance(op, ir.ConvTranspose):
+        w = window_params(node, x)
+        if op.groups < 1 or x[0] % op.groups or op.out_channels % op.groups:
+            raise ShapeError(node.name, f"groups={op.groups} must divide both the input "
+                             f"channels ({x[0]}) and the filters ({op.out_channels})")
+        sizes = tuple(deconv_out(n, k, s, d, p, o) for n, k, s, d, (p, o) in zip(
+            x[1:], w.kernel, w.stride, w.dilation, w.pads, strict=True))
+        if any(v <= 0 for v in sizes):
+            raise ShapeError(node.name, f"output size {sizes} is not positive; less padding")
+        return (op.out_channels,) + sizes
+    if isinstance(op, ir.AdaptivePool):
+        return (x[0],) + ir.broadcast(tuple(op.size), len(x) - 1, "size")
+    if isinstance(op, ir.Upsample):
+        return (x[0],) + upsample_size(op, x[1:])
+    if isinstance(op, ir.Pad):
+        dims = len(x) - len(op.pads)
+        sizes = tuple(n + lo + hi for n, (lo, hi) in zip(x[dims:], op.pads, strict=True))
+        if dims < 0 or any(v <= 0 for v in sizes):
+            raise ShapeError(node.name, f"padding {op.pads} does not fit the input {x}")
+        return x[:dims] + sizes
+    if isinstance(op, ir.Reshape):
+        if math.prod(op.shape) != math.prod(x):
+            raise ShapeError(node.name, f"cannot reshape {x} to {op.shape}: sizes differ")
+        return tuple(op.shape)
+    if isinstance(op, ir.Permute):
+        if sorted(op.perm) != list(range(len(x))):
+            raise ShapeError(node.name, f"permutation {op.perm} does not fit the input {x}")
+        return tuple(x[i] for i in op.perm)
+    if isinstance(op, ir.Slice):
+        ax = op.axis % len(x)
+        if not 0 <= op.start < op.stop <= x[ax]:
+            raise ShapeError(node.name, f"slice {op.start}:{op.stop} outside axis {ax} of {x}")
+        return x[:ax] + (op.stop - op.start,) + x[ax + 1:]
+    if isinstance(op, ir.Embedding):
+        return tuple(x) + (op.dim,)
+    if isinstance(op, ir.Norm) and op.norm == "group" and x[0] % op.groups:
+        raise ShapeError(node.name, f"{op.groups} groups do not divide {x[0]} channels")
+    return x  # prelu, norm: element-wise
 
 
 def _window_out(node: ir.Node, in_shape: Shape, w: Window) -> tuple[int, ...]:
@@ -115,6 +244,9 @@ def node_shape(node: ir.Node, in_shapes: list[Shape]) -> Shape:
     op = node.op
     if isinstance(op, ir.Input):
         raise ShapeError(node.name, "the input's shape is given, not inferred")
+    other = _other_shape(node, op, in_shapes)
+    if other is not None:
+        return other
     if isinstance(op, ir.Add | ir.Concat):
         if len(in_shapes) < 2:
             raise ShapeError(node.name, f"{op.kind} needs at least two inputs")
@@ -149,17 +281,21 @@ def node_shape(node: ir.Node, in_shapes: list[Shape]) -> Shape:
         return (op.out_channels,) + _window_out(node, x, w)
     if isinstance(op, ir.Pool):
         w = window_params(node, x)
-        return (x[0],) + _window_out(node, x, w)
+        sizes = _window_out(node, x, w)
+        if op.ceil:
+            sizes = tuple(pool_out(n, k, s, lo, hi, True) for n, k, s, (lo, hi) in zip(
+                x[1:], w.kernel, w.stride, w.pads, strict=True))
+        return (x[0],) + sizes
     if isinstance(op, ir.GlobalPool):
         if len(x) < 2:
             raise ShapeError(node.name, f"global pooling needs a feature map, got {x}")
-        return (x[0],)
+        return (x[0],) + ((1,) * (len(x) - 1) if op.keepdim else ())
     if isinstance(op, ir.Flatten):
         return (math.prod(x),)
     if isinstance(op, ir.Linear):
         if op.out_features < 1:
             raise ShapeError(node.name, "a fully connected layer needs at least one output")
-        return (op.out_features,)
+        return (*x[:-1], op.out_features) if op.last else (op.out_features,)
     # element-wise: act, batchnorm, dropout, softmax, scale
     return x
 

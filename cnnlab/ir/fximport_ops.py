@@ -1,0 +1,401 @@
+"""The torch -> IR op tables of the torch.fx importer (:mod:`cnnlab.ir.fximport`).
+
+:func:`module_op` maps a leaf module, :func:`call_op` a function or method call. Both see
+concrete argument values (sizes read from ``x.shape`` are already integers) and the full torch
+shapes (batch first) of the tensor operands, and return ``(op, reason)``: the IR op, or None and
+a one-line reason naming what the IR cannot model.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from cnnlab.common.errors import CnnlabError
+from cnnlab.ir import graph as ir
+
+Result = tuple[ir.Op | None, str]
+
+
+@dataclass
+class T:
+    """A tensor computed from the graph input: its IR node and torch shape (batch first)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: torch.dtype = torch.float32
+
+    def meta(self) -> torch.Tensor:
+        return torch.empty(self.shape, dtype=self.dtype, device="meta")
+
+ACT_MODULES: dict[type, str] = {
+    nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.GELU: "gelu", nn.ELU: "elu",
+    nn.LeakyReLU: "leakyrelu", nn.Softplus: "softplus", nn.Identity: "identity",
+    nn.ReLU6: "relu6", nn.SiLU: "silu", nn.Hardswish: "hardswish", nn.Hardsigmoid: "hardsigmoid",
+    nn.Mish: "mish", nn.SELU: "selu", nn.CELU: "celu", nn.Softsign: "softsign",
+    nn.Hardtanh: "hardtanh", nn.LogSigmoid: "logsigmoid", nn.Tanhshrink: "tanhshrink",
+    nn.Softshrink: "softshrink", nn.Hardshrink: "hardshrink", nn.RReLU: "rrelu",
+    nn.Threshold: "threshold",
+}
+ACT_FUNCS: dict[Any, str] = {
+    F.relu: "relu", torch.relu: "relu", F.relu_: "relu", torch.relu_: "relu",
+    torch.tanh: "tanh", F.tanh: "tanh", torch.sigmoid: "sigmoid", F.sigmoid: "sigmoid",
+    F.gelu: "gelu", F.elu: "elu", F.leaky_relu: "leakyrelu", F.softplus: "softplus",
+    F.relu6: "relu6", F.silu: "silu", F.hardswish: "hardswish", F.hardsigmoid: "hardsigmoid",
+    F.mish: "mish", F.selu: "selu", torch.selu: "selu", F.celu: "celu", F.softsign: "softsign",
+    F.hardtanh: "hardtanh", F.logsigmoid: "logsigmoid", F.tanhshrink: "tanhshrink",
+    F.softshrink: "softshrink", F.hardshrink: "hardshrink", F.rrelu: "rrelu",
+    F.threshold: "threshold", torch.clamp: "clamp", torch.clip: "clamp", torch.abs: "abs",
+    torch.neg: "neg", torch.exp: "exp", torch.log: "log", torch.sqrt: "sqrt",
+    torch.rsqrt: "rsqrt", torch.square: "square", torch.reciprocal: "reciprocal",
+    torch.sin: "sin", torch.cos: "cos", torch.erf: "erf", torch.floor: "floor",
+    torch.round: "round", torch.sign: "sign", operator.neg: "neg", operator.abs: "abs",
+}
+ACT_METHODS = {m: m.rstrip("_") for m in (
+    "relu", "relu_", "tanh", "tanh_", "sigmoid", "sigmoid_", "clamp", "clamp_", "clip", "abs",
+    "neg", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "erf",
+    "floor", "round", "sign", "exp_", "sqrt_")}
+ACT_METHODS["clip"] = "clamp"
+DROPOUT_MODULES = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d, nn.AlphaDropout,
+                   nn.FeatureAlphaDropout)
+DROPOUT_FUNCS = (F.dropout, F.dropout1d, F.dropout2d, F.dropout3d, F.alpha_dropout,
+                 F.feature_alpha_dropout)
+BINARY_FUNCS: dict[Any, str] = {
+    operator.add: "add", operator.iadd: "add", torch.add: "add", operator.sub: "sub",
+    operator.isub: "sub", torch.sub: "sub", torch.subtract: "sub", operator.mul: "mul",
+    operator.imul: "mul", torch.mul: "mul", torch.multiply: "mul", operator.truediv: "div",
+    operator.itruediv: "div", torch.div: "div", torch.divide: "div", torch.true_divide: "div",
+    operator.pow: "pow", torch.pow: "pow", torch.maximum: "max", torch.minimum: "min",
+    torch.rsub: "rsub",
+}
+BINARY_METHODS = {"add": "add", "add_": "add", "__add__": "add", "__radd__": "add",
+                  "sub": "sub", "sub_": "sub", "__sub__": "sub", "__rsub__": "rsub",
+                  "mul": "mul", "mul_": "mul", "__mul__": "mul", "__rmul__": "mul",
+                  "div": "div", "div_": "div", "__truediv__": "div", "__rtruediv__": "rdiv",
+                  "pow": "pow", "__pow__": "pow", "maximum": "max", "minimum": "min"}
+CAT = (torch.cat, torch.concat, torch.concatenate)
+STACK = (torch.stack,)
+SOFTMAX = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax, "softmax",
+           "log_softmax")
+RESHAPE_METHODS = ("view", "reshape", "flatten", "unflatten", "squeeze", "unsqueeze",
+                   "view_as", "reshape_as")
+RESHAPE_FUNCS = (torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze,
+                 torch.unflatten)
+PERMUTE = (torch.permute, torch.transpose, torch.swapaxes, torch.movedim, torch.t, "permute",
+           "transpose", "swapaxes", "movedim", "t")
+REDUCE = {torch.mean: "mean", "mean": "mean", torch.sum: "sum", "sum": "sum",
+          torch.amax: "amax", "amax": "amax", torch.amin: "amin", "amin": "amin"}
+# shape- and value-preserving calls that need no node of their own
+ALIAS = ("contiguous", "clone", "detach", "float", "cpu", "requires_grad_", "to", "type_as",
+         "double", "cuda", "half")
+POOL_FUNCS = {
+    F.max_pool1d: "max", F.max_pool2d: "max", F.max_pool3d: "max",
+    F.avg_pool1d: "avg", F.avg_pool2d: "avg", F.avg_pool3d: "avg",
+}
+POOL_ARGS = {"max": ("input", "kernel_size", "stride", "padding", "dilation", "ceil_mode",
+                     "return_indices"),
+             "avg": ("input", "kernel_size", "stride", "padding", "ceil_mode",
+                     "count_include_pad", "divisor_override")}
+ADAPTIVE_FUNCS = {F.adaptive_avg_pool1d: "avg", F.adaptive_avg_pool2d: "avg",
+                  F.adaptive_avg_pool3d: "avg", F.adaptive_max_pool1d: "max",
+                  F.adaptive_max_pool2d: "max", F.adaptive_max_pool3d: "max"}
+_PAD_MODULES = {nn.ZeroPad1d: "constant", nn.ZeroPad2d: "constant", nn.ZeroPad3d: "constant",
+                nn.ConstantPad1d: "constant", nn.ConstantPad2d: "constant",
+                nn.ConstantPad3d: "constant", nn.ReflectionPad1d: "reflect",
+                nn.ReflectionPad2d: "reflect", nn.ReflectionPad3d: "reflect",
+                nn.ReplicationPad1d: "replicate", nn.ReplicationPad2d: "replicate",
+                nn.ReplicationPad3d: "replicate", nn.CircularPad1d: "circular",
+                nn.CircularPad2d: "circular", nn.CircularPad3d: "circular"}
+
+
+def tup(v: Any, dims: int) -> tuple[int, ...]:
+    return tuple(int(x) for x in v) if isinstance(v, list | tuple) else (int(v),) * dims
+
+
+def pads_of(p: Any, dims: int) -> ir.Padding:
+    if isinstance(p, str):
+        return p
+    pads = tup(p, dims)
+    return "valid" if not any(pads) else tuple((v, v) for v in pads)
+
+
+def arg(args: tuple, kwargs: dict, i: int, key: str, default: Any = None) -> Any:
+    if key in kwargs:
+        return kwargs[key]
+    return args[i] if len(args) > i else default
+
+
+def window_pool(kind: str, k: Any, s: Any, p: Any, dims: int, ceil: bool = False,
+                dilation: Any = 1, include_pad: bool = True, divisor: Any = None) -> Result:
+    kernel = tup(k, dims)
+    stride = tup(s if s not in (None, [], ()) else k, dims)
+    pads = tup(p, dims)
+    if any(d != 1 for d in tup(dilation, dims)):
+        return None, "dilated max pooling"
+    if divisor is not None:
+        return None, "avg pooling with divisor_override"
+    if kind == "avg" and not include_pad and any(pads):
+        return None, "avg pooling with count_include_pad=False and padding"
+    return ir.Pool(kind, kernel, stride, pads_of(pads, dims), bool(ceil)), ""
+
+
+def adaptive(kind: str, size: Any, x: tuple[int, ...]) -> Result:
+    """``x``: the torch input shape (batch first)."""
+    spatial = x[2:]
+    if isinstance(size, list | tuple):
+        sizes = tuple(n if o is None else int(o) for o, n in zip(size, spatial, strict=True))
+    else:
+        sizes = (int(size),) * len(spatial)
+    if all(o == 1 for o in sizes):
+        return ir.GlobalPool(kind, keepdim=True), ""
+    return ir.AdaptivePool(kind, sizes), ""
+
+
+def torch_pads(pad: Any) -> ir.Pads:
+    """F.pad's flat ``(last_lo, last_hi, prev_lo, ...)`` -> ``(lo, hi)`` per axis, first first."""
+    pad = [int(v) for v in pad]
+    pairs = [(pad[i], pad[i + 1]) for i in range(0, len(pad), 2)]
+    return tuple(reversed(pairs))
+
+
+def _expect(m: nn.Module, what: str, want: int, got: int) -> None:
+    if want != got:
+        raise CnnlabError(f"{type(m).__name__} expects {want} input {what} but gets {got}; "
+                          "check --input (channels x height x width, or tokens:int64)")
+
+
+def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
+    """IR op of a leaf module called on a tensor of torch shape ``x`` (batch first); a size
+    the module's weights contradict is a one-line error."""
+    dims = len(x) - 2
+    if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
+        if len(x) < 2:
+            raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")
+        _expect(m, "channels", getattr(m, "in_channels", None) or
+                getattr(m, "num_features", None) or m.num_channels, x[1])
+    if isinstance(m, nn.Linear):
+        _expect(m, "features (last axis)", m.in_features, x[-1])
+    if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+        return ir.Conv(m.out_channels, tup(m.kernel_size, dims), tup(m.stride, dims),
+                       pads_of(m.padding, dims), tup(m.dilation, dims), m.groups,
+                       m.bias is not None), ("" if m.padding_mode == "zeros" else
+                                             f"padding_mode={m.padding_mode}, counted as "
+                                             "zero padding")
+    if isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):
+        if kwargs.get("output_size") is not None:
+            return None, "transposed conv called with output_size"
+        return ir.ConvTranspose(m.out_channels, tup(m.kernel_size, dims), tup(m.stride, dims),
+                                tup(m.padding, dims), tup(m.output_padding, dims),
+                                tup(m.dilation, dims), m.groups, m.bias is not None), ""
+    if isinstance(m, nn.MaxPool1d | nn.MaxPool2d | nn.MaxPool3d):
+        if m.return_indices:
+            return None, "max pooling with return_indices"
+        return window_pool("max", m.kernel_size, m.stride, m.padding, dims, m.ceil_mode,
+                           m.dilation)
+    if isinstance(m, nn.AvgPool1d | nn.AvgPool2d | nn.AvgPool3d):
+        return window_pool("avg", m.kernel_size, m.stride, m.padding, dims, m.ceil_mode,
+                           include_pad=m.count_include_pad,
+                           divisor=getattr(m, "divisor_override", None))
+    if isinstance(m, nn.AdaptiveAvgPool1d | nn.AdaptiveAvgPool2d | nn.AdaptiveAvgPool3d):
+        return adaptive("avg", m.output_size, x)
+    if isinstance(m, nn.AdaptiveMaxPool1d | nn.AdaptiveMaxPool2d | nn.AdaptiveMaxPool3d):
+        if m.return_indices:
+            return None, "adaptive max pooling with return_indices"
+        return adaptive("max", m.output_size, x)
+    if type(m) in ACT_MODULES:
+        return ir.Act(ACT_MODULES[type(m)]), ""
+    if isinstance(m, nn.PReLU):
+        return ir.PReLU(m.num_parameters), ""
+    if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d):
+        if not m.affine:
+            return None, "batch norm without affine (the IR counts gamma and beta)"
+        return ir.BatchNorm(m.eps, m.momentum if m.momentum is not None else 0.1), ""
+    if isinstance(m, nn.LayerNorm):
+        shape = tuple(m.normalized_shape)
+        if tuple(x[len(x) - len(shape):]) != shape:
+            return None, f"layer norm over {shape} on an input of shape {x}"
+        return ir.Norm("layer", shape=shape, affine=m.elementwise_affine,
+                       bias=m.elementwise_affine and getattr(m, "bias", None) is not None,
+                       eps=m.eps), ""
+    if isinstance(m, nn.GroupNorm):
+        return ir.Norm("group", m.num_groups, affine=m.affine, eps=m.eps), ""
+    if isinstance(m, nn.InstanceNorm1d | nn.InstanceNorm2d | nn.InstanceNorm3d):
+        return ir.Norm("instance", affine=m.affine, eps=m.eps,
+                       running=m.track_running_stats), ""
+    if isinstance(m, DROPOUT_MODULES):
+        return ir.Dropout(m.p), ""
+    if isinstance(m, nn.Flatten):
+        return reshape_op(x, _flat_shape(x, m.start_dim, m.end_dim))
+    if isinstance(m, nn.Unflatten):
+        d = m.dim % len(x)
+        return reshape_op(x, (*x[:d], *m.unflattened_size, *x[d + 1:]))
+    if isinstance(m, nn.Linear):
+        return ir.Linear(m.out_features, m.bias is not None, last=len(x) != 2), ""
+    if isinstance(m, nn.Softmax | nn.LogSoftmax):
+        dim = m.dim if m.dim is not None else (0 if len(x) in (0, 1, 3) else 1)
+        return softmax_op(x, dim)
+    if isinstance(m, nn.Upsample):
+        return upsample_op(x, m.size, m.scale_factor, m.mode, m.align_corners,
+                           m.recompute_scale_factor)
+    if type(m) in _PAD_MODULES:
+        value = float(getattr(m, "value", 0.0))
+        return ir.Pad(torch_pads(m.padding), _PAD_MODULES[type(m)], value), ""
+    if isinstance(m, nn.Embedding):
+        return ir.Embedding(m.num_embeddings, m.embedding_dim), ""
+    return None, "no IR op for this module"
+
+
+def softmax_op(x: tuple[int, ...], dim: Any) -> Result:
+    if isinstance(dim, int) and dim % len(x) == 1:
+        return ir.Softmax(), ""
+    return None, f"softmax over axis {dim} (the IR's is over the channel axis)"
+
+
+def upsample_op(x: tuple[int, ...], size: Any, scale: Any, mode: str, align: Any,
+                recompute: Any = None) -> Result:
+    dims = len(x) - 2
+    mode = {"bilinear": "linear", "trilinear": "linear", "area": "area"}.get(mode, mode)
+    if mode not in ("nearest", "nearest-exact", "linear", "bicubic"):
+        return None, f"interpolation mode {mode!r}"
+    if size is not None:
+        return ir.Upsample(mode, tup(size, dims), None, bool(align)), ""
+    scales = tuple(float(v) for v in scale) if isinstance(scale, list | tuple) else \
+        (float(scale),) * dims
+    if recompute:
+        out = tuple(int(math.floor(n * f)) for n, f in zip(x[2:], scales, strict=True))
+        return ir.Upsample(mode, out, None, bool(align)), ""
+    return ir.Upsample(mode, None, scales, bool(align)), ""
+
+
+def _flat_shape(x: tuple[int, ...], start: int = 0, end: int = -1) -> tuple[int, ...]:
+    s, e = start % len(x), end % len(x)
+    return (*x[:s], math.prod(x[s:e + 1]), *x[e + 1:])
+
+
+def view_shape(x: tuple[int, ...], sizes: Any) -> tuple[int, ...] | None:
+    """torch's target shape of ``view(*sizes)`` (one -1 inferred); None if it does not fit."""
+    if len(sizes) == 1 and isinstance(sizes[0], list | tuple | torch.Size):
+        sizes = sizes[0]
+    sizes = [int(v) for v in sizes]
+    total = math.prod(x)
+    if sizes.count(-1) == 1:
+        rest = math.prod(v for v in sizes if v != -1)
+        if rest == 0 or total % rest:
+            return None
+        sizes[sizes.index(-1)] = total // rest
+    return tuple(sizes) if math.prod(sizes) == total else None
+
+
+def reshape_op(x: tuple[int, ...], out: tuple[int, ...] | None) -> Result:
+    """A reshape from torch shape ``x`` to ``out`` (both batch first)."""
+    if out is None or not out or out[0] != x[0]:
+        return None, f"reshape of {x} to {out} mixes the batch axis"
+    if len(out) == 2:
+        return ir.Flatten(), ""  # (N, features): the classifier's flatten
+    return ir.Reshape(tuple(out[1:])), ""
+
+
+def method_shape(name: str, x: tuple[int, ...], args: tuple, kwargs: dict
+                 ) -> tuple[int, ...] | None:
+    """Output shape (batch first) of a reshaping method/function ``name`` on ``x``."""
+    if name in ("view", "reshape"):
+        return view_shape(x, args)
+    if name == "flatten":
+        return _flat_shape(x, arg(args, kwargs, 0, "start_dim", 0),
+                           arg(args, kwargs, 1, "end_dim", -1))
+    if name == "unflatten":
+        d = arg(args, kwargs, 0, "dim") % len(x)
+        sizes = view_shape((x[d],), (arg(args, kwargs, 1, "sizes"),))
+        return None if sizes is None else (*x[:d], *sizes, *x[d + 1:])
+    if name == "squeeze":
+        d = arg(args, kwargs, 0, "dim")
+        if d is None:
+            return tuple(v for v in x if v != 1)
+        ds = {v % len(x) for v in (d if isinstance(d, list | tuple) else (d,))}
+        return tuple(v for i, v in enumerate(x) if not (i in ds and v == 1))
+    if name == "unsqueeze":
+        d = arg(args, kwargs, 0, "dim") % (len(x) + 1)
+        return (*x[:d], 1, *x[d:])
+    if name in ("view_as", "reshape_as"):
+        return None
+    return None
+
+
+def permutation(name: str, ndim: int, args: tuple, kwargs: dict) -> tuple[int, ...] | None:
+    """The axis order (batch included) of permute/transpose/movedim/t."""
+    if name == "permute":
+        dims = args[0] if len(args) == 1 and isinstance(args[0], list | tuple) else \
+            arg(args, kwargs, 0, "dims") if not args else args
+        return tuple(int(d) % ndim for d in dims)
+    if name in ("transpose", "swapaxes"):
+        a = int(arg(args, kwargs, 0, "dim0")) % ndim
+        b = int(arg(args, kwargs, 1, "dim1")) % ndim
+        p = list(range(ndim))
+        p[a], p[b] = p[b], p[a]
+        return tuple(p)
+    if name == "t":
+        return (1, 0) if ndim == 2 else tuple(range(ndim))
+    if name == "movedim":
+        src, dst = arg(args, kwargs, 0, "source"), arg(args, kwargs, 1, "destination")
+        src = [int(s) % ndim for s in (src if isinstance(src, list | tuple) else [src])]
+        dst = [int(d) % ndim for d in (dst if isinstance(dst, list | tuple) else [dst])]
+        rest = [i for i in range(ndim) if i not in src]
+        order: list[int | None] = [None] * ndim
+        for s, d in zip(src, dst, strict=True):
+            order[d] = s
+        it = iter(rest)
+        return tuple(o if o is not None else next(it) for o in order)
+    return None
+
+
+def permute_op(perm: tuple[int, ...] | None) -> Result:
+    if perm is None or perm[0] != 0:
+        return None, "a permutation that moves the batch axis"
+    return ir.Permute(tuple(p - 1 for p in perm[1:])), ""
+
+
+def split_sizes(n: int, how: Any, chunks: bool) -> list[int]:
+    """Part sizes of ``chunk(how)`` / ``split(how)`` of an axis of length ``n``."""
+    if chunks:
+        size = -(-n // int(how))
+        return [min(size, n - i) for i in range(0, n, size)]
+    if isinstance(how, int):
+        return [min(how, n - i) for i in range(0, n, how)]
+    return [int(v) for v in how]
+
+
+def reduce_op(fn: str, x: tuple[int, ...], dim: Any, keepdim: bool) -> Result:
+    if dim is None:
+        return None, f"{fn} over every axis, the batch included"
+    dims = {int(d) % len(x) for d in (dim if isinstance(dim, list | tuple) else (dim,))}
+    if 0 in dims:
+        return None, f"{fn} over the batch axis"
+    if fn in ("mean", "amax") and dims == set(range(2, len(x))) and len(x) > 2:
+        return ir.GlobalPool("avg" if fn == "mean" else "max", keepdim=bool(keepdim)), ""
+    return ir.Reduce(fn, tuple(sorted(d - 1 for d in dims)), bool(keepdim)), ""
+
+
+def index_op(x: tuple[int, ...], idx: Any) -> Result:
+    """``x[idx]`` as a slice of one axis (step 1), batch axis untouched."""
+    idx = idx if isinstance(idx, tuple) else (idx,)
+    if Ellipsis in idx:
+        e = idx.index(Ellipsis)
+        idx = idx[:e] + (slice(None),) * (len(x) - len(idx) + 1) + idx[e + 1:]
+    if not idx or not all(isinstance(v, slice) for v in idx) or idx[0] != slice(None):
+        return None, "tensor indexing other than a slice of one axis"
+    cuts = [(ax, v) for ax, v in enumerate(idx) if v != slice(None)]
+    if len(cuts) > 1:
+        return None, "slicing more than one axis at once"
+    if not cuts:
+        return ir.Slice(0, 0, x[1]), ""
+    ax, v = cuts[0]
+    start, stop, step = v.indices(x[ax])
+    if step != 1 or stop <= start:
+        return None, "a strided or empty slice"
+    return ir.Slice(ax - 1, start, stop), ""

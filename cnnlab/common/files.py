@@ -92,11 +92,15 @@ def load_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
         raise CnnlabError(f"cannot read {where}: {e.strerror}") from None
     except UnicodeDecodeError as e:
         raise CnnlabError(f"{where}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except ValueError as e:  # a NUL byte in the name
+        raise CnnlabError(f"cannot read {where!r}: {e}") from None
     kind = "JSON" if p.suffix == ".json" else "TOML"
     try:
         data = json.loads(text) if kind == "JSON" else tomllib.loads(text)
     except (json.JSONDecodeError, tomllib.TOMLDecodeError) as e:
         raise CnnlabError(f"{where}: not valid {kind}: {e}") from None
+    except RecursionError:
+        raise CnnlabError(f"{where}: nested too deeply to read") from None
     if not isinstance(data, dict):
         raise CnnlabError(f"{where}: expected a {kind} table of keys, got "
                           f"{type(data).__name__}")
@@ -116,5 +120,7 @@ def read_json(path: str | Path, default: Any = _MISSING) -> Any:
         return json.loads(p.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise CnnlabError(f"{p}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+    except RecursionError:
+        raise CnnlabError(f"{p}: JSON nested too deeply to read") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, ValueError) as e:
         raise CnnlabError(f"{p}: unreadable JSON ({e}); delete it or rerun what wrote it") from None

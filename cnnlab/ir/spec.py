@@ -20,6 +20,7 @@ reader (:mod:`cnnlab.ir.specfile`) shares.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +39,14 @@ ALIASES = {
     **{a: a for a in ir.ACTIVATIONS},
 }
 BLOCKS = ("res", "add", "cat")
+
+# Bounds that keep parsing and analysis arithmetic (time and memory bounded for any input);
+# each is far above any network the sheets or the zoo describe. Going past one is a SpecError.
+MAX_LAYERS = 10_000  # layers after expanding '*N' repeats
+MAX_DEPTH = 50  # nested res/add/cat blocks
+MAX_SIZE = 65_536  # kernel, stride, dilation and padding, per axis
+MAX_UNITS = 1 << 20  # filters / fc units / groups
+MAX_SPEC_CHARS = 1_000_000
 # keyword aliases accepted in (...) and in TOML
 KEY_ALIASES = {
     "s": "stride", "pad": "padding", "d": "dilation", "g": "groups",
@@ -57,14 +66,48 @@ LAYER_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _axes(value: Any, key: str, where: str, token: str | None) -> ir.Axes:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return (value,)
-    if isinstance(value, list | tuple) and all(isinstance(v, int) for v in value):
-        return tuple(value)
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _range_word(key: str, v: Any, low: int, high: int) -> str:
+    if _is_int(v) and v > high:
+        return f"{key} must be at most {high} (cnnlab's size limit), got {v}"
+    word = "a positive integer" if low == 1 else f"an integer >= {low}"
+    return f"{key} must be {word}, got {v!r}"
+
+
+def _axes(value: Any, key: str, where: str, token: str | None, low: int = 1) -> ir.Axes:
+    """One size per axis (or one for all), each in ``[low, MAX_SIZE]``."""
+    vals = (value,) if _is_int(value) else value
+    if (isinstance(vals, list | tuple) and vals and all(_is_int(v) for v in vals)
+            and len(vals) <= 8):
+        bad = [v for v in vals if not low <= v <= MAX_SIZE]
+        if not bad:
+            return tuple(vals)
+        raise SpecError(_range_word(key, bad[0], low, MAX_SIZE), None, token)
     raise SpecError(f"{key} must be an integer or one per axis like 2x2, got {value!r}",
-                    None, token) if where == "" else SpecError(
-        f"{where}: {key} must be an integer or a list of integers, got {value!r}")
+                    None, token)
+
+
+def check_number(value: Any, key: str, token: str | None, low: float = -math.inf,
+            high: float = math.inf, open_low: bool = False, open_high: bool = False) -> float:
+    """A finite real number in the given range, or a SpecError naming the key."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise SpecError(f"{key} must be a number, got {value!r}", None, token)
+    v = float(value)
+    if not math.isfinite(v) or v < low or v > high or (open_low and v == low) or (
+            open_high and v == high):
+        lb, hb = "(" if open_low else "[", ")" if open_high else "]"
+        raise SpecError(f"{key} must be a finite number in {lb}{low:g}, {high:g}{hb}, "
+                        f"got {value!r}", None, token)
+    return v
+
+
+def _bool(value: Any, key: str, token: str | None) -> bool:
+    if not isinstance(value, bool):
+        raise SpecError(f"{key} must be true or false, got {value!r}", None, token)
+    return value
 
 
 def _padding(value: Any, token: str | None) -> ir.Padding:
@@ -73,20 +116,25 @@ def _padding(value: Any, token: str | None) -> ir.Padding:
             return value
         raise SpecError(f"padding must be valid, same, full or integers, got {value!r}", None,
                         token)
-    if isinstance(value, int):
-        return ((value, value),)
-    if isinstance(value, list | tuple):
+    def amount(v: Any) -> int:
+        if not _is_int(v) or not 0 <= v <= MAX_SIZE:
+            raise SpecError(_range_word("padding", v, 0, MAX_SIZE), None, token)
+        return v
+
+    if _is_int(value):
+        return ((amount(value), amount(value)),)
+    if isinstance(value, list | tuple) and 0 < len(value) <= 8:
         out = []
         for v in value:
-            if isinstance(v, int):
-                out.append((v, v))
+            if _is_int(v):
+                out.append((amount(v), amount(v)))
             elif isinstance(v, list | tuple) and len(v) == 2:
-                out.append((int(v[0]), int(v[1])))
+                out.append((amount(v[0]), amount(v[1])))
             else:
                 raise SpecError(f"bad padding entry {v!r}; use an int or [low, high]", None,
                                 token)
         return tuple(out)
-    raise SpecError(f"bad padding {value!r}", None, token)
+    raise SpecError(f"bad padding {value!r}; use valid, same, full or integers", None, token)
 
 
 def make_op(kind: str, args: dict[str, Any], token: str | None = None) -> ir.Op:
@@ -107,15 +155,13 @@ def make_op(kind: str, args: dict[str, Any], token: str | None = None) -> ir.Op:
             raise SpecError(f"{kind} needs {key} (e.g. conv5x5x32, maxpool2, fc10)", None, token)
         return args[key]
 
-    def pos_int(key: str, v: Any) -> int:
-        if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-            raise SpecError(f"{key} must be a positive integer, got {v!r}", None, token)
+    def pos_int(key: str, v: Any, high: int = MAX_UNITS) -> int:
+        if not _is_int(v) or not 1 <= v <= high:
+            raise SpecError(_range_word(key, v, 1, high), None, token)
         return v
 
     if kind == "conv":
         kernel = _axes(need("kernel"), "kernel", "", token)
-        for v in kernel:
-            pos_int("kernel", v)
         return ir.Conv(
             out_channels=pos_int("filters", need("out")),
             kernel=kernel,
@@ -123,7 +169,7 @@ def make_op(kind: str, args: dict[str, Any], token: str | None = None) -> ir.Op:
             padding=_padding(args.get("padding", "valid"), token),
             dilation=_axes(args.get("dilation", 1), "dilation", "", token),
             groups=pos_int("groups", args.get("groups", 1)),
-            bias=bool(args.get("bias", True)),
+            bias=_bool(args.get("bias", True), "bias", token),
         )
     if kind in ("maxpool", "avgpool"):
         kernel = _axes(need("kernel"), "kernel", "", token)
@@ -137,20 +183,22 @@ def make_op(kind: str, args: dict[str, Any], token: str | None = None) -> ir.Op:
     if kind in ("gap", "gmp"):
         return ir.GlobalPool("avg" if kind == "gap" else "max")
     if kind == "fc":
-        return ir.Linear(pos_int("units", need("out")), bias=bool(args.get("bias", True)))
+        return ir.Linear(pos_int("units", need("out")),
+                         bias=_bool(args.get("bias", True), "bias", token))
     if kind == "bn":
-        return ir.BatchNorm(eps=float(args.get("eps", 1e-5)),
-                            momentum=float(args.get("momentum", 0.1)))
+        return ir.BatchNorm(
+            eps=check_number(args.get("eps", 1e-5), "eps", token, 0, 1, True),
+            momentum=check_number(args.get("momentum", 0.1), "momentum", token, 0, 1))
     if kind == "dropout":
         if "keep" in args:
-            p = 1.0 - float(args["keep"])
+            p = 1.0 - check_number(args["keep"], "keep", token)
         else:
-            p = float(args.get("p", 0.5))
+            p = check_number(args.get("p", 0.5), "p", token)
         if not 0.0 <= p < 1.0:
             raise SpecError(f"dropout probability must be in [0, 1), got {p}", None, token)
         return ir.Dropout(p)
     if kind == "scale":
-        return ir.Scale(float(need("factor")))
+        return ir.Scale(check_number(need("factor"), "factor", token))
     if kind == "flatten":
         return ir.Flatten()
     if kind == "softmax":
@@ -177,24 +225,71 @@ class BlockItem:
     column: int = 0
 
 
-def emit(graph: ir.Graph, items: list[Any], start: str) -> str:
-    """Append parsed items to ``graph`` after node ``start``; return the last node's name."""
+def layer_count(items: list[Any]) -> int:
+    """Layers ``items`` expand to (a block counts its branches and its join node)."""
+    total = 0
+    for it in items:
+        if isinstance(it, BlockItem):
+            cached = getattr(it, "_layers", None)
+            if cached is None:
+                cached = 1 + sum(layer_count(br) for br in it.branches)
+                object.__setattr__(it, "_layers", cached)
+            total += cached
+        else:
+            total += 1
+    return total
+
+
+def check_size(items: list[Any], where: str = "") -> None:
+    """Raise unless ``items`` expand to at most :data:`MAX_LAYERS` layers."""
+    n = layer_count(items)
+    if n > MAX_LAYERS:
+        raise SpecError(f"{where}the network has {n} layers; at most {MAX_LAYERS} are "
+                        "supported (lower a '*N' repeat count)")
+
+
+class _Names:
+    """Auto-names nodes as :meth:`Graph.add` does (conv1, conv2, ...) in constant time each."""
+
+    def __init__(self, graph: ir.Graph):
+        self.taken = {n.name for n in graph.nodes}
+        self.count: dict[str, int] = {}
+        for n in graph.nodes:
+            b = ir.base_name(n.op)
+            self.count[b] = self.count.get(b, 0) + 1
+
+    def __call__(self, op: ir.Op) -> str:
+        base = ir.base_name(op)
+        idx = self.count.get(base, 0) + 1
+        self.count[base] = idx
+        name = f"{base}{idx}"
+        while name in self.taken:
+            idx += 1
+            name = f"{base}{idx}"
+        self.taken.add(name)
+        return name
+
+
+def emit(graph: ir.Graph, items: list[Any], start: str, names: _Names | None = None) -> str:
+    """Append parsed items to ``graph`` after node ``start``; return the last node's name.
+
+    Linear in the number of layers (names are counted, not searched for)."""
+    names = names or _Names(graph)
     cur = start
     for it in items:
         if isinstance(it, LayerItem):
-            cur = graph.add(it.op, cur, origin=f"{it.token} (column {it.column})")
+            cur = graph.add(it.op, cur, name=names(it.op),
+                            origin=f"{it.token} (column {it.column})")
             continue
         ends = []
         branches = it.branches
         if it.kind == "res":
             branches = [[], *branches]
         for br in branches:
-            ends.append(emit(graph, br, cur))
+            ends.append(emit(graph, br, cur, names))
         origin = f"{it.token} (column {it.column})"
-        if it.kind == "cat":
-            cur = graph.add(ir.Concat(), tuple(ends), origin=origin)
-        else:
-            cur = graph.add(ir.Add(gamma=it.gamma), tuple(ends), origin=origin)
+        join: ir.Op = ir.Concat() if it.kind == "cat" else ir.Add(gamma=it.gamma)
+        cur = graph.add(join, tuple(ends), name=names(join), origin=origin)
     return cur
 
 
@@ -303,6 +398,7 @@ class _Parser:
             self.toks.append((m.group(1), m.start(1) + 1))
             pos = m.end()
         self.i = 0
+        self.depth = 0
 
     def peek(self) -> tuple[str, int] | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -334,7 +430,14 @@ class _Parser:
             if base == "cat" and "gamma" in args:
                 raise SpecError("gamma applies to res/add blocks, not cat", col, tok)
             self.take()
-            block = BlockItem(base, float(args.get("gamma", 1.0)), [], tok, col)
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise SpecError(f"blocks nested more than {MAX_DEPTH} deep", col, tok)
+            try:
+                gamma = check_number(args.get("gamma", 1.0), "gamma", tok)
+            except SpecError as e:
+                raise SpecError(str(e).split(": ", 1)[1], col, tok) from None
+            block = BlockItem(base, gamma, [], tok, col)
             while True:
                 block.branches.append(self.seq(("|", "}")))
                 t = self.peek()
@@ -343,6 +446,7 @@ class _Parser:
                 self.take()
                 if t[0] == "}":
                     break
+            self.depth -= 1
             if base == "res" and len(block.branches) != 1:
                 raise SpecError("res{...} has one body; use add{a | b} for several branches",
                                 col, tok)
@@ -365,11 +469,17 @@ class _Parser:
             if n is None or not n[0].isdigit() or int(n[0]) < 1:
                 raise SpecError("'*' must be followed by a repeat count >= 1", t[1], "*")
             self.take()
-            out = out * int(n[0])
+            count = int(n[0]) if len(n[0]) < 12 else MAX_LAYERS + 1
+            if layer_count(out) * count > MAX_LAYERS:
+                raise SpecError(f"'*{n[0]}' makes more than {MAX_LAYERS} layers; at most "
+                                f"{MAX_LAYERS} are supported", n[1], n[0])
+            out = out * count
         return out
 
 
 def parse_items(text: str) -> list[Any]:
+    if len(text) > MAX_SPEC_CHARS:
+        raise SpecError(f"spec is {len(text)} characters long; at most {MAX_SPEC_CHARS}")
     p = _Parser(text)
     items = p.seq(())
     if p.peek() is not None:
@@ -377,6 +487,7 @@ def parse_items(text: str) -> list[Any]:
         raise SpecError(f"unexpected '{tok}'", col, tok)
     if not items:
         raise SpecError("empty spec; write layers such as 'conv5x5x32 relu maxpool2 fc10'")
+    check_size(items)
     return items
 
 

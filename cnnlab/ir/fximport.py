@@ -212,11 +212,12 @@ class _Importer:
             return
         params = sum(self.numel[i] for i in ids)
         names: list[str] = []
+        inputs = list({id(t): t for t in tensors}.values())
         for k, leaf in enumerate(leaves):
             shape = tuple(leaf.shape[1:])
             op = ir.Unsupported(what, shape, params if k == 0 else 0, reason)
-            names.append(self.add(op, list({id(t): t for t in tensors}.values()), base if k == 0 else
-                                  f"{base}[{k}]", base, ids if k == 0 else set(), shape))
+            names.append(self.add(op, inputs, base if k == 0 else f"{base}[{k}]", base,
+                                  ids if k == 0 else set(), shape))
         made = [T(n, tuple(leaf.shape), leaf.dtype) for n, leaf in zip(names, leaves,
                                                                       strict=True)]
 

@@ -2,13 +2,14 @@
 
 :func:`map_call` sees the node's arguments with traced tensors as :class:`T` (their torch
 shapes, batch first) and every other value concrete; it returns ``(op, inputs, reason)``:
-the IR op and the tensors it reads, or ``None`` and a one-line reason.
+the IR op and the tensors it reads, or ``None`` and a one-line reason. ``imp`` is the
+importer (its ``add`` appends the parts of a chunk/split, ``numel`` sizes parameters).
 """
 
 from __future__ import annotations
 
 import operator
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import fx
@@ -17,9 +18,6 @@ from torch.nn import functional as F
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_ops import T, arg
-
-if TYPE_CHECKING:
-    from cnnlab.ir.fximport import _Importer
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
 _INTERP = (F.interpolate, F.upsample)
@@ -67,7 +65,7 @@ def _name(node: fx.Node) -> str:
     return node.target if isinstance(node.target, str) else getattr(node.target, "__name__", "")
 
 
-def _parts(imp: _Importer, node: fx.Node, x: T, how: Any, dim: Any, chunks: bool) -> Mapped:
+def _parts(imp: Any, node: fx.Node, x: T, how: Any, dim: Any, chunks: bool) -> Mapped:
     axis = int(dim) % len(x.shape)
     if axis == 0:
         return None, [x], "splitting along the batch axis"
@@ -80,7 +78,7 @@ def _parts(imp: _Importer, node: fx.Node, x: T, how: Any, dim: Any, chunks: bool
     return out
 
 
-def map_call(imp: _Importer, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T],
+def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T],
              ids: set[int]) -> Mapped:
     t = node.target
     method = node.op == "call_method"

@@ -242,7 +242,12 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
 
 
 def search(doc: dict[str, Any], root: Path) -> Findings:
-    """HUJI 3: per search the smallest passing size, its parameters, time to the target."""
+    """HUJI 3: per search the smallest passing size, its parameters, time to the target.
+    Optuna searches over a family: :func:`cnnlab.experiments.frontier.findings`."""
+    if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):
+        from cnnlab.experiments.frontier import findings as frontier_findings
+
+        return frontier_findings(doc, root, param_steps)
     f = Findings()
     found_groups = []
     for s in doc.get("searches", []):

@@ -27,7 +27,7 @@ SWEEP_KEYS = {"label", "quick", "sheet", "requires", "set", "grid"}
 SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "sheet", "requires",
                # an Optuna search over a family (cnnlab.experiments.search_optuna)
                "space", "trials", "batch", "seeds", "final_seeds", "validation", "enqueue",
-               "sampler_seed"}
+               "sampler_seed", "screen_margin", "final"}
 FINDINGS_KEYS = {"kind", "metric", "baseline", "param", "plots", "table", "speed", "threshold",
                  "every", "describe"}
 FINDINGS_KINDS = {"curves", "compare", "sweep", "search"}

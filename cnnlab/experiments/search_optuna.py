@@ -10,7 +10,10 @@ while choosing.
 
 Batches of ``batch`` trials per search are asked (``study.ask()``), their runs go to the
 executor in one ``map`` call for all searches of the recipe (a Ray executor can take the same
-list), and the mean accuracies are told back. The study lives in a journal file next to the
+list), and the mean accuracies are told back. A round trains every new trial on the first
+seed, then the other seeds only for those that can still win (first-seed accuracy within
+``screen_margin`` of the target and fewer parameters than the best trial meeting it so far);
+only a trial trained on every seed can meet the target. The study lives in a journal file next to the
 runs (``<runs>/<recipe>/<label>.optuna.jsonl``) and every probe in run folders named by its
 point (a digest of the sampled values), so an interrupted search continues: trials it had
 asked but not told are asked again first, and their finished runs are read back by the
@@ -35,7 +38,14 @@ from cnnlab.experiments.recipe import Job, Recipe, group_config, opts_string, sl
 from cnnlab.experiments.search_space import check_space, param_count, suggest
 
 DEFAULTS = {"trials": 24, "batch": 4, "seeds": 3, "final_seeds": None,
-            "validation": 5000, "sampler_seed": 0, "enqueue": []}
+            "validation": 5000, "sampler_seed": 0, "enqueue": [], "screen_margin": 0.01,
+            "final": {}}
+
+
+def _acc(res: dict[str, Any] | None) -> float:
+    """A run's last evaluation accuracy (validation in the search); 0 if it diverged."""
+    acc = (res or {}).get("test_acc")
+    return 0.0 if acc is None or math.isnan(acc) else float(acc)
 
 
 def _seed_list(v: Any, where: str) -> list[int]:
@@ -72,6 +82,7 @@ class OptunaSearch:
             raise CnnlabError(f"{self.where}: final_seeds must be new seeds, not among the "
                               f"search's {self.seeds}")
         self.validation = int(spec["validation"])
+        self.screen_margin = float(spec["screen_margin"])
         if self.validation < 1:
             raise CnnlabError(f"{self.where}: validation must be >= 1 (the search chooses on "
                               "held-out training examples, never on test)")
@@ -115,7 +126,7 @@ class OptunaSearch:
     @property
     def done(self) -> bool:
         n, stale = self._states()
-        return n >= self.n_trials and not stale
+        return n >= self.n_trials and not stale and not self.probes
 
     def _config(self, overlay: dict[str, Any], seed: int, validation: int) -> dict[str, Any]:
         cfg = group_config(self.recipe, self.quick, [self.spec.get("set", {})],
@@ -129,54 +140,80 @@ class OptunaSearch:
         return f"{self.label} {prefix}{digest}"
 
     def jobs(self) -> list[Job]:
-        """The next round's runs: an interrupted session's trials again, then new ones."""
+        """The next step's runs. A round has two steps: (1) new trials (an interrupted
+        session's first) on the first seed; (2) the other seeds, only for the trials that can
+        still win: first-seed accuracy within ``screen_margin`` of the target and fewer
+        parameters than the best trial meeting the target so far."""
         from optuna.trial import TrialState
 
+        if self.probes:
+            return self._dedup([j for p in self.probes if self._promising(p)
+                                for j in p["all"][1:]])
         n_done, stale = self._states()
         for t in stale:  # asked but never told: fail it and ask the same point again
             self.study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
             self.study.enqueue_trial(t.params, user_attrs={"requeued_from": t.number})
-        self.probes, out, names = [], [], set()
         for _ in range(max(len(stale), min(self.batch, self.n_trials - n_done))):
             trial = self.study.ask()
             overlay = suggest(trial, self.space)
             cfg = self._config(overlay, self.seeds[0], self.validation)
             params = param_count(cfg.get("spec") or cfg.get("model", ""),
                                  cfg.get("model_opts", {}))
-            probe = {"trial": trial, "overlay": overlay, "param_count": params, "jobs": []}
+            probe = {"trial": trial, "overlay": overlay, "param_count": params, "all": [],
+                     "results": {}, "step": 1}
             if params is not None:
                 group = self._group(overlay)
-                probe["jobs"] = [Job(self.recipe.name, group, s,
-                                     self._config(overlay, s, self.validation),
-                                     {"trial": trial.number, **overlay}, "search")
-                                 for s in self.seeds]
+                probe["all"] = [Job(self.recipe.name, group, s,
+                                    self._config(overlay, s, self.validation),
+                                    {"trial": trial.number, **overlay}, "search")
+                                for s in self.seeds]
             self.probes.append(probe)
-            out += [j for j in probe["jobs"] if j.out_name not in names]
-            names |= {j.out_name for j in probe["jobs"]}
-        return out
+        return self._dedup([p["all"][0] for p in self.probes if p["all"]])
+
+    @staticmethod
+    def _dedup(jobs: list[Job]) -> list[Job]:
+        """One run per folder: two trials of the same point in a round share their runs."""
+        seen: dict[str, Job] = {}
+        for j in jobs:
+            seen.setdefault(j.out_name, j)
+        return list(seen.values())
+
+    def _promising(self, probe: dict[str, Any]) -> bool:
+        if not probe["all"] or len(probe["all"]) < 2:
+            return False
+        acc0 = _acc(probe["results"].get(probe["all"][0].out_name))
+        best = min((t["param_count"] for t in self.trials() if t.get("feasible")),
+                   default=math.inf)
+        return acc0 >= self.target - self.screen_margin and probe["param_count"] < best
 
     def advance(self, jobs: list[Job], results: list[Any]) -> None:
-        """Tell the study the round's outcomes (``results`` of :meth:`jobs`, in order)."""
+        """Record a step's results (``results`` of :meth:`jobs`, in order); after the last
+        step of the round, tell the study every trial's outcome."""
         from optuna.trial import TrialState
 
         by_name = {j.out_name: asdict(r) for j, r in zip(jobs, results, strict=True)}
         for probe in self.probes:
+            probe["results"].update({j.out_name: by_name[j.out_name] for j in probe["all"]
+                                     if j.out_name in by_name})
+        first = all(p["step"] == 1 for p in self.probes)
+        for p in self.probes:
+            p["step"] = 2
+        if first and any(self._promising(p) for p in self.probes):
+            return  # step 2: the other seeds of the promising trials
+        for probe in self.probes:
             trial = probe["trial"]
-            if not probe["jobs"]:
+            if not probe["all"]:
                 trial.set_user_attr("why", "cannot be built (a window larger than its input)")
                 self.study.tell(trial, state=TrialState.FAIL)
                 continue
-            accs = []
-            for job in probe["jobs"]:
-                res = dict(by_name[job.out_name])
-                res.pop("history", None)
-                acc = res.get("test_acc")  # with validation > 0 this is validation accuracy
-                accs.append(0.0 if acc is None or math.isnan(acc) else float(acc))
+            ran = [j for j in probe["all"] if j.out_name in probe["results"]]
+            accs = [_acc(probe["results"][j.out_name]) for j in ran]
             mean = sum(accs) / len(accs)
             # feasible when <= 0: the sampler models the feasible region (Trial.set_constraint)
             trial.set_constraint("accuracy", self.target - mean)
             trial.set_user_attr("val_accs", accs)
-            trial.set_user_attr("group", probe["jobs"][0].group)
+            trial.set_user_attr("seeds", [j.seed for j in ran])
+            trial.set_user_attr("group", probe["all"][0].group)
             self.study.tell(trial, [float(probe["param_count"]), mean])
         self.probes = []
 
@@ -195,8 +232,11 @@ class OptunaSearch:
                 mean = float(t.values[1])
                 out.append({**row, "state": "complete", "param_count": int(t.values[0]),
                             "mean_val_acc": mean, "val_accs": t.user_attrs.get("val_accs"),
+                            "seeds": t.user_attrs.get("seeds"),
                             "group": t.user_attrs.get("group"),
-                            "feasible": mean >= self.target})
+                            # only a mean over every search seed can meet the target
+                            "feasible": (mean >= self.target
+                                         and t.user_attrs.get("seeds") == self.seeds)})
             elif "why" in t.user_attrs:
                 out.append({**row, "state": t.user_attrs["why"]})
         return out
@@ -211,7 +251,8 @@ class OptunaSearch:
         if w is None:
             return []
         group = self._group(w["overlay"], "final-")
-        return [Job(self.recipe.name, group, s, self._config(w["overlay"], s, 0),
+        overlay = {**w["overlay"], **self.spec.get("final", {})}
+        return [Job(self.recipe.name, group, s, self._config(overlay, s, 0),
                     {"trial": w["number"], **w["overlay"]}, "final") for s in self.final_seeds]
 
     def _records(self, group: str, seeds: list[int], kind: str,
@@ -233,7 +274,7 @@ class OptunaSearch:
         """Everything the report needs: the trials, the winner, every run as a record."""
         trials = self.trials()
         trace = [r for t in trials if t.get("group")
-                 for r in self._records(t["group"], self.seeds, "search",
+                 for r in self._records(t["group"], t["seeds"] or self.seeds, "search",
                                         {"trial": t["number"], **t["overlay"]})]
         w = self.winner()
         finals = [] if w is None else self._records(

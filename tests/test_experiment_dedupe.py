@@ -86,3 +86,13 @@ def test_a_finer_measurement_need_retrains_a_coarser_run(tmp_path: Path) -> None
     saved = json.loads((tmp_path / "runs" / finer["jobs"][0]["out_name"] /
                         "config.json").read_text())
     assert saved["eval_every"] == 10
+
+
+def test_the_report_states_the_profile_the_sheet_and_the_reuse(tmp_path: Path) -> None:
+    from cnnlab.experiments.report import collect, render_html
+
+    run_experiment(HUJI4, tmp_path, quick=True, executor=InlineExecutor())
+    html = render_html(collect([tmp_path]))
+    assert html.count("Budget profile: quick, 1 seed(s) per configuration.") == 3
+    assert "asks for lr 0.0001, iterations 20000, batch_size 50, eval_every 500" in html
+    assert "(with huji_q4_dropout, huji_q4_subset)" in html  # huji_q4_size's runs are shared

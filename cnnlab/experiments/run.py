@@ -154,12 +154,33 @@ def run_recipes(recipes: list[Recipe], executor: Any, runs_dir: str | Path,
                "reuse": reuse_summary(records),
                "finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                "session_wall_s": time.perf_counter() - t0}
+        doc["recipe"]["profile_notes"] = profile_notes(doc)  # shown by the report
         if r.measure:
             doc["measure"] = run_measure(r, records, out, quick, data_dir)
         path = out / "experiment.json"
         write_json(path, doc)
         paths.append(path)
     return paths
+
+
+def profile_notes(doc: dict[str, Any]) -> list[str]:
+    """Sentences for the report: which budget profile produced the experiment, what the
+    sheet profile asks for, and how many jobs were served by a shared or earlier run."""
+    asks = dict(doc["sheet_asks"])
+    seeds, per_group = asks.pop("seeds"), asks.pop("per_group", {})
+    wanted = ", ".join(f"{k} {v}" for k, v in asks.items()) or "the cpu profile's numbers"
+    groups = "".join(f"; {g}: " + ", ".join(f"{k} {v}" for k, v in t.items())
+                     for g, t in per_group.items())
+    notes = [f"Budget profile: {doc['budget']}, {doc['seeds']} seed(s) per configuration. "
+             f"The sheet profile (--budget sheet) asks for {wanted}{groups}, {seeds} seeds."]
+    u = doc["reuse"]
+    if u["shared"] or u["earlier"]:
+        others = ", ".join(u["shared_with_recipes"])
+        notes.append(f"{u['jobs']} jobs, {u['runs']} runs: {u['shared']} job(s) share a run "
+                     f"trained once for several jobs{f' (with {others})' if others else ''}, "
+                     f"{u['earlier']} read back from an earlier experiment run (same "
+                     "content-addressed run, runs/.../by-id/<hash>).")
+    return notes
 
 
 def reuse_summary(records: list[dict[str, Any]]) -> dict[str, Any]:

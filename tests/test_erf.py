@@ -272,3 +272,12 @@ def test_uniform_weights_average_their_input() -> None:
     assert all(not m.bias.detach().any() for m in net)
     y = net(torch.ones(1, 2, 15, 15, dtype=torch.float64))
     np.testing.assert_allclose(y[0, 0, 4:-4, 4:-4].detach().numpy(), 1.0, rtol=1e-12)
+
+
+def test_model_that_cannot_take_the_input_is_one_line_error() -> None:
+    net = nn.Sequential(nn.Embedding(10, 4))  # integer tokens, not a float feature map
+    with pytest.raises(CnnlabError, match="N\\(0,1\\) inputs of shape \\(2, 1, 8\\)") as e:
+        effective_rf(net, (1, 8), ["0"], samples=2)
+    assert "\n" not in str(e.value)
+    with pytest.raises(CnnlabError, match="check --input"):
+        effective_rf(nn.Conv2d(3, 2, 3), (1, 9, 9), [""], samples=2)  # wrong channel count

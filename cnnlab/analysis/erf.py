@@ -226,7 +226,14 @@ def effective_rf(module: nn.Module, input_shape: Sequence[int], layers: Sequence
     module.eval()
     try:
         with torch.enable_grad():
-            module(x)
+            try:
+                module(x)
+            except (RuntimeError, TypeError, ValueError, IndexError) as e:
+                first = str(e).strip().splitlines()[0][:200] if str(e).strip() else ""
+                raise CnnlabError(
+                    f"ERF: running {type(module).__name__} on N(0,1) inputs of shape "
+                    f"{(samples, *shape)} failed ({type(e).__name__}: {first}); the ERF "
+                    "needs a float input of this shape (check --input)") from None
             result = ERFResult(shape, samples, seed)
             for name in layers:
                 result.layers.append(_layer_erf(name, outputs[name], x, shape, rf))

@@ -161,7 +161,15 @@ def test_findings_and_frontier_figure(tmp_path: Path) -> None:
     assert len(table["rows"]) == 10 and title.startswith("shallow: every probe")
     assert f.params[0]["total"] == w["param_count"]
     assert [g.label for g in f.groups] == ["shallow winner"]
+    assert (tmp_path / "runs" / "r" / "frontier.png").is_file()  # written by the search
     fig = frontier.figure(doc, findings.root_of(doc))
     assert fig is not None
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and len(ax.collections[0].get_offsets()) == 10
+
+
+def test_cli_search_needs_a_recipe_with_searches(capsys: pytest.CaptureFixture) -> None:
+    from cnnlab.cli.main import main
+
+    assert main(["search", "huji_q1"]) == 2
+    assert "has no [[searches]]" in capsys.readouterr().err

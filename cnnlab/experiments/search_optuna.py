@@ -13,11 +13,12 @@ executor in one ``map`` call for all searches of the recipe (a Ray executor can 
 list), and the mean accuracies are told back. A round trains every new trial on the first
 seed, then the other seeds only for those that can still win (first-seed accuracy within
 ``screen_margin`` of the target and fewer parameters than the best trial meeting it so far);
-only a trial trained on every seed can meet the target. The study lives in a journal file next to the
-runs (``<runs>/<recipe>/<label>.optuna.jsonl``) and every probe in run folders named by its
-point (a digest of the sampled values), so an interrupted search continues: trials it had
-asked but not told are asked again first, and their finished runs are read back by the
-executor's resume rule.
+only a trial trained on every seed can meet the target.
+
+The study lives in a journal file next to the runs (``<runs>/<recipe>/<label>.optuna.jsonl``)
+and every probe in run folders named by its point (a digest of the sampled values), so an
+interrupted search continues: trials it had asked but not told are asked again first, and
+their finished runs are read back by the executor's resume rule.
 
 Then the winner (fewest parameters among trials meeting the target; ties by accuracy) is
 retrained from scratch on ``final_seeds`` (new seeds) with ``validation = 0``, and only those
@@ -309,4 +310,17 @@ def run_optuna_searches(recipe: Recipe, specs: list[dict[str, Any]], executor: A
     flat = [j for s in active for j in s.final_jobs()]
     if flat:
         executor.map([train_config(j, runs_dir, data_dir) for j in flat])
-    return [s.summary() for s in active]
+    out = [s.summary() for s in active]
+    _save_frontier(out, Path(runs_dir), recipe.name)
+    return out
+
+
+def _save_frontier(summaries: list[dict[str, Any]], runs_dir: Path, name: str) -> None:
+    """``<runs>/<recipe>/frontier.png|svg``: every probe, the Pareto fronts, the winners."""
+    from cnnlab.common.plotting import pyplot, save_figure
+    from cnnlab.experiments.frontier import figure
+
+    fig = figure({"searches": summaries}, runs_dir)
+    if fig is not None:
+        save_figure(fig, runs_dir / name / "frontier")
+        pyplot().close(fig)

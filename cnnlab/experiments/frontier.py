@@ -50,9 +50,14 @@ def _probe_table(s: dict[str, Any]) -> dict[str, Any]:
         accs = t.get("val_accs") or []
         rows.append([str(t["number"]), f"{t['param_count']:,}", _describe(t),
                      fmt("test_acc", Stat(accs)) if accs else f"{100 * t['mean_val_acc']:.2f}%",
+                     str(len(accs)) if accs else "?",
                      "yes" if t["feasible"] else "no", "yes" if t["number"] in on_front else ""])
-    return {"header": ["trial", "params", "point", "validation acc", "meets target",
+    return {"header": ["trial", "params", "point", "validation acc", "seeds", "meets target",
                        "Pareto"], "rows": rows}
+
+
+def _seeds(n: int) -> str:
+    return f"{n} seed" + ("" if n == 1 else "s")
 
 
 def _final_group(s: dict[str, Any], root: Path) -> Group | None:
@@ -89,10 +94,11 @@ def findings(doc: dict[str, Any], root: Path,
         n = len(_complete(s))
         f.sentences.append(
             f"The {s['label']} search ({s.get('sampler', 'optuna')}) trained {n} points "
-            f"of its family, each on {len(s['seeds'])} seeds with {s['validation']:,} "
-            f"training examples held out for validation, {budget.get('iterations', '?')} "
-            f"steps of batch {budget.get('batch_size', '?')} each ({n_runs} runs, "
-            f"{cpu:,.0f} CPU-seconds).")
+            f"of its family with {s['validation']:,} training examples held out for "
+            f"validation, {budget.get('iterations', '?')} steps of batch "
+            f"{budget.get('batch_size', '?')} each, on the first seed and, for the points "
+            f"that could still win, on all {_seeds(len(s['seeds']))} "
+            f"({n_runs} runs, {cpu:,.0f} CPU-seconds).")
         w = s.get("winner")
         if w is None:
             f.sentences.append(f"No {s['label']} point reached a mean validation accuracy of "
@@ -113,7 +119,7 @@ def findings(doc: dict[str, Any], root: Path,
             f.sentences.append(
                 f"Retrained from scratch on new seeds {', '.join(map(str, s['final_seeds']))} "
                 f"with the full training set, its test accuracy is {fmt('test_acc', acc)} "
-                f"(mean ± 95% interval over {acc.n} seeds; lowest {100 * lo:.2f}%, highest "
+                f"(mean ± 95% interval over {_seeds(acc.n)}; lowest {100 * lo:.2f}%, highest "
                 f"{100 * hi:.2f}%): it {'meets' if acc.mean >= s['target'] else 'misses'} "
                 f"the {target:g}% target on test.")
             winners.append((s, g))
@@ -134,6 +140,9 @@ def _speed(winners: list[tuple[dict[str, Any], Group]]) -> list[str]:
     (ia, ta, na), (ib, tb, nb) = crossing(a, thr), crossing(b, thr)
     out = []
     for g, its, secs, hit in ((a, ia, ta, na), (b, ib, tb, nb)):
+        if not hit:
+            out.append(f"{g.label} did not reach {100 * thr:g}% test accuracy on any seed.")
+            continue
         reach = "" if hit == len(g.runs) else f" ({hit} of {len(g.runs)} seeds reached it)"
         out.append(f"{g.label} first reached {100 * thr:g}% test accuracy at iteration "
                    f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training "

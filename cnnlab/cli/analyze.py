@@ -92,11 +92,11 @@ def _erf_model(args: argparse.Namespace, shape):
     if args.weights:
         from cnnlab.ttic.pyramid import load_trained
 
+        if args.module:
+            raise CnnlabError("--weights loads the run's own model; drop --module")
         if not Path(args.weights).is_dir():
             raise CnnlabError(f"--weights {args.weights}: no such run folder (give runs/NAME)")
         trained = load_trained(args.weights)
-        if args.module:
-            raise CnnlabError("--weights loads the run's own model; drop --module")
         if args.spec and zoo.resolve(args.spec).spec != trained.spec:
             raise CnnlabError(f"--weights {args.weights} holds {trained.model!r} "
                               f"({trained.spec!r}), not {args.spec!r}; drop MODEL or match it")

@@ -17,6 +17,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="the expanded training configs of a recipe")
     show.add_argument("name")
     show.add_argument("--quick", action="store_true")
+    show.add_argument("--budget", choices=("cpu", "sheet"), default="cpu",
+                      help="the budget profile to expand (default cpu)")
     run = sub.add_parser("run", help="run one recipe, several, or 'all'")
     run.add_argument("names", nargs="+", metavar="NAME", help="recipe names or 'all'")
     run.add_argument("--quick", action="store_true",
@@ -73,15 +75,17 @@ def _list() -> int:
     return 0
 
 
-def _show(name: str, quick: bool) -> int:
+def _show(name: str, quick: bool, budget: str = "cpu") -> int:
     from dataclasses import asdict
 
+    from cnnlab.experiments.identity import run_id
     from cnnlab.experiments.recipe import expand, load_recipe, train_config
 
     recipe = load_recipe(name)
-    for job in expand(recipe, quick):
-        cfg = asdict(train_config(job, "runs/experiments"))
-        print(json.dumps({"group": job.group, "seed": job.seed, "config": cfg}))
+    for job in expand(recipe, quick, budget=budget):
+        cfg = train_config(job, "runs/experiments")
+        print(json.dumps({"group": job.group, "seed": job.seed, "run_id": run_id(cfg),
+                          "config": asdict(cfg)}))
     for s in recipe.searches:
         print(json.dumps({"search": s["label"], "param": s["param"], "values": s["values"],
                           "target": s["target"]}))
@@ -113,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     if args.action == "show":
-        return _show(args.name, args.quick)
+        return _show(args.name, args.quick, args.budget)
     from cnnlab.experiments.run import run_experiment
 
     if args.seeds is not None and args.seeds < 1:

@@ -14,6 +14,8 @@ import math
 import numpy as np
 import pytest
 import torch
+from arch_strategies import specs
+from hypothesis import HealthCheck, given, settings
 from torch import nn
 
 import cnnlab
@@ -281,3 +283,30 @@ def test_model_that_cannot_take_the_input_is_one_line_error() -> None:
     assert "\n" not in str(e.value)
     with pytest.raises(CnnlabError, match="check --input"):
         effective_rf(nn.Conv2d(3, 2, 3), (1, 9, 9), [""], samples=2)  # wrong channel count
+
+
+# ------------------------------------------------------------------------- random architectures
+
+
+@settings(max_examples=25, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@given(specs())
+def test_erf_never_leaves_the_analyzer_rf(case: tuple[str, tuple[int, ...]]) -> None:
+    """Random specs (1-3-D, padding modes, stride, dilation, groups, pools, residual and
+    concat blocks), random init: at every spatial layer the non-zero gradient of the centre
+    unit lies within the analyzer's RF on every axis."""
+    from cnnlab.models import zoo
+
+    text, shape = case
+    a = cnnlab.analyze(text, shape)
+    net = zoo.resolve(text).build(shape, seed=0)
+    rows = [r for r in a.layers if r.kind not in ("input",) and r.jump is not None
+            and r.rf is not None]
+    if not rows:
+        return
+    names = [f"layers.{r.name}" for r in rows]
+    res = effective_rf(net, shape, names, samples=4,
+                       rf={f"layers.{r.name}": r.rf for r in rows})
+    for r in res.layers:
+        assert all(f <= k for f, k in zip(r.footprint, r.rf, strict=True)), (text, r.layer)
+        assert r.erf50 <= r.erf95

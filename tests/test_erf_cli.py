@@ -34,7 +34,7 @@ def test_spec_json_equals_api_and_analyzer(tmp_path: Path,
     a = cnnlab.analyze(SPEC, "1x21x21")
     net = zoo.resolve(SPEC).build((1, 21, 21), seed=3)
     api = effective_rf(net, (1, 21, 21), [f"layers.{n}" for n in names], samples=8, seed=3,
-                       rf={f"layers.{n}": a.layer(n).rf for n in names})
+                       rf=a)  # the Analysis itself: rows found by name
     for row, ref in zip(data["layers"], api.layers, strict=True):
         assert tuple(row["rf"]) == a.layer(row["layer"]).rf
         assert tuple(row["footprint"]) == tuple(row["rf"])

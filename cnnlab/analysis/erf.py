@@ -26,12 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
 from cnnlab.common.errors import CnnlabError
+
+if TYPE_CHECKING:
+    from cnnlab.analysis.analyze import Analysis
 
 
 @dataclass
@@ -189,18 +193,33 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
     return shape
 
 
+def rf_of(analysis: Analysis, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
+    """The analyzer's RF of each of ``layers`` (module names; a built spec model's
+    ``layers.X`` is the analyzer's row ``X``) that has a spatial field."""
+    rows = {r.name: r for r in analysis.layers}
+    out = {}
+    for name in layers:
+        row = rows.get(name) or rows.get(name.removeprefix("layers."))
+        if row is not None and row.rf is not None and row.jump is not None:
+            out[name] = tuple(row.rf)
+    return out
+
+
 def effective_rf(module: nn.Module, input_shape: Sequence[int], layers: Sequence[str],
                  samples: int = 32, seed: int = 0,
-                 rf: Mapping[str, Sequence[int] | None] | None = None) -> ERFResult:
+                 rf: Mapping[str, Sequence[int] | None] | Analysis | None = None) -> ERFResult:
     """The ERF of the centre unit of each of ``layers`` (names from ``module.named_modules()``)
     for ``samples`` inputs ``x ~ N(0, 1)`` of shape ``(samples, *input_shape)``.
 
     ``input_shape`` is ``(C, L)``, ``(C, H, W)`` or ``(C, D, H, W)``. ``rf`` maps a layer to its
-    theoretical receptive field per spatial axis (the analyzer's ``rf``), which adds ``rf``,
-    ``rf_box`` and the ratios to its result. The module's own weights are used (random init or
+    theoretical receptive field per spatial axis, or is the model's
+    :class:`~cnnlab.analysis.analyze.Analysis` (see :func:`rf_of`); it adds ``rf``, ``rf_box``
+    and the ratios to a layer's result. The module's own weights are used (random init or
     loaded); it runs in eval mode and its mode is restored afterwards.
     """
     shape = _check_shape(input_shape)
+    if rf is not None and not isinstance(rf, Mapping):
+        rf = rf_of(rf, layers)
     if samples < 1:
         raise CnnlabError(f"--erf-samples must be >= 1, got {samples}")
     if not layers:

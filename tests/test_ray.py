@@ -33,8 +33,16 @@ from trainutil import tiny_config
 from cnnlab.experiments.executor import LocalExecutor
 from cnnlab.training.trainer import RunResult, TrainConfig
 
+# one cluster per session: under `pytest -n 2 --dist loadgroup` (make test) these tests share
+# one xdist worker instead of each worker starting a cluster of its own
+pytestmark = pytest.mark.xdist_group("ray")
+
 TESTS = Path(__file__).resolve().parent
 MARK = "CNNLAB_RAY_TEST_CLUSTER"
+# no usage stats; no token authentication on this 127.0.0.1 test cluster, whether or not
+# ~/.ray/auth_token exists (with it, Ray enables tokens on the head but not on a driver that
+# names an explicit address)
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
 
 
 def tiny_train(cfg: TrainConfig) -> RunResult:
@@ -82,27 +90,35 @@ def _stop(marker: str) -> None:
             time.sleep(0.2)
 
 
+def _ray_start(marker: str, *args: str) -> None:
+    """``ray start ARGS`` with this test's marker and ``tests/`` on the workers' path."""
+    env = {**os.environ, MARK: marker, "PYTHONHASHSEED": "0", **RAY_ENV,
+           "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH"))
+                                         if p)}
+    ray_cli = Path(sys.executable).with_name("ray")
+    out = subprocess.run([str(ray_cli), "start", "--num-gpus", "0", "--disable-usage-stats",
+                          *args], env=env, capture_output=True, text=True, timeout=180)
+    if out.returncode != 0:
+        pytest.fail(f"ray start {' '.join(args)} failed: {out.stderr[-2000:]}")
+
+
 @pytest.fixture(scope="session")
 def cluster():
     """Address of a 2-CPU Ray head on 127.0.0.1; this process is connected to it."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'cnnlab[ray]')")
     if not Path("/proc/self/environ").is_file():
         pytest.skip("stopping only our own Ray processes needs /proc (Linux)")
-    os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
+    os.environ.update(RAY_ENV)
     marker = uuid.uuid4().hex
     port = _free_port()
     temp = tempfile.mkdtemp(prefix="cnr", dir="/tmp")  # short: Ray's socket paths live here
-    env = {**os.environ, MARK: marker, "PYTHONHASHSEED": "0",
-           "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH"))
-                                         if p)}
-    ray_cli = Path(sys.executable).with_name("ray")
-    cmd = [str(ray_cli), "start", "--head", "--node-ip-address", "127.0.0.1",
-           "--port", str(port), "--num-cpus", "2", "--num-gpus", "0",
-           "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp]
+    # a lost node is declared dead after 10 missed health checks 1 s apart (default 3 s x 5;
+    # fewer would risk declaring a live node dead on this busy machine)
+    fast = '{"health_check_period_ms": 1000, "health_check_failure_threshold": 10}'
     try:
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
-        if out.returncode != 0:
-            pytest.fail(f"ray start failed: {out.stderr[-2000:]}")
+        _ray_start(marker, "--head", "--node-ip-address", "127.0.0.1", "--port", str(port),
+                   "--num-cpus", "2", "--include-dashboard", "false", "--temp-dir", temp,
+                   "--system-config", fast)
         address = f"127.0.0.1:{port}"
         ray.init(address=address, log_to_driver=False)
         yield address
@@ -195,6 +211,49 @@ def test_sigkilled_worker_is_retried_and_resumes_to_the_same_weights(cluster, lo
     assert ex.trained == 1
 
 
+def test_a_lost_node_is_survived_the_run_resumes_on_another(cluster, local_runs):
+    """A second node joins; the run starts there (soft affinity); the whole node (raylet and
+    its workers) is SIGKILLed mid-run; Ray retries the task on the head node, which resumes
+    the checkpoint the lost node left on the shared folder, to the same weights."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    cfgs, local = local_runs
+    runs = Path(cfgs[0].runs_dir).parent / "lost-node"
+    cfg = _in(cfgs[1], runs)
+    marker = uuid.uuid4().hex
+    try:
+        _ray_start(marker, "--address", cluster, "--num-cpus", "1",
+                   "--resources", '{"doomed": 1}')
+        deadline = time.monotonic() + 60
+        while not (node := [n["NodeID"] for n in ray.nodes()
+                            if n["Alive"] and "doomed" in n["Resources"]]):
+            assert time.monotonic() < deadline, "the second node did not join within 60 s"
+            time.sleep(0.2)
+        there = NodeAffinitySchedulingStrategy(node[0], soft=True)
+        ex, _ = _ray_executor(ray_options={"scheduling_strategy": there})
+        out: dict[str, list[RunResult]] = {}
+        t = threading.Thread(target=lambda: out.setdefault("res", ex.map([cfg])), daemon=True)
+        t.start()
+        pointer = runs / "long" / "checkpoints" / "latest.json"
+        deadline = time.monotonic() + 60
+        while not pointer.exists():
+            assert t.is_alive() and time.monotonic() < deadline, "no checkpoint within 60 s"
+            time.sleep(0.005)
+        first = _own_pids(marker)
+        for pid in first:  # the node's raylet, object store, agents and the training worker
+            os.kill(pid, signal.SIGKILL)
+        t.join(timeout=90)
+        assert not t.is_alive() and "res" in out
+    finally:
+        _stop(marker)
+    attempts = [line.split() for line in (runs / "attempts-long.log").read_text().splitlines()]
+    assert len(attempts) == 2 and int(attempts[0][0]) in first  # first attempt: lost node
+    assert attempts[1][1] == "True" and int(attempts[1][0]) not in first  # resumed elsewhere
+    (res,) = out["res"]
+    assert res.iterations == 300 and _same_weights(res, local[1])
+
+
 def test_a_run_held_by_another_driver_is_not_trained_twice(cluster, local_runs):
     """While this process holds a run's lock (another driver training it), the Ray task
     waits; it then finds the other driver's result and returns it untrained."""
@@ -211,12 +270,27 @@ def test_a_run_held_by_another_driver_is_not_trained_twice(cluster, local_runs):
         time.sleep(2.0)  # the task is queued or blocked on the lock, and trains nothing
         assert not (runs / "short").exists()
         assert any("0/1 done, 1 running" in m for m in logs)  # the lock is held: running
-        other = LocalExecutor(jobs=1, train_fn=tiny_train, log=lambda m: None).map([cfg])
+        other = [tiny_train(ex.prepare(cfg))]  # the other driver trains it, in this process
     t.join(timeout=60)
     assert not t.is_alive() and "res" in out
     assert ex.trained == 0 and any("another driver's run" in m for m in logs)
     assert out["res"][0].test_acc == other[0].test_acc == local[0].test_acc
+    assert _same_weights(out["res"][0], local[0])
     assert len((runs / "attempts-short.log").read_text().splitlines()) == 1  # trained once
+
+
+def test_a_failing_run_is_not_retried_and_named_in_one_error(cluster, tmp_path):
+    """An error of the run itself (here: a model that does not exist) fails again on every
+    try, so it is not retried; the map ends with one line naming the run."""
+    from cnnlab.common.errors import CnnlabError
+
+    cfg = tiny_config(tmp_path, out_name="bad", spec=None, model="no-such-model")
+    ex, logs = _ray_executor()
+    with pytest.raises(CnnlabError, match=r"1 of 1 runs failed on Ray \(bad: .*no-such-model"):
+        ex.map([cfg])
+    assert ex.failed == ["bad"] and ex.trained == 0
+    assert len((tmp_path / "runs" / "attempts-bad.log").read_text().splitlines()) == 1
+    assert any("0/1 done, 0 running, 0 queued, 1 failed" in m for m in logs)
 
 
 def test_executor_ray_without_ray_is_one_line_error(tmp_path):

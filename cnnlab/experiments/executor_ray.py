@@ -111,6 +111,12 @@ def _task(cfg: TrainConfig, threads: int,
         return run_one(cfg, threads, train_fn, fresh), True
 
 
+def _one_line(err: BaseException) -> str:
+    """The last line of an error: a task's own exception, or Ray's word on a lost worker."""
+    lines = str(err).strip().splitlines()
+    return lines[-1] if lines else type(err).__name__
+
+
 def _eta(seconds: float | None) -> str:
     if seconds is None:
         return "ETA after the first run"
@@ -125,12 +131,15 @@ class RayExecutor:
     per run; ``max_retries`` retries of a task whose worker died; ``fresh`` a worker process
     per run (its own peak memory, as in the local executor). ``trained`` and ``cpu_s`` count
     what this executor trained, as :class:`~cnnlab.experiments.executor.LocalExecutor` does.
+    ``ray_options`` go to ``ray.remote`` as they are (``resources``, ``scheduling_strategy``,
+    ``runtime_env``, ...).
     """
 
     def __init__(self, address: str | None = None, threads_per_run: int = 1,
                  gpus_per_run: float = 0.0, max_retries: int = 3, fresh: bool = True,
                  train_fn: Callable[[TrainConfig], RunResult] | None = None,
-                 log: Callable[[str], None] | None = None, progress_every: float = 30.0):
+                 log: Callable[[str], None] | None = None, progress_every: float = 30.0,
+                 ray_options: dict[str, Any] | None = None):
         if threads_per_run < 1:
             raise CnnlabError(f"--threads-per-run must be >= 1, not {threads_per_run}")
         if gpus_per_run < 0:
@@ -143,6 +152,7 @@ class RayExecutor:
         self.train_fn = train_fn
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.progress_every = progress_every
+        self.ray_options = dict(ray_options or {})
         self.trained = 0
         self.cpu_s = 0.0
         self.failed: list[str] = []  # out_names of runs that failed in the last map
@@ -156,8 +166,9 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as e:
                 first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                 raise CnnlabError(f"cannot join the Ray cluster at {self.address or 'local'}: "
-                                  f"{first}; start one with `ray start --head` or fix "
-                                  "--address") from None
+                                  f"{first}; start one with `ray start --head`, fix --address,"
+                                  " or, if the cluster uses token authentication, set "
+                                  "RAY_AUTH_MODE=token (see docs/scale-out.md)") from None
         return ray
 
     @property
@@ -197,8 +208,10 @@ class RayExecutor:
         if not todo:
             return results  # type: ignore[return-value]
         ray = self.connect()
-        task = ray.remote(num_cpus=self.threads_per_run, num_gpus=self.gpus_per_run,
-                          max_retries=self.max_retries, max_calls=1 if self.fresh else 0)(_task)
+        opts = {"num_cpus": self.threads_per_run, "num_gpus": self.gpus_per_run,
+                "max_retries": self.max_retries, "max_calls": 1 if self.fresh else 0,
+                **self.ray_options}
+        task = ray.remote(**opts)(_task)
         prepared = {i: self.prepare(configs[i]) for i in todo}
         refs = {task.remote(prepared[i], prepared[i].threads, self.train_fn, self.fresh): i
                 for i in todo}
@@ -212,7 +225,7 @@ class RayExecutor:
                 try:
                     out, trained = ray.get(ref)
                 except ray.exceptions.RayError as e:
-                    msg = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+                    msg = _one_line(getattr(e, "cause", None) or e)
                     errors.append(f"{name}: {msg}")
                     self.failed.append(str(name))
                     self.log(f"  FAILED {name}: {msg}")

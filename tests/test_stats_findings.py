@@ -137,8 +137,12 @@ def test_threshold_and_curves_carry_their_seeds() -> None:
 
 def test_a_threshold_reached_by_some_seeds() -> None:
     f = findings.curves([group("q", BASE)], {"threshold": 0.98})
-    assert f.sentences[1].endswith("s of training (2 of 3 seeds reached it; 95% CI, 2 seeds "
-                                   "over those).")
+    assert f.sentences[1].endswith("s of training (2 of 3 seeds reached it: 95% CI over those "
+                                   "2).")
+    f = findings.curves([group("q", BASE)], {"threshold": 0.985})
+    assert f.sentences[1] == ("q first reached 98.5% test accuracy at iteration 1,000 after "
+                              "11.0 s of training (1 of 3 seeds reached it: one seed, no "
+                              "interval).")
     f = findings.curves([group("q", BASE)], {"threshold": 0.99})
     assert f.sentences[1] == ("q did not reach 99% test accuracy within 1,000 iterations "
                               "(on any of 3 seeds).")

@@ -66,14 +66,9 @@ def _diverged_result(cfg: TrainConfig, err: Exception) -> RunResult:
     """A run whose loss became NaN is a result of its config (ETH's too-large learning rates),
     so it is recorded, not raised: the sweep's other points still count.
     """
-    from cnnlab.training.trainer import RunResult
+    from cnnlab.training.batched import diverged_result
 
-    nan = float("nan")
-    return RunResult(run_dir=str(run_dir(cfg)), iterations=int(getattr(err, "iteration", 0)),
-                     train_acc=nan, test_acc=nan, train_loss=nan, test_loss=nan,
-                     wall_time=0.0, train_time=0.0, time_to_target=None,
-                     iteration_to_target=None, param_count=0, images_per_s=0.0,
-                     stopped=f"diverged: {err}")
+    return diverged_result(run_dir(cfg), err)
 
 
 def _cpu_seconds() -> float:
@@ -94,11 +89,7 @@ def _run_one(cfg: TrainConfig, threads: int,
 
     torch.set_num_threads(threads)
     folder = run_dir(cfg)
-    if folder.exists() and any(folder.iterdir()):
-        # an interrupted run continues from its checkpoint; one of another config starts over
-        resumable = ((folder / "checkpoints" / "latest.json").is_file() and same_config(cfg)
-                     and not (folder / "result.json").is_file())
-        cfg = replace(cfg, resume=resumable, overwrite=not resumable)
+    cfg = prepared(cfg)
     if train_fn is None:
         from cnnlab.training.trainer import train as train_fn
     t0, cpu0 = time.perf_counter(), _cpu_seconds()
@@ -110,17 +101,103 @@ def _run_one(cfg: TrainConfig, threads: int,
         if not (folder / "config.json").is_file():
             write_json(folder / "config.json", asdict(cfg))
         write_json(folder / "result.json", asdict(result))
+    _write_info(folder, threads, time.perf_counter() - t0, _cpu_seconds() - cpu0, fresh)
+    return asdict(result)
+
+
+def _write_info(folder: Path, threads: int, wall_s: float, cpu_s: float, fresh: bool,
+                **extra: Any) -> None:
     info: dict[str, Any] = {"threads": threads, "pid": os.getpid(),
-                            "host": socket.gethostname(), "wall_s": time.perf_counter() - t0,
-                            "cpu_s": _cpu_seconds() - cpu0,
+                            "host": socket.gethostname(), "wall_s": wall_s, "cpu_s": cpu_s,
                             # timings are wall clock: a busy machine (load above its cores)
                             # slows them, and the report says so
-                            "load_avg_1min": os.getloadavg()[0], "cores": os.cpu_count()}
+                            "load_avg_1min": os.getloadavg()[0], "cores": os.cpu_count(),
+                            **extra}
     if fresh:
         # only in a process of its own is ru_maxrss this run's peak and not an earlier one's
+        # (a group's runs share one process: its peak is the group's)
         info["peak_rss_bytes"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     write_json(folder / "executor.json", info)
-    return asdict(result)
+
+
+def resumable(cfg: TrainConfig) -> bool:
+    """Whether ``cfg``'s run folder holds an interrupted run of this config (a checkpoint and
+    no result): it continues from the checkpoint, with ``train()``."""
+    folder = run_dir(cfg)
+    return ((folder / "checkpoints" / "latest.json").is_file() and same_config(cfg)
+            and not (folder / "result.json").is_file())
+
+
+def prepared(cfg: TrainConfig) -> TrainConfig:
+    """``cfg`` set to resume its interrupted run, or to replace a folder of another config."""
+    folder = run_dir(cfg)
+    if folder.exists() and any(folder.iterdir()):
+        # an interrupted run continues from its checkpoint; one of another config starts over
+        again = resumable(cfg)
+        cfg = replace(cfg, resume=again, overwrite=not again)
+    return cfg
+
+
+def _run_group(cfgs: list[TrainConfig], threads: int,
+               train_many_fn: Callable[[list[TrainConfig]], list[RunResult]] | None,
+               fresh: bool = True,
+               train_fn: Callable[[TrainConfig], RunResult] | None = None) -> list[dict[str, Any]]:
+    """Child-process body of a group: configs of one ``batch_key`` trained together by
+    ``train_many`` (fresh runs only: an interrupted one resumes alone, in :func:`run_one`).
+
+    Each run's ``executor.json`` holds its share of the group's time (``wall_s``, ``cpu_s``
+    divided by the group size) and the group itself (``group_wall_s``, ``group_cpu_s``,
+    ``group``). Should the group fail as a whole, its runs are trained one by one instead.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    cfgs = [prepared(c) for c in cfgs]
+    if train_many_fn is None:
+        from cnnlab.training.batched import train_many as train_many_fn
+    t0, cpu0 = time.perf_counter(), _cpu_seconds()
+    try:
+        results = [asdict(r) for r in train_many_fn(cfgs)]
+    except Exception as err:  # noqa: BLE001 - a group error must not lose its runs
+        print(f"  group of {len(cfgs)} failed ({type(err).__name__}: {err}); training its "
+              "runs one by one", file=sys.stderr, flush=True)
+        return [_run_one(c, threads, train_fn, fresh) for c in cfgs]
+    wall, cpu, k = time.perf_counter() - t0, _cpu_seconds() - cpu0, len(cfgs)
+    names = [c.out_name for c in cfgs]
+    for c in cfgs:
+        _write_info(run_dir(c), threads, wall / k, cpu / k, fresh, group=names,
+                    group_wall_s=wall, group_cpu_s=cpu)
+    return results
+
+
+#: the body of a group of runs, for other executors
+run_group = _run_group
+
+
+def plan_tasks(configs: list[TrainConfig], jobs: int, batch: bool = True,
+               max_group: int = 8) -> list[list[int]]:
+    """Split the indices of ``configs`` into tasks: groups that ``train_many`` trains together
+    (equal :func:`~cnnlab.training.batched.batch_key`, where batching pays,
+    :func:`~cnnlab.training.batched.batching_pays`) and single runs. Interrupted runs resume
+    alone. While there are fewer tasks than ``jobs``, the largest group is halved so that
+    every worker has one.
+    """
+    from cnnlab.training.batched import batching_pays, group_configs
+
+    if not batch:
+        return [[i] for i in range(len(configs))]
+    pool = [i for i, c in enumerate(configs) if not resumable(c) and batching_pays(c)]
+    chosen = set(pool)
+    tasks = [[i] for i in range(len(configs)) if i not in chosen]
+    tasks += [[pool[j] for j in g] for g in group_configs([configs[i] for i in pool], max_group)]
+    while len(tasks) < jobs:
+        big = max(tasks, key=len)
+        if len(big) < 2:
+            break
+        tasks.remove(big)
+        half = (len(big) + 1) // 2
+        tasks += [big[:half], big[half:]]
+    return sorted(tasks)
 
 
 #: the body of one run, for other executors (a Ray task runs it on a cluster node)
@@ -134,17 +211,31 @@ class LocalExecutor:
     oversubscribe, and with ``fresh`` (the default) a process of its own: clean torch state and
     a peak-memory figure of its own (sheet 3 compares memory). ``fresh=False`` reuses the
     workers, saving the interpreter and torch start-up per run (``--quick`` smoke runs).
+
+    With ``batch`` (the default unless a stand-in ``train_fn`` comes without a
+    ``train_many_fn``), runs that share an architecture and differ only in seed or
+    hyper-parameters train together, up to ``max_group`` in one worker
+    (:func:`plan_tasks`, :func:`~cnnlab.training.batched.train_many`): the same weights, to
+    float rounding, in less time where batching pays.
     """
 
     def __init__(self, jobs: int | None = None, cores: int | None = None,
                  train_fn: Callable[[TrainConfig], RunResult] | None = None,
-                 log: Callable[[str], None] | None = None, fresh: bool = True):
+                 log: Callable[[str], None] | None = None, fresh: bool = True,
+                 batch: bool | None = None,
+                 train_many_fn: Callable[[list[TrainConfig]], list[RunResult]] | None = None,
+                 max_group: int = 8):
         self.cores = cores or os.cpu_count() or 1
         self.jobs = max(1, jobs or self.cores)
         self.fresh = fresh
         self.trained = 0  # runs trained (not read back) by this executor, and their CPU time
         self.cpu_s = 0.0
         self.train_fn = train_fn
+        self.train_many_fn = train_many_fn
+        # a stand-in train_fn cannot be batched unless a stand-in train_many_fn comes with it
+        self.batch = (train_fn is None or train_many_fn is not None) if batch is None else batch
+        self.max_group = max_group
+        self.groups: list[list[str]] = []  # the groups trained together, by out_name
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
 
     @property
@@ -162,22 +253,34 @@ class LocalExecutor:
         if not todo:
             return results  # type: ignore[return-value]
         threads = self.threads
+        todo_cfgs = [configs[i] if configs[i].threads is not None
+                     else replace(configs[i], threads=threads) for i in todo]
+        tasks = [[todo[j] for j in t] for t in plan_tasks(todo_cfgs, self.jobs, self.batch,
+                                                          self.max_group)]
+        cfg_of = dict(zip(todo, todo_cfgs, strict=True))
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(todo)), mp_context=ctx,
+        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=ctx,
                                  max_tasks_per_child=1 if self.fresh else None) as pool:
             futures = {}
-            for i in todo:
-                cfg = configs[i]
-                if cfg.threads is None:
-                    cfg = replace(cfg, threads=threads)
-                futures[pool.submit(_run_one, cfg, threads, self.train_fn, self.fresh)] = i
+            for task in tasks:
+                if len(task) == 1:
+                    fut = pool.submit(_run_one, cfg_of[task[0]], threads, self.train_fn,
+                                      self.fresh)
+                else:
+                    self.groups.append([configs[i].out_name or "" for i in task])
+                    self.log(f"  training together: {', '.join(self.groups[-1])}")
+                    fut = pool.submit(_run_group, [cfg_of[i] for i in task], threads,
+                                      self.train_many_fn, self.fresh, self.train_fn)
+                futures[fut] = task
             for fut in as_completed(futures):
-                i = futures[fut]
-                res = RunResult(**fut.result())
-                results[i] = res
-                info = run_dir(configs[i]) / "executor.json"
-                self.trained += 1
-                self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
-                self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
-                         f"{res.train_time:.1f} s training ({res.stopped})")
+                task = futures[fut]
+                out = fut.result()
+                for i, res_dict in zip(task, out if len(task) > 1 else [out], strict=True):
+                    res = RunResult(**res_dict)
+                    results[i] = res
+                    info = run_dir(configs[i]) / "executor.json"
+                    self.trained += 1
+                    self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
+                    self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
+                             f"{res.train_time:.1f} s training ({res.stopped})")
         return results  # type: ignore[return-value]

@@ -112,6 +112,34 @@ def batch_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
     return (arch, shared)
 
 
+#: On a CPU, batching pays for models of at most this many multiply-adds per example
+#: (bench/bench_batched.py: small models train faster together, the HUJI baseline's 14 M
+#: MACs do not, its convolutions are compute-bound). On a GPU it always pays.
+CPU_MAX_MACS = 3_000_000
+
+
+def macs_per_example(cfg: TrainConfig) -> int | None:
+    """Multiply-adds of one forward pass (the analyzer's count at the model's input shape)."""
+    from cnnlab.analysis.analyze import analyze_graph
+
+    try:
+        mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
+        return analyze_graph(mdef.graph(), mdef.input_shape).total.macs
+    except CnnlabError:
+        return None
+
+
+def batching_pays(cfg: TrainConfig) -> bool:
+    """Whether ``cfg`` should train in a group: it has a :func:`batch_key`, and it runs on a
+    GPU or its model is small enough (:data:`CPU_MAX_MACS`) for a CPU to gain."""
+    if batch_key(cfg) is None:
+        return False
+    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
+        return True
+    macs = macs_per_example(cfg)
+    return macs is not None and macs <= CPU_MAX_MACS
+
+
 def group_configs(configs: list[TrainConfig], max_size: int = 8) -> list[list[int]]:
     """Indices of ``configs`` in groups of equal :func:`batch_key` (at most ``max_size`` each,
     first-seen order); a config without a key is a group of its own."""

@@ -3,7 +3,9 @@
 :class:`StackedNets` holds the parameters of K equal-shaped ``nn.Module`` s as ``(K, *shape)``
 tensors (``torch.func.stack_module_state``) and runs them on ``(K, B, ...)`` inputs (or one
 shared ``(B, ...)`` input, as in evaluation) with ``torch.func.vmap`` over
-``torch.func.functional_call`` of a template copy of the first net.
+``torch.func.functional_call`` of a template copy of the first net, or, for sequential nets
+of convolutions, pools, activations and FC layers, with grouped ops
+(:mod:`cnnlab.training.batched_grouped`: the same sums without vmap's layout copies).
 
 Dropout: ``torch.nn.Dropout`` on a CPU draws ``bernoulli_(1 - p)`` on a tensor shaped like its
 input from the global generator and multiplies by the mask over ``1 - p``. The template's
@@ -21,6 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from cnnlab.data.datasets import Dataset
+from cnnlab.training import batched_grouped as grouped
 from cnnlab.training.optim import fc_layers
 
 
@@ -74,6 +77,8 @@ class StackedNets:
         self.drop_layers: list[str] = []
         self._probe(x_probe)
         fc = {id(m) for m in fc_layers(nets[0])}
+        self.steps = grouped.plan(self.template) if not self.buffers else None
+        self.force_vmap = False  # tests compare the two paths
         self.fc_names = [f"{mn}.{pn}" if mn else pn for mn, m in nets[0].named_modules()
                          if id(m) in fc for pn, p in m.named_parameters(recurse=False)
                          if p is not None]
@@ -95,10 +100,9 @@ class StackedNets:
         self.drop_layers = order
         self.drop_shapes = {n: self.template.get_submodule(n).shape for n in order}
 
-    def draw_masks(self, gens: list[torch.Generator]) -> dict[str, torch.Tensor]:
-        """Each model's scaled dropout masks for one step, ``f"{layer}.mask"`` -> ``(K, ...)``."""
-        if not self.drop_layers:
-            return {}
+    def draw_masks(self, gens: list[torch.Generator]) -> dict[str, list[torch.Tensor]]:
+        """Each model's scaled dropout masks for one step: layer -> K masks shaped like one
+        model's input to that layer, drawn model by model, layer by layer in forward order."""
         rows: dict[str, list[torch.Tensor]] = {n: [] for n in self.drop_layers}
         dev = next(iter(self.params.values())).device
         for k, g in enumerate(gens):
@@ -110,15 +114,20 @@ class StackedNets:
                     continue
                 mask = torch.empty(shape, device=dev).bernoulli_(1 - p, generator=g)
                 rows[n].append(mask.div_(1 - p))
-        return {f"{n}.mask": torch.stack(v) for n, v in rows.items()}
+        return rows
 
-    def forward(self, x: torch.Tensor, masks: dict[str, torch.Tensor] | None = None,
+    def forward(self, x: torch.Tensor, masks: dict[str, list[torch.Tensor]] | None = None,
                 shared_x: bool = False) -> torch.Tensor:
-        """``(K, B, ...)`` inputs (or ``(B, ...)`` with ``shared_x``) -> ``(K, B, outputs)``."""
+        """``(K, B, ...)`` inputs (or ``(B, ...)`` with ``shared_x``) -> ``(K, B, outputs)``;
+        ``masks`` from :meth:`draw_masks` (training) or None (evaluation)."""
+        if self.steps is not None and not self.force_vmap:
+            return grouped.forward(self.steps, self.params, self.k, x, masks, shared_x)
+
         def one(p: dict, b: dict, xi: torch.Tensor) -> torch.Tensor:
             return functional_call(self.template, (p, b), (xi,)).flatten(1)
 
-        bufs = {**self.buffers, **(masks or {})}
+        stacked = {f"{n}.mask": torch.stack(v) for n, v in (masks or {}).items()}
+        bufs = {**self.buffers, **stacked}
         return vmap(one, in_dims=(0, 0, None if shared_x else 0))(self.params, bufs, x)
 
     def train(self, mode: bool = True) -> None:

@@ -35,8 +35,15 @@ class StackedOptimizer:
         first = next(iter(params.values()))
         self.momentum = torch.tensor(momentum, dtype=first.dtype, device=first.device)
 
-    def _rows(self, t: torch.Tensor) -> torch.Tensor:
-        return t.reshape((self.k,) + (1,) * (t.dim() - 1))
+    def _rows(self, t: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        """``(K,)`` -> ``(K, 1, ...)`` broadcasting against ``like``."""
+        return t.reshape((self.k,) + (1,) * (like.dim() - 1))
+
+    @staticmethod
+    def _zeros(st: dict[str, torch.Tensor], key: str, like: torch.Tensor) -> torch.Tensor:
+        if key not in st:
+            st[key] = torch.zeros_like(like)
+        return st[key]
 
     @torch.no_grad()
     def step(self, lrs: list[float]) -> None:
@@ -52,8 +59,7 @@ class StackedOptimizer:
                 self._adam(p, g, st, lrs, same_lr)
                 continue
             if self.name == "adadelta":
-                sq, acc = st.setdefault("square_avg", torch.zeros_like(p)), st.setdefault(
-                    "acc_delta", torch.zeros_like(p))
+                sq, acc = self._zeros(st, "square_avg", p), self._zeros(st, "acc_delta", p)
                 sq.mul_(RHO).addcmul_(g, g, value=1 - RHO)
                 std = sq.add(ADADELTA_EPS).sqrt_()
                 delta = acc.add(ADADELTA_EPS).sqrt_().div_(std).mul_(g)
@@ -64,7 +70,7 @@ class StackedOptimizer:
                 if buf is None:
                     st["momentum_buffer"] = g = g.detach().clone()
                 else:
-                    g = buf.mul_(self._rows(self.momentum)).add_(g)
+                    g = buf.mul_(self._rows(self.momentum, buf)).add_(g)
             if same_lr:
                 p.add_(g, alpha=-lrs[0])
             else:
@@ -74,8 +80,7 @@ class StackedOptimizer:
     def _adam(self, p: torch.Tensor, g: torch.Tensor, st: dict[str, torch.Tensor],
               lrs: list[float], same_lr: bool) -> None:
         b1, b2 = BETAS
-        m = st.setdefault("exp_avg", torch.zeros_like(p))
-        v = st.setdefault("exp_avg_sq", torch.zeros_like(p))
+        m, v = self._zeros(st, "exp_avg", p), self._zeros(st, "exp_avg_sq", p)
         m.lerp_(g, 1 - b1)
         v.mul_(b2).addcmul_(g, g, value=1 - b2)
         t = float(self.steps)  # torch keeps the step as a float32 tensor; its value is exact

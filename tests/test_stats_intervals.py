@@ -152,6 +152,7 @@ def test_data_order_key(change: dict, same: bool) -> None:
 samples = st.lists(st.floats(0.5, 1.0, allow_nan=False), min_size=2, max_size=6)
 
 
+@pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")  # scipy, near-ties
 @settings(max_examples=80, deadline=None)
 @given(a=samples, b=samples, paired=st.booleans())
 def test_difference_and_its_verdict_agree_with_scipy(a: list[float], b: list[float],

@@ -152,11 +152,12 @@ def _erf_layers(args: argparse.Namespace, net, analysis) -> tuple[list[str], dic
             raise CnnlabError(f"--erf-layers: {w!r} is not a module of the model; layers with "
                               f"a feature map: {', '.join(known[:30])}"
                               + (" ..." if len(known) > 30 else ""))
-        row = rows.get(w) or rows.get(m) or rows.get(m.removeprefix("layers."))
         names.append(m)
         shown[m] = w
-        if row is not None and row.rf is not None and row.jump is not None:
-            rf[m] = row.rf
+    if analysis is not None:
+        from cnnlab.analysis.erf import rf_of
+
+        rf = rf_of(analysis, names)
     return names, rf, shown
 
 

@@ -238,10 +238,11 @@ def test_eval_mode_and_training_state_restored() -> None:
     torch.manual_seed(0)
     net = nn.Sequential(nn.Conv2d(1, 4, 3), nn.BatchNorm2d(4), nn.Dropout(0.5), nn.ReLU())
     net.train()
+    net[1].eval()  # a frozen batch norm inside a training model stays frozen
     a = effective_rf(net, (1, 11, 11), ["3"], samples=8, seed=1).layers[0].grad
     b = effective_rf(net, (1, 11, 11), ["3"], samples=8, seed=1).layers[0].grad
     np.testing.assert_array_equal(a, b)  # dropout off, batch statistics not used
-    assert net.training and net[2].training
+    assert net.training and net[2].training and not net[1].training
 
 
 @pytest.mark.parametrize("layers, shape, message", [

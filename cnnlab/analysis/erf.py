@@ -241,7 +241,7 @@ def effective_rf(module: nn.Module, input_shape: Sequence[int], layers: Sequence
     outputs: dict[str, list[torch.Tensor]] = {n: [] for n in layers}
     handles = [mods[n].register_forward_hook(
         lambda _m, _i, out, n=n: outputs[n].append(out)) for n in dict.fromkeys(layers)]
-    was_training = module.training
+    modes = [(m, m.training) for m in module.modules()]  # each submodule's own mode
     module.eval()
     try:
         with torch.enable_grad():
@@ -259,7 +259,8 @@ def effective_rf(module: nn.Module, input_shape: Sequence[int], layers: Sequence
     finally:
         for h in handles:
             h.remove()
-        module.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     return result
 
 

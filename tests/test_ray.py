@@ -293,6 +293,62 @@ def test_a_failing_run_is_not_retried_and_named_in_one_error(cluster, tmp_path):
     assert any("0/1 done, 0 running, 0 queued, 1 failed" in m for m in logs)
 
 
+RECIPE = """title = "ray cli"
+sheet = "test"
+question = "0"
+[base]
+model = "shallow"
+dataset = "mnist"
+lr = 3e-3
+iterations = 20
+eval_every = 20
+train_size = 1000
+validation = 500
+train_eval_size = 200
+plots = false
+tensorboard = false
+[[variants]]
+label = "one"
+"""
+
+
+def test_cli_experiment_run_on_ray_then_report(cluster, tmp_path, capsys):
+    """`cnnlab experiment run RECIPE --executor ray --address ...` (the real trainer on real
+    MNIST in the workers): experiment.json, the summary line, a second run trains nothing,
+    and `cnnlab report` reads the folder."""
+    from test_experiment_repro import mnist_or_skip
+
+    from cnnlab.cli import main as cli
+
+    mnist_or_skip()
+    (tmp_path / "r.toml").write_text(RECIPE)
+    runs = tmp_path / "runs"
+    argv = ["experiment", "run", str(tmp_path / "r.toml"), "--executor", "ray", "--address",
+            cluster, "--runs-dir", str(runs)]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr()
+    assert "(2 jobs, 1 thread(s) each)" in first.err
+    assert "trained 1 runs" in first.out and (runs / "r" / "experiment.json").is_file()
+    assert cli.main(argv) == 0
+    again = capsys.readouterr()
+    assert "trained 0 runs" in again.out and "  done before: " in again.err
+    assert cli.main(["report", str(runs), "--out", str(tmp_path / "report.html")]) == 0
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--address", "auto"], "--address only apply to --executor ray"),
+    (["--threads-per-run", "2", "--gpus-per-run", "1"],
+     "--gpus-per-run, --threads-per-run only apply to --executor ray"),
+    (["--executor", "ray", "--jobs", "2"], "--jobs is for --executor local"),
+])
+def test_cli_refuses_flags_of_the_other_executor(tmp_path, capsys, flags, message):
+    from cnnlab.cli import main as cli
+
+    pytest.importorskip("ray", reason="ray is not installed (pip install 'cnnlab[ray]')")
+    assert cli.main(["experiment", "run", "huji_q1", "--runs-dir", str(tmp_path), *flags]) == 2
+    assert message in capsys.readouterr().err and not any(tmp_path.iterdir())
+
+
 def test_executor_ray_without_ray_is_one_line_error(tmp_path):
     """Without the package, ``--executor ray`` says how to install it (exit 2)."""
     code = ("import sys; sys.modules['ray'] = None\n"

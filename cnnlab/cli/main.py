@@ -8,6 +8,7 @@ Modules are imported lazily so ``cnnlab analyze`` does not pay for matplotlib.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import os
@@ -24,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plot": ("cnnlab.cli.plot", "overlay the curves of finished runs"),
     "demo": ("cnnlab.cli.demo", "analyze the baseline, train it to 99% on MNIST, plot"),
     "experiment": ("cnnlab.cli.experiment", "list / run the sheets' experiments"),
+    "search": ("cnnlab.cli.search", "a recipe's smallest-network searches (HUJI 3), resumable"),
     "report": ("cnnlab.cli.report", "turn finished runs into an HTML/PDF report"),
 }
 
@@ -52,9 +54,34 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def os_error_message(e: OSError) -> str:
+    """One line for an OS error: what failed (permission, read-only, disk full...) and the
+    path, e.g. ``cannot write runs/a/config.json: No space left on device``."""
+    what = e.strerror or str(e) or type(e).__name__
+    hint = {errno.ENOSPC: "; free some disk space (the last complete checkpoint is kept)",
+            errno.EDQUOT: "; free some space under your quota",
+            errno.EROFS: "; choose a writable folder (e.g. --runs-dir)",
+            errno.EACCES: "; check the file's permissions",
+            errno.EPERM: "; check the file's permissions"}.get(e.errno or -1, "")
+    paths = [str(p) for p in (e.filename, e.filename2) if p is not None]
+    where = f"{' -> '.join(paths)}: " if paths else ""
+    return f"{where}{what}{hint}"
+
+
+def _debug() -> bool:
+    return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one sub-command. User errors (:class:`CnnlabError`, OS errors such as a missing
+    file, a read-only folder or a full disk) print one line and exit 2; an unexpected
+    exception prints one line and exits 1 (``CNNLAB_DEBUG=1`` shows its traceback)."""
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
+    if any("\0" in a for a in argv):
+        bad = next(a for a in argv if "\0" in a)
+        print(f"cnnlab: error: argument {bad!r} contains a NUL byte", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
         parser.print_help()
@@ -71,6 +98,25 @@ def main(argv: list[str] | None = None) -> int:
         # output piped into `head` and closed early: not an error of ours
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
         return 0
+    except OSError as e:
+        if _debug():
+            raise
+        print(f"cnnlab: error: {os_error_message(e)}", file=sys.stderr)
+        return 2
+    except (RecursionError, MemoryError) as e:
+        if _debug():
+            raise
+        print(f"cnnlab: error: the input is too large or too deeply nested "
+              f"({type(e).__name__}); make it smaller", file=sys.stderr)
+        return 2
+    except Exception as e:
+        if _debug():
+            raise
+        line = " ".join(str(e).split())[:300]
+        print(f"cnnlab: internal error: {type(e).__name__}: {line} -- this is a bug in "
+              "cnnlab; rerun with CNNLAB_DEBUG=1 for the traceback and report it",
+              file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -16,7 +16,15 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from cnnlab.common.errors import CnnlabError
     from cnnlab.experiments.report import write
+
+    out = Path(args.out)
+    if out.is_dir() or args.out.endswith(("/", "\\")):
+        raise CnnlabError(f"--out {args.out}: is a folder; give a file name such as "
+                          f"{out / 'report.html'}")
 
     for path in write(args.paths, args.out, args.pdf, args.title):
         print(path)

@@ -1,4 +1,5 @@
-"""Typed dataclass configs <-> CLI flags, dicts and TOML, with unknown keys as errors.
+"""Typed dataclass configs <-> CLI flags, dicts and TOML, strictly: unknown keys, wrong types
+(``lr = "1e-3"``, ``epochs = [1, 2]``, ``batch_norm = "no"``) and non-finite numbers are errors.
 
 Every configurable thing in cnnlab (training, experiments) is a dataclass. ``add_arguments``
 generates ``--flag`` options from its fields (``keep_prob`` -> ``--keep-prob``), ``from_args``
@@ -10,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import types
 import typing
 from typing import Any, TypeVar
@@ -51,9 +53,19 @@ def _parse_bool(text: str) -> bool:
     raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
 
 
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if not math.isfinite(v):
+        raise ValueError(text)
+    return v
+
+
+_finite_float.__name__ = "float"  # argparse names the type in its message: "invalid float"
+
+
 def _none_or(conv):
     def parse(text: str):
-        if text.lower() in ("none", "null", ""):
+        if text.strip().lower() in ("none", "null"):
             return None
         return conv(text)
 
@@ -75,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         if tp is bool and not optional:
             kw.update(action=argparse.BooleanOptionalAction)
         else:
-            conv = {int: int, float: float, str: str}.get(tp, str)
+            conv = {int: int, float: _finite_float, str: str, bool: _parse_bool}.get(tp, str)
             kw["type"] = _none_or(conv) if optional else conv
             choices = _choices(hints[f.name])
             if choices:
@@ -86,10 +98,57 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, skip: tuple[str, .
         parser.add_argument(flag, help=text, **kw)
 
 
+def _type_word(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        args = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        return f"a list of {_type_word(args[0]) if args else 'values'}"
+    return {bool: "true or false (no quotes)", int: "an integer", float: "a number",
+            str: "a string"}.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def check_value(tp: Any, v: Any) -> Any:
+    """``v`` as the field type ``tp`` demands, strictly: a bool only from a bool, an int only
+    from an int (not a bool, not 8.0, not "8"), a float from any finite number, a str from a
+    str, a list from a list of such; raises ValueError with the reason otherwise."""
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        if not isinstance(v, list | tuple):
+            raise ValueError(f"expected {_type_word(tp)}")
+        inner = [a for a in typing.get_args(tp) if a is not Ellipsis]
+        out = [check_value(inner[0], x) for x in v] if inner else list(v)
+        return out if origin is list else tuple(out)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise ValueError("expected true or false (without quotes)")
+        return v
+    if tp is int:
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise ValueError("expected an integer (without quotes)")
+        return v
+    if tp is float:
+        if isinstance(v, bool) or not isinstance(v, int | float):
+            raise ValueError("expected a number (without quotes)")
+        v = float(v)
+        if not math.isfinite(v):
+            raise ValueError("expected a finite number")
+        return v
+    if tp is str:
+        if not isinstance(v, str):
+            raise ValueError("expected a string (in quotes)")
+        if "\0" in v:
+            raise ValueError("contains a NUL byte")
+        return v
+    return v
+
+
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build ``cls`` from a mapping; unknown keys are an error that lists the known ones."""
+    """Build ``cls`` from a mapping, strictly typed (:func:`check_value`); unknown keys,
+    wrong types and values outside a ``Literal``'s choices are errors naming the key."""
+    if not isinstance(data, dict):
+        raise CnnlabError(f"{where}: expected a table of keys, got {type(data).__name__}")
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(map(str, data)) - names)
     if unknown:
         raise CnnlabError(
             f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}"
@@ -97,24 +156,23 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
     hints = typing.get_type_hints(cls)
     clean: dict[str, Any] = {}
     for k, v in data.items():
-        tp, optional = _base_type(hints[k])
+        full = hints[k]
+        tp, optional = _base_type(full)
+        if typing.get_origin(full) in (list, tuple):
+            tp = full
         if v is None and optional:
             clean[k] = None
             continue
         try:
-            if tp is bool and not isinstance(v, bool):
-                v = _parse_bool(str(v))
-            elif tp is float and isinstance(v, int | float) and not isinstance(v, bool):
-                v = float(v)
-            elif tp in (int, str) and not isinstance(v, tp):
-                v = tp(v)
-        except (TypeError, ValueError, argparse.ArgumentTypeError) as e:
-            raise CnnlabError(
-                f"{where}: key {k!r}: cannot read {v!r} as {tp.__name__} ({e})"
-            ) from None
-        choices = _choices(hints[k])
+            v = check_value(tp, v)
+        except ValueError as e:
+            shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
+            raise CnnlabError(f"{where}: key {k!r}: {shown} is not {_type_word(tp)} ({e})"
+                              ) from None
+        choices = _choices(full)
         if choices and v not in choices:
-            raise CnnlabError(f"{where}: key {k!r}: {v!r} is not one of {list(choices)}")
+            raise CnnlabError(f"{where}: key {k!r}: {v!r} is not one of "
+                              f"{', '.join(map(str, choices))}")
         clean[k] = v
     return cls(**clean)
 

@@ -56,6 +56,9 @@ def validation_split(ds: Dataset, size: int, seed: int = 0) -> Dataset:
     which is model selection and must not look at test data.
     """
     n = ds.y_train.shape[0]
+    if not 0 < size < n:
+        raise CnnlabError(f"--validation {size}: must be between 1 and {n - 1} (the training "
+                          f"set has {n} examples and some must remain to train on)")
     val = stratified_indices(ds.y_train, size, seed)
     keep = torch.ones(n, dtype=torch.bool, device=ds.y_train.device)
     keep[val] = False

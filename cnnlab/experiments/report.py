@@ -14,6 +14,7 @@ import functools
 import html
 import io
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -60,28 +61,103 @@ def _adhoc(run_dirs: list[Path]) -> dict[str, Any]:
             "jobs": jobs, "searches": [], "_root": str(run_dirs[0].parent)}
 
 
+def _readable_run(folder: Path) -> None:
+    """Raise a CnnlabError naming the file when a run folder cannot be reported on."""
+    from cnnlab.training.runlog import read_metrics
+
+    for name in ("env.json", "config.json"):
+        if not isinstance(read_json(folder / name, {}), dict):
+            raise CnnlabError(f"{folder / name}: not a JSON table")
+    if (folder / "metrics.jsonl").is_file():
+        read_metrics(folder)
+
+
+def _check_doc(doc: Any, f: Path) -> list[str]:
+    """Validate an experiment document in place: drop the jobs whose run cannot be read;
+    return one warning per dropped job. Raises a CnnlabError if the document itself is bad."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("recipe"), dict) or not isinstance(
+            doc.get("jobs"), list):
+        raise CnnlabError(f"{f}: not an experiment record (recipe, jobs)")
+    if not isinstance(doc.get("searches", []), list):
+        raise CnnlabError(f"{f}: searches is not a list")
+    root = f.parent.parent
+    warnings, keep = [], []
+    for i, rec in enumerate(doc["jobs"]):
+        try:
+            if not isinstance(rec, dict) or not isinstance(rec.get("out_name"), str) or not \
+                    isinstance(rec.get("result", {}), dict):
+                raise CnnlabError(f"{f}: jobs[{i}] is not a job record")
+            folder = root / rec["out_name"]
+            if not folder.is_dir() and isinstance(rec.get("run_dir"), str):
+                folder = Path(rec["run_dir"])
+            if folder.is_dir():
+                _readable_run(folder)
+        except CnnlabError as e:
+            warnings.append(str(e))
+            continue
+        keep.append(rec)
+    doc["jobs"] = keep
+    return warnings
+
+
 def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
-    """Experiment documents found under ``paths``, in the sheets' order."""
-    docs, loose = [], []
+    """Experiment documents found under ``paths``, in the sheets' order.
+
+    A document or run that cannot be read (bad ``experiment.json``, ``result.json``,
+    ``config.json`` or ``metrics.jsonl``) is skipped with a warning on stderr naming the file;
+    the skipped ones are listed under the document's ``_skipped`` key (and the last
+    document's when the file itself was unreadable)."""
+    docs, loose, skipped = [], [], []
     for p in map(Path, paths):
         if not p.exists():
             raise CnnlabError(f"{p}: no such file or folder")
-        found = [p] if p.name == "experiment.json" else sorted(p.rglob("experiment.json"))
+        found = [p] if p.name == "experiment.json" else sorted(
+            f for f in p.rglob("experiment.json") if not _hidden(f, p))
         for f in found:
-            doc = read_json(f)
+            try:
+                doc = read_json(f)
+                doc_skipped = _check_doc(doc, f)
+            except CnnlabError as e:
+                skipped.append(str(e))
+                continue
+            skipped += doc_skipped
             doc["_path"] = str(f)
+            doc["_skipped"] = doc_skipped
             docs.append(doc)
         if not found:
             runs = [p] if (p / "result.json").is_file() else sorted(
-                r.parent for r in p.rglob("result.json"))
-            loose += runs
+                r.parent for r in p.rglob("result.json") if not _hidden(r, p))
+            for r in runs:
+                try:
+                    if not isinstance(read_json(r / "result.json"), dict):
+                        raise CnnlabError(f"{r / 'result.json'}: not a JSON table")
+                    _readable_run(r)
+                except CnnlabError as e:
+                    skipped.append(str(e))
+                    continue
+                loose.append(r)
+    for msg in skipped:
+        print(f"cnnlab: warning: skipped {msg}", file=sys.stderr)
     if not docs and not loose:
+        extra = f" ({len(skipped)} unreadable, skipped)" if skipped else ""
         raise CnnlabError(f"no experiment.json or finished run (result.json) under "
-                          f"{', '.join(map(str, paths))}")
-    docs.sort(key=lambda d: (d["recipe"].get("order", 1000), d["recipe"].get("name", "")))
+                          f"{', '.join(map(str, paths))}{extra}")
+    docs.sort(key=lambda d: (_order(d), str(d["recipe"].get("name", ""))))
     if loose:
         docs.append(_adhoc(loose))
+        docs[-1]["_skipped"] = [m for m in skipped if m not in
+                                {w for d in docs[:-1] for w in d["_skipped"]}]
     return docs
+
+
+def _hidden(f: Path, root: Path) -> bool:
+    """Under a dot-folder (a run moved aside by --overwrite, a checkpoint being written)."""
+    return any(part.startswith(".") for part in f.relative_to(root).parts[:-1])
+
+
+def _order(doc: dict[str, Any]) -> float:
+    v = doc["recipe"].get("order", 1000)
+    return v if isinstance(v, int | float) and not isinstance(v, bool) else 1000
 
 
 # ------------------------------------------------------------------------ plots
@@ -185,6 +261,13 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
         if fig is not None:
             title = " and ".join(PLOT_LABELS.get(m, m) for m in metric.split("+"))
             plots.append((title, png_base64(fig)))
+    if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):  # HUJI 3's frontier
+        from cnnlab.experiments.frontier import figure as frontier_figure
+
+        fig = frontier_figure(doc, fnd.root_of(doc))
+        if fig is not None:
+            plots.insert(0, ("accuracy vs parameters: every probe, Pareto fronts",
+                             png_base64(fig)))
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
     common, diff = _configs(groups or job_groups)

@@ -43,23 +43,54 @@ def default_name(model: str, dataset: str) -> str:
     return f"{safe or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def is_run(path: Path) -> bool:
+    """Whether ``path`` is a cnnlab run folder (it has the config.json and env.json that
+    every run writes before its first step)."""
+    return (path / "config.json").is_file() and (path / "env.json").is_file()
+
+
 def check(path: Path, resume: bool, overwrite: bool) -> bool:
-    """Raise unless the run folder may be used; True if an existing run will be replaced."""
+    """Raise unless the run folder may be used; True if an existing run will be replaced.
+
+    ``--overwrite`` replaces only a cnnlab run, never another folder; ``--resume`` needs the
+    run's ``config.json`` (without it a changed setting could not be detected)."""
+    if path.exists() and not path.is_dir():
+        raise CnnlabError(f"run folder {path} is a file; choose another --out-name")
     exists = path.exists() and any(path.iterdir())
     if resume:
         if not exists:
             raise CnnlabError(f"cannot resume {path}: no such run (drop --resume to start it)")
+        if not (path / "config.json").is_file():
+            raise CnnlabError(f"cannot resume {path}: its config.json is missing, so a changed "
+                              "setting could not be detected; restore config.json from a copy, "
+                              "or start a new --out-name (the checkpoints are kept)")
         return False
     if exists and not overwrite:
         raise CnnlabError(f"run folder {path} already exists; use --resume to continue it, "
                           "--overwrite to replace it, or another --out-name")
+    if exists and not is_run(path):
+        raise CnnlabError(f"--overwrite: {path} is not a cnnlab run (no config.json and "
+                          "env.json); refusing to delete it -- choose another --out-name or "
+                          "remove it yourself")
     return exists
 
 
+def aside_path(path: Path) -> Path:
+    """Where ``--overwrite`` keeps the replaced run until the new one's first checkpoint."""
+    return path.parent / f".{path.name}.replaced"
+
+
 def prepare(path: Path, resume: bool, overwrite: bool) -> None:
-    """Create the run folder; an existing run needs ``resume`` or ``overwrite``."""
+    """Create the run folder; an existing run needs ``resume`` or ``overwrite``.
+
+    A replaced run is moved aside (:func:`aside_path`), not deleted: the new run's first
+    checkpoint deletes it (:func:`cnnlab.training.checkpoint.save`), so a new run that fails
+    at once leaves the old one recoverable."""
     if check(path, resume, overwrite):
-        shutil.rmtree(path)
+        aside = aside_path(path)
+        if aside.exists():
+            shutil.rmtree(aside)
+        os.replace(path, aside)
     if not resume:
         path.mkdir(parents=True, exist_ok=True)
 

@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, TextIO
 
+from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import write_text
 
 EVAL_TAGS = {"train_acc": "accuracy/train", "test_acc": "accuracy/test",
@@ -29,15 +30,36 @@ TRAIN_TAGS = {"batch_acc": "batch/accuracy", "batch_loss": "batch/loss",
 
 
 def read_metrics(path: Path | str) -> list[dict[str, Any]]:
-    """All records of a ``metrics.jsonl`` (a run folder or the file itself)."""
+    """All records of a ``metrics.jsonl`` (a run folder or the file itself).
+
+    An unreadable file or a line that is not a JSON record with an integer ``iteration`` is
+    a :class:`CnnlabError` naming the file and the line (a torn last line -- a run killed
+    while writing it -- is dropped)."""
     path = Path(path)
     if path.is_dir():
         path = path / "metrics.jsonl"
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise CnnlabError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise CnnlabError(f"{path}: unreadable ({e})") from None
+    lines = text.split("\n")
+    if lines and not text.endswith("\n"):
+        lines[-1] = ""  # torn by a kill mid-write
     out = []
-    for line in path.read_text().splitlines():
+    for no, line in enumerate(lines, 1):
         line = line.strip()
-        if line:
-            out.append(json.loads(line))
+        if not line:
+            continue
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise CnnlabError(f"{path}, line {no}: not JSON ({e})") from None
+        it = rec.get("iteration") if isinstance(rec, dict) else None
+        if isinstance(it, bool) or not isinstance(it, int):
+            raise CnnlabError(f"{path}, line {no}: not a metrics record (no integer iteration)")
+        out.append(rec)
     return out
 
 
@@ -73,7 +95,8 @@ class RunLog:
     """Writes one run's metrics to TensorBoard and ``metrics.jsonl``.
 
     On resume from iteration ``start``, records after ``start`` are dropped from the JSONL file
-    and TensorBoard is told to purge them (``purge_step``), so curves never fold back.
+    and TensorBoard is told to purge them (``purge_step=start + 1``: the points *at* ``start``
+    were written before the checkpoint and stay), so curves never fold back.
     """
 
     def __init__(self, run_dir: Path, start: int = 0, tensorboard: bool = True):
@@ -88,7 +111,8 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self.writer = SummaryWriter(log_dir=str(run_dir), purge_step=start or None)
+            self.writer = SummaryWriter(log_dir=str(run_dir),
+                                        purge_step=start + 1 if start else None)
 
     def _write(self, kind: str, iteration: int, values: dict[str, float],
                tags: dict[str, str]) -> None:

@@ -207,7 +207,7 @@ def check_config(cfg: TrainConfig) -> TrainConfig:
 #: field -> (low, high, low open?, high open?); None fields are not checked
 RANGES: dict[str, tuple[float, float, bool, bool]] = {
     "lr": (0, 1e3, True, False), "momentum": (0, 1, False, True), "warmup": (0, 1, False, False),
-    "step_gamma": (0, 1e3, True, False), "label_smoothing": (0, 1, False, True),
+    "step_gamma": (0, 1e300, True, False), "label_smoothing": (0, 1, False, True),
     "l2": (0, 1e6, False, False), "threads": (1, 4096, False, False),
     "batch_size": (1, 10**7, False, False), "iterations": (1, 10**9, False, False),
     "epochs": (0, 10**6, True, False), "validation": (0, 10**9, False, False),
@@ -230,6 +230,10 @@ def check_ranges(cfg: TrainConfig) -> None:
             lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
             raise CnnlabError(f"--{name.replace('_', '-')} {v!r} is outside {lb}{lo:g}, "
                               f"{hi:g}{hb}")
+    if cfg.augment:
+        from cnnlab.data.augment import Augment
+
+        Augment.parse(cfg.augment)  # a bad --augment fails before the run folder is made
 
 
 def _resume_config(cfg: TrainConfig, run_dir: Path) -> None:

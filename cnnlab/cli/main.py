@@ -8,11 +8,14 @@ Modules are imported lazily so ``cnnlab analyze`` does not pay for matplotlib.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import importlib.util
 import os
+import signal
 import sys
+import threading
 
 from cnnlab.common.errors import CnnlabError
 
@@ -68,6 +71,29 @@ def os_error_message(e: OSError) -> str:
     return f"{where}{what}{hint}"
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (what schedulers and ``kill`` send) taken down the Ctrl-C path: ``finally``
+    blocks run, metrics and TensorBoard files are flushed and closed, the last complete
+    checkpoint stays the one ``--resume`` continues from (bit-exact)."""
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def sigterm_as_interrupt():
+    """Within the block, SIGTERM raises :class:`Terminated` (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    old = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
 def _debug() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
 
@@ -87,10 +113,14 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(importlib.import_module(args._module).run(args) or 0)
+        with sigterm_as_interrupt():
+            return int(importlib.import_module(args._module).run(args) or 0)
     except CnnlabError as e:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 2
+    except Terminated:
+        print("cnnlab: terminated (SIGTERM); continue with --resume", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("cnnlab: interrupted", file=sys.stderr)
         return 130

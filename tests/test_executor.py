@@ -154,3 +154,84 @@ def test_a_changed_config_is_run_again_not_read_back(tmp_path: Path) -> None:
     assert ex.calls == 2 and same.test_acc == first.test_acc
     assert edited.test_acc == pytest.approx(fake_accuracy(replace(_configs(tmp_path, 1)[0],
                                                                   keep_prob=0.5)))
+
+
+# ------------------------------------------------------------------ many models at once
+
+SMALL = "conv3x3x4 relu maxpool2 fc16 relu fc10"  # small enough for batching to pay on a CPU
+
+
+def fake_train_many(cfgs: list[TrainConfig]) -> list[RunResult]:
+    """Stands in for ``train_many``: ``fake_train`` each, and a log line naming the group."""
+    out = [fake_train(c) for c in cfgs]
+    for c in cfgs:
+        with open(run_dir(c) / "group.log", "a") as f:
+            f.write(" ".join(x.out_name or "" for x in cfgs) + "\n")
+    return out
+
+
+def _small(tmp_path: Path, n: int, **kw) -> list[TrainConfig]:
+    return [replace(c, spec=SMALL, threads=1) for c in _configs(tmp_path, n, **kw)]
+
+
+def test_plan_tasks_groups_splits_for_workers_and_resumes_alone(tmp_path: Path) -> None:
+    from cnnlab.experiments.executor import plan_tasks
+
+    cfgs = _small(tmp_path, 5) + [replace(_small(tmp_path, 6)[5], augment="noise=0.1"),
+                                  replace(_small(tmp_path, 7)[6], model="baseline", spec=None)]
+    assert plan_tasks(cfgs, jobs=1) == [[0, 1, 2, 3, 4], [5], [6]]  # augment, a big model
+    assert plan_tasks(cfgs, jobs=1, max_group=2) == [[0, 1], [2, 3], [4], [5], [6]]
+    assert plan_tasks(cfgs[:5], jobs=2) == [[0, 1, 2], [3, 4]]
+    assert plan_tasks(cfgs[:5], jobs=1, batch=False) == [[i] for i in range(5)]
+    # an interrupted run (a checkpoint, no result) continues alone from its checkpoint
+    folder = run_dir(cfgs[1])
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "latest.json").write_text("{}")
+    (folder / "config.json").write_text(json.dumps(asdict(cfgs[1])))
+    assert plan_tasks(cfgs[:5], jobs=1) == [[0, 2, 3, 4], [1]]
+
+
+def test_local_executor_trains_groups_in_order_and_resume_holds(tmp_path: Path) -> None:
+    ex = LocalExecutor(jobs=1, cores=1, train_fn=fake_train, train_many_fn=fake_train_many,
+                       log=lambda m: None)
+    cfgs = _small(tmp_path, 3) + [replace(_configs(tmp_path, 4)[3], model="linear")]
+    results = ex.map(cfgs)
+    assert [Path(r.run_dir).name for r in results] == ["r0", "r1", "r2", "r3"]
+    assert [r.test_acc for r in results] == [pytest.approx(fake_accuracy(c)) for c in cfgs]
+    assert ex.groups == [["r0", "r1", "r2"]] and ex.trained == 4
+    for i in range(3):
+        assert (tmp_path / f"r{i}" / "group.log").read_text() == "r0 r1 r2\n"
+        info = json.loads((tmp_path / f"r{i}" / "executor.json").read_text())
+        assert info["group"] == ["r0", "r1", "r2"]
+        assert info["cpu_s"] == pytest.approx(info["group_cpu_s"] / 3)
+    assert not (tmp_path / "r3" / "group.log").exists()  # the linear model trains alone
+    again = LocalExecutor(jobs=1, train_fn=fake_train, train_many_fn=fake_train_many,
+                          log=lambda m: None)
+    assert [r.test_acc for r in again.map(cfgs)] == [r.test_acc for r in results]
+    assert again.trained == 0 and again.groups == []
+
+
+def tiny_train_many(cfgs: list[TrainConfig]) -> list[RunResult]:
+    """The real ``train_many``; importing trainutil registers the synthetic ``tiny`` dataset
+    in the worker process."""
+    import trainutil  # noqa: F401
+
+    from cnnlab.training.batched import train_many
+
+    return train_many(cfgs)
+
+
+def test_local_executor_batches_real_training(tmp_path: Path) -> None:
+    from trainutil import tiny_config
+
+    base = tiny_config(tmp_path, iterations=12, eval_every=6, plots=False, tensorboard=False)
+    cfgs = [replace(base, out_name=f"s{i}", seed=i) for i in range(3)]
+    ex = LocalExecutor(jobs=1, cores=1, log=lambda m: None, train_many_fn=tiny_train_many)
+    results = ex.map(cfgs)
+    assert ex.groups == [["s0", "s1", "s2"]]
+    assert [r.iterations for r in results] == [12, 12, 12]
+    assert len({r.test_loss for r in results}) == 3  # three seeds, three models
+    for c in cfgs:
+        assert finished(c) is not None
+        assert json.loads((run_dir(c) / "env.json").read_text())["batched"]["index"] == int(
+            (c.out_name or "")[1])

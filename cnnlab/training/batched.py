@@ -119,12 +119,13 @@ CPU_MAX_MACS = 3_000_000
 
 
 def macs_per_example(cfg: TrainConfig) -> int | None:
-    """Multiply-adds of one forward pass (the analyzer's count at the model's input shape)."""
+    """Multiply-adds of one forward pass (the analyzer's count at the model's input shape;
+    a spec string has none: MNIST's 1x28x28)."""
     from cnnlab.analysis.analyze import analyze_graph
 
     try:
         mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
-        return analyze_graph(mdef.graph(), mdef.input_shape).total.macs
+        return analyze_graph(mdef.graph(), mdef.input_shape or (1, 28, 28)).total.macs
     except CnnlabError:
         return None
 

@@ -96,8 +96,10 @@ def _ray_start(marker: str, *args: str) -> None:
            "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH"))
                                          if p)}
     ray_cli = Path(sys.executable).with_name("ray")
+    # a small object store: results are small, and /dev/shm may be too (containers)
     out = subprocess.run([str(ray_cli), "start", "--num-gpus", "0", "--disable-usage-stats",
-                          *args], env=env, capture_output=True, text=True, timeout=180)
+                          "--object-store-memory", str(200 * 2**20), *args],
+                         env=env, capture_output=True, text=True, timeout=180)
     if out.returncode != 0:
         pytest.fail(f"ray start {' '.join(args)} failed: {out.stderr[-2000:]}")
 
@@ -190,7 +192,7 @@ def test_sigkilled_worker_is_retried_and_resumes_to_the_same_weights(cluster, lo
 
     runs = Path(cfgs[0].runs_dir).parent / "killed"
     cfg = _in(cfgs[1], runs)
-    ex, _ = _ray_executor()
+    ex, _ = _ray_executor(fresh=False)  # reused workers: less start-up
     out: dict[str, list[RunResult]] = {}
     t = threading.Thread(target=lambda: out.setdefault("res", ex.map([cfg])), daemon=True)
     t.start()
@@ -262,7 +264,7 @@ def test_a_run_held_by_another_driver_is_not_trained_twice(cluster, local_runs):
 
     runs = Path(cfgs[0].runs_dir).parent / "two-drivers"
     cfg = _in(cfgs[0], runs)
-    ex, logs = _ray_executor()
+    ex, logs = _ray_executor(fresh=False)
     out: dict[str, list[RunResult]] = {}
     with claim(ex.prepare(cfg)):
         t = threading.Thread(target=lambda: out.setdefault("res", ex.map([cfg])), daemon=True)
@@ -285,7 +287,7 @@ def test_a_failing_run_is_not_retried_and_named_in_one_error(cluster, tmp_path):
     from cnnlab.common.errors import CnnlabError
 
     cfg = tiny_config(tmp_path, out_name="bad", spec=None, model="no-such-model")
-    ex, logs = _ray_executor()
+    ex, logs = _ray_executor(fresh=False)
     with pytest.raises(CnnlabError, match=r"1 of 1 runs failed on Ray \(bad: .*no-such-model"):
         ex.map([cfg])
     assert ex.failed == ["bad"] and ex.trained == 0

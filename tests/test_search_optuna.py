@@ -166,6 +166,10 @@ def test_findings_and_frontier_figure(tmp_path: Path) -> None:
     assert fig is not None
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and len(ax.collections[0].get_offsets()) == 10
+    from cnnlab.experiments import report
+
+    plots = report.section(doc)["plots"]
+    assert plots[0][0] == "accuracy vs parameters: every probe, Pareto fronts"
 
 
 def test_cli_search_needs_a_recipe_with_searches(capsys: pytest.CaptureFixture) -> None:

@@ -3,6 +3,9 @@
 The interface is one method, :meth:`Executor.map`, so a distributed engine can run the very
 same :class:`~cnnlab.training.trainer.TrainConfig` objects that :class:`LocalExecutor` runs here.
 Both must honour the resume rule: a run whose ``result.json`` exists is read, not trained again.
+:class:`LocalExecutor` also trains compatible runs together (:func:`plan_tasks`): fresh runs
+that share an architecture and differ in seed or hyper-parameters go to one worker as a group
+(:func:`run_group`, :func:`cnnlab.training.batched.train_many`); interrupted runs resume alone.
 """
 
 from __future__ import annotations

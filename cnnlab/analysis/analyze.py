@@ -82,6 +82,8 @@ class LayerStats:
     rf_note: str = ""
     shared: int = 0  # parameter values counted at an earlier row (``shared_with``)
     shared_with: str = ""
+    # per output axis (no batch): the image axis it runs along, None for a feature axis
+    layout: tuple[int | None, ...] | None = None
 
     @property
     def params(self) -> int:
@@ -309,6 +311,7 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
             rf_note=fld if not known else ("whole input" if fld.whole and not fld.vector
                                            else ""),
             shared=dup, shared_with=node.shared_with,
+            layout=fld.axes if known else None,
         ))
     return Analysis(tuple(input_shape), batch, rows, _totals(rows, optimizer_states),
                     graph.source, unsupported)

@@ -199,9 +199,16 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
         mapped = [g for g in fields if g.mapped(a)]
         ps = [g.per[a] for g in mapped]
         if len({p.jump for p in ps}) > 1:
-            return (f"{node.name} joins branches with different jumps "
-                    f"({', '.join(str(p.jump) for p in ps)}) along axis {a}")
-        if ps:
+            # no common period (a decoder resampled by 14/13 next to its skip): the fields
+            # of this input's units, as they are; RF is the largest of them
+            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
+                                                                strict=True)))
+            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
+                                                               strict=True)))
+            jump = max(p.jump for p in ps)
+            per.append(Periodic(len(first[-1]), math.ceil(len(first[-1]) * jump), first[-1],
+                                last[-1]))
+        elif ps:
             period = math.lcm(*(p.period for p in ps))
             boxes = [[p.at(u) for p in ps] for u in range(period)]
             lo = tuple(_pick([b[0] for b in bs if b], min) for bs in boxes)
@@ -297,7 +304,8 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
     if isinstance(op, ir.Linear):  # on the last axis
         return f.collapse([f.axes[-1]]) if f.axes[-1] is not None else f
     if isinstance(op, ir.Softmax):
-        return f.collapse([f.axes[0]]) if f.axes[0] is not None else f
+        ax = f.axes[op.axis % len(x)]
+        return f.collapse([ax], keep=True) if ax is not None else f
     if isinstance(op, ir.Norm) and not op.running:
         if op.norm == "layer":
             return f.collapse([a for a in f.axes[len(x) - len(op.shape):] if a is not None],

@@ -116,7 +116,7 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
             return None, [x], "tensor_split"
         return _parts(imp, node, x, how, arg(rest, kwargs, 1, "dim", 0), name == "chunk")
     if (method and t in ops.SOFTMAX) or (not method and t in ops.SOFTMAX):
-        op, reason = ops.softmax_op(x.shape, arg(rest, kwargs, 0, "dim"))
+        op, reason = ops.softmax_op(x.shape, arg(rest, kwargs, 0, "dim"), "log" in name)
         return op, [x], reason
     if (method and t in ops.RESHAPE_METHODS) or (not method and t in ops.RESHAPE_FUNCS):
         if name in ("view_as", "reshape_as"):

@@ -239,7 +239,7 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
         return ir.Linear(m.out_features, m.bias is not None, last=len(x) != 2), ""
     if isinstance(m, nn.Softmax | nn.LogSoftmax):
         dim = m.dim if m.dim is not None else (0 if len(x) in (0, 1, 3) else 1)
-        return softmax_op(x, dim)
+        return softmax_op(x, dim, isinstance(m, nn.LogSoftmax))
     if isinstance(m, nn.Upsample):
         return upsample_op(x, m.size, m.scale_factor, m.mode, m.align_corners,
                            m.recompute_scale_factor)
@@ -251,10 +251,10 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     return None, "no IR op for this module"
 
 
-def softmax_op(x: tuple[int, ...], dim: Any) -> Result:
-    if isinstance(dim, int) and dim % len(x) == 1:
-        return ir.Softmax(), ""
-    return None, f"softmax over axis {dim} (the IR's is over the channel axis)"
+def softmax_op(x: tuple[int, ...], dim: Any, log: bool = False) -> Result:
+    if not isinstance(dim, int) or dim % len(x) == 0:
+        return None, f"softmax over axis {dim} (the batch axis or an implicit one)"
+    return ir.Softmax(dim % len(x) - 1, log), ""
 
 
 def upsample_op(x: tuple[int, ...], size: Any, scale: Any, mode: str, align: Any,

@@ -305,8 +305,11 @@ class Linear:
 
 @dataclass(frozen=True)
 class Softmax:
-    """Softmax over the feature axis (the 'loss' layer of the sheets' tables)."""
+    """Softmax over the feature axis (the 'loss' layer of the sheets' tables), or over
+    ``axis`` (no batch axis) of a traced ``softmax(dim)``; ``log`` for log_softmax."""
 
+    axis: int = 0
+    log: bool = False
     kind = "softmax"
 
 

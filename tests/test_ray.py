@@ -92,7 +92,9 @@ def _stop(marker: str) -> None:
 
 def _ray_start(marker: str, *args: str) -> None:
     """``ray start ARGS`` with this test's marker and ``tests/`` on the workers' path."""
-    env = {**os.environ, MARK: marker, "PYTHONHASHSEED": "0", **RAY_ENV,
+    # without $CNNLAB_DATA: the workers get the driver's (the CLI test needs it)
+    env = {**{k: v for k, v in os.environ.items() if k != "CNNLAB_DATA"}, MARK: marker,
+           "PYTHONHASHSEED": "0", **RAY_ENV,
            "PYTHONPATH": os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH"))
                                          if p)}
     ray_cli = Path(sys.executable).with_name("ray")
@@ -316,8 +318,8 @@ label = "one"
 
 def test_cli_experiment_run_on_ray_then_report(cluster, tmp_path, capsys):
     """`cnnlab experiment run RECIPE --executor ray --address ...` (the real trainer on real
-    MNIST in the workers): experiment.json, the summary line, a second run trains nothing,
-    and `cnnlab report` reads the folder."""
+    MNIST in the workers, found through the driver's $CNNLAB_DATA: the cluster has none):
+    experiment.json, the summary line, a second run trains nothing, `cnnlab report` reads it."""
     from test_experiment_repro import mnist_or_skip
 
     from cnnlab.cli import main as cli

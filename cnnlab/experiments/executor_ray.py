@@ -101,9 +101,12 @@ def holder(cfg: TrainConfig) -> dict[str, Any] | None:
 
 def _task(cfg: TrainConfig, threads: int,
           train_fn: Callable[[TrainConfig], RunResult] | None,
-          fresh: bool) -> tuple[dict[str, Any], bool]:
+          fresh: bool, data_env: str | None) -> tuple[dict[str, Any], bool]:
     """Ray task body: under the run's lock, read a result another driver finished meanwhile,
-    else train (resuming a checkpoint of the same config). Returns (result, trained)."""
+    else train (resuming a checkpoint of the same config). Returns (result, trained).
+    ``data_env``: the driver's ``$CNNLAB_DATA``, used where the worker's node sets none."""
+    if data_env:
+        os.environ.setdefault("CNNLAB_DATA", data_env)
     with claim(cfg):
         done = finished(cfg)
         if done is not None:
@@ -188,7 +191,7 @@ class RayExecutor:
         """The config as a worker on another node needs it: absolute paths (a worker's working
         directory is not the driver's), its threads, and the CPU unless it was given a GPU.
         All these fields are result-free, so the resume rule sees the same run."""
-        data_dir = cfg.data_dir or os.environ.get("CNNLAB_DATA")
+        data_dir = cfg.data_dir
         device = cfg.device
         if device == "auto" and not self.gpus_per_run:
             device = "cpu"
@@ -213,8 +216,10 @@ class RayExecutor:
                 **self.ray_options}
         task = ray.remote(**opts)(_task)
         prepared = {i: self.prepare(configs[i]) for i in todo}
-        refs = {task.remote(prepared[i], prepared[i].threads, self.train_fn, self.fresh): i
-                for i in todo}
+        data_env = os.environ.get("CNNLAB_DATA")
+        data_env = str(Path(data_env).resolve()) if data_env else None
+        refs = {task.remote(prepared[i], prepared[i].threads, self.train_fn, self.fresh,
+                            data_env): i for i in todo}
         pending, errors = list(refs), []
         t0 = last = time.perf_counter()
         while pending:

@@ -156,8 +156,7 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     (["conv5x5x8 frob2", "--input", "1x8x8"], "spec at column 11 ('frob2'): unknown layer"),
     (["conv5x5x8", "--input", "1x3x3"], "layer conv1: kernel 5 (axis 0) is larger than its "
                                          "padded input 3"),
-    (["conv3x8(padding=-2)", "--input", "1x3"], "layer conv1: kernel 3 (axis 0) is larger "
-                                                 "than its padded input -1"),
+    (["conv3x8(padding=-2)", "--input", "1x3"], "padding must be an integer >= 0, got -2"),
     (["add{conv3x3x8(padding=same) | }", "--input", "1x8x8"],
      "layer add1: cannot add shapes (8, 8, 8) and (1, 8, 8)"),
     (["fc2", "--input", "1x0x8"], "--input '1x0x8': every size must be positive"),

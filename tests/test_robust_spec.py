@@ -134,6 +134,7 @@ def test_bad_layer_list_is_one_error(tmp_path: Path, layers: list) -> None:
     {"spec": 3}, {"spec": ["relu"]}, {"spec": "relu", "input": "1xx2"},
     {"spec": "relu", "input": [1, -2]}, {"spec": "relu", "input": [True, 2]},
     {"spec": "relu", "input": "abc"}, {"spec": "relu", "input": {"a": 1}},
+    {"spec": "relu", "input": [1, 999999999, 999999999]}, {"spec": "relu", "input": "1x70000"},
     {"spec": "relu", "name": 3}, {"spec": "relu*0"}, {"spec": "relu", "layers": []},
     {}, {"spec": "relu", "extra": 1},
 ])

@@ -33,6 +33,8 @@ from cnnlab.ir import graph as ir
 from cnnlab.ir.spec import (
     MAX_DEPTH,
     MAX_LAYERS,
+    MAX_SIZE,
+    MAX_UNITS,
     BlockItem,
     LayerItem,
     check_number,
@@ -138,6 +140,9 @@ def load(path: str | Path) -> tuple[ir.Graph, tuple[int, ...] | None, str]:
             raise CnnlabError(f"{p}: input must be a list of positive integers like "
                               f"[1, 28, 28] or a string like \"1x28x28\", got {shape!r}")
         shape = tuple(shape)
+    if shape is not None and (shape[0] > MAX_UNITS or any(v > MAX_SIZE for v in shape[1:])):
+        raise CnnlabError(f"{p}: input {'x'.join(map(str, shape))} is larger than cnnlab's "
+                          f"limits ({MAX_UNITS} channels, {MAX_SIZE} per spatial axis)")
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
             raise CnnlabError(f"{p}: {key} must be a string, got {data[key]!r}")

@@ -14,7 +14,8 @@ def register(p: argparse.ArgumentParser) -> None:
                    "a model name (baseline, vgg16, ...) or a .toml/.json file")
     p.add_argument("--module", metavar="PKG.MOD:FACTORY",
                    help="analyze a live torch.nn.Module returned by FACTORY() (traced by torch.fx)")
-    p.add_argument("--input", metavar="CxHxW", help="input shape without batch, e.g. 1x28x28")
+    p.add_argument("--input", metavar="CxHxW", help="input shape without batch, e.g. 1x28x28; "
+                   "50:int64 for 50 token ids (a module starting with nn.Embedding)")
     p.add_argument("--batch", type=int, default=1, help="batch size; scales MACs and memory")
     p.add_argument("--compare", action="store_true",
                    help="add locally- and fully-connected parameter counts per conv layer")
@@ -62,10 +63,11 @@ def _load_module(target: str):
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.analysis.render import render
-    from cnnlab.ir.shapes import parse_shape
+    from cnnlab.ir.shapes import parse_input
     from cnnlab.models.resolve import analyze
 
-    shape = parse_shape(args.input, args.layout) if args.input else None
+    # "50:int64": 50 token ids for a module that starts with nn.Embedding
+    shape, dtype = parse_input(args.input, args.layout) if args.input else (None, None)
     if args.erf or args.weights:
         return _run_erf(args, shape)
     if args.module:
@@ -74,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         model = _load_module(args.module)
     else:
         model = args.spec
-    analysis = analyze(model, shape, batch=args.batch, compare=args.compare)
+    analysis = analyze(model, shape, batch=args.batch, compare=args.compare, dtype=dtype)
     text = render(analysis, args.format, args.layout)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

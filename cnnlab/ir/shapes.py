@@ -313,6 +313,19 @@ def infer_shapes(graph: ir.Graph, input_shape: Shape) -> dict[str, Shape]:
     return shapes
 
 
+def parse_input(text: str, layout: str = "nchw") -> tuple[tuple[int, ...], str]:
+    """``"3x224x224"`` -> ((3, 224, 224), "float32"); ``"50:int64"`` -> ((50,), "int64"):
+    token ids for a net that starts with an embedding (the dtype after a colon)."""
+    sizes, _, dtype = (text or "").partition(":")
+    dtype = dtype.strip() or "float32"
+    known = ("float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8",
+             "uint8", "long", "int")
+    if dtype not in known:
+        raise CnnlabError(f"--input {text!r}: unknown dtype {dtype!r}; use e.g. 50:int64 for "
+                          f"50 token ids or 3x224x224 for an image ({', '.join(known)})")
+    return parse_shape(sizes, layout), {"long": "int64", "int": "int64"}.get(dtype, dtype)
+
+
 def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
     """``"1x28x28"`` -> (1, 28, 28); with layout nhwc ``"28x28x1"`` -> (1, 28, 28)."""
     if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", text or ""):

@@ -12,14 +12,23 @@ from typing import Any
 from cnnlab.analysis.analyze import Analysis, analyze_graph
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
-from cnnlab.ir.shapes import Shape, parse_shape
+from cnnlab.ir.shapes import Shape, parse_input
 from cnnlab.models import zoo
 
 
 def model_graph(model: Any, input: Shape | str | None = None,
-                layout: str = "nchw") -> tuple[ir.Graph, Shape]:
-    """The IR of ``model`` and its input shape (``input`` wins over the model's own)."""
-    shape = parse_shape(input, layout) if isinstance(input, str) else input
+                layout: str = "nchw", dtype: str | None = None) -> tuple[ir.Graph, Shape]:
+    """The IR of ``model`` and its input shape (``input`` wins over the model's own).
+
+    ``input`` may name a dtype after a colon: ``"50:int64"`` is 50 token ids (for a module
+    that starts with ``nn.Embedding``); ``dtype`` says the same from Python.
+    """
+    if isinstance(input, str):
+        shape, given = parse_input(input, layout)
+        dtype = dtype or given
+    else:
+        shape = input
+    dtype = dtype or "float32"
     shape = tuple(shape) if shape is not None else None
     if isinstance(model, ir.Graph):
         graph = model
@@ -36,7 +45,7 @@ def model_graph(model: Any, input: Shape | str | None = None,
         if shape is None:
             raise CnnlabError("analyzing a module needs input=(C, H, W), e.g. input='3x224x224' "
                               "(--input 3x224x224 on the command line)")
-        graph = from_module(model, shape)
+        graph = from_module(model, shape, dtype)
     if shape is None:
         raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28 "
                           "(input='1x28x28' from Python: channels x height x width)")
@@ -44,11 +53,11 @@ def model_graph(model: Any, input: Shape | str | None = None,
 
 
 def analyze(model: Any, input: Shape | str | None = None, batch: int = 1,
-            compare: bool = False, layout: str = "nchw") -> Analysis:
+            compare: bool = False, layout: str = "nchw", dtype: str | None = None) -> Analysis:
     """Analyze a model name, spec string, TOML/JSON file, IR graph or live ``torch.nn.Module``.
 
-    ``input`` is ``(C, H, W)``-style (no batch) or a string like ``"1x28x28"``; named models and
-    files bring their own default input.
+    ``input`` is ``(C, H, W)``-style (no batch) or a string like ``"1x28x28"`` (``"50:int64"``
+    for 50 token ids); named models and files bring their own default input.
     """
-    graph, shape = model_graph(model, input, layout)
+    graph, shape = model_graph(model, input, layout, dtype)
     return analyze_graph(graph, shape, batch=batch, compare=compare)

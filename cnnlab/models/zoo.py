@@ -309,11 +309,19 @@ def get(name: str, **options: object) -> ModelDef:
 
 
 def _is_file(text: str) -> bool:
+    """Whether ``source`` names an architecture file: it ends in .toml/.json, or it looks like
+    a path (a separator, ``~`` or ``.`` first, no spaces, parentheses or newlines, at most 4096
+    characters) and that file exists. A spec string is never tried as a file name."""
+    text = text.strip()
     if text.endswith((".toml", ".json")):
         return True
+    looks = ("/" in text or "\\" in text or text.startswith(("~", "."))) and len(text) <= 4096 \
+        and not any(c in text for c in " \t\n(),=")
+    if not looks:
+        return False
     try:
-        return "\n" not in text and Path(text).is_file()
-    except (OSError, ValueError):  # a long spec string is no file name
+        return Path(text).expanduser().is_file()
+    except (OSError, ValueError):
         return False
 
 

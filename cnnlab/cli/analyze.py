@@ -58,7 +58,9 @@ def _load_module(target: str):
     factory = getattr(mod, attr, None)
     if factory is None:
         raise CnnlabError(f"--module: {mod_name!r} has no attribute {attr!r}")
-    return factory() if callable(factory) and not hasattr(factory, "forward") else factory
+    # a class (pkg.mod:Class) or a factory function is called; a module instance is used as is
+    is_factory = isinstance(factory, type) or callable(factory) and not hasattr(factory, "forward")
+    return factory() if is_factory else factory
 
 
 def run(args: argparse.Namespace) -> int:

@@ -74,7 +74,7 @@ def total_lines(a: Analysis, layout: str = "nchw") -> list[str]:
     acts = ", ".join(f"{p} {human_bytes(b)}" for p, b in t.activation_bytes.items())
     return [
         f"input: {_x(shape_of(a.input_shape, a.batch, layout))} "
-        f"({'batch x spatial x channels' if layout == 'nhwc' else 'batch x channels x spatial'}), "
+        f"({_order(a, layout)}), "
         f"batch {a.batch}",
         f"params: {t.params:,} (weights {t.weights:,} + biases {t.biases:,}); "
         f"{human_bytes(t.param_bytes)} in fp32",
@@ -104,6 +104,12 @@ def notes(a: Analysis) -> list[str]:
         out.append(f"RF whole input (a global op, e.g. an SE gate or group norm, feeds every "
                    f"unit) from {whole[0]} on ({len(whole)} rows)")
     return out
+
+
+def _order(a: Analysis, layout: str) -> str:
+    if a.layers and a.layers[0].desc.startswith("input tokens"):
+        return "batch x tokens, " + a.layers[0].desc.removeprefix("input tokens ").strip("()")
+    return "batch x spatial x channels" if layout == "nhwc" else "batch x channels x spatial"
 
 
 def table(a: Analysis, layout: str = "nchw") -> str:

@@ -47,8 +47,9 @@ def formula(row: LayerStats, inp: tuple[int, ...]) -> str:
     if row.kind == "conv" and inp and out:
         cin, cout = inp[0], out[0]
         area = w // max(cin * cout, 1)
-        side = math.isqrt(area)
-        k = f"{side}·{side}" if side * side == area else str(area)
+        dims = len(out) - 1
+        side = round(area ** (1 / dims)) if dims > 1 else area
+        k = "·".join([str(side)] * dims) if dims > 1 and side ** dims == area else str(area)
         if area * cin * cout == w:
             return f"{k}·{cin}·{cout} = {w:,} weights" + tail
     if row.kind == "linear" and inp:

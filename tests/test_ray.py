@@ -3,7 +3,7 @@
 Checks the issue's three claims and the lock: local and Ray executors give bit-identical final
 weights on CPU; a worker SIGKILLed mid-run is retried by Ray, resumes from its checkpoint and
 ends with the same weights; a second map over finished runs trains nothing; a run another
-driver holds is not trained twice. The cluster is started once per session and stopped at
+driver holds is not trained twice. The cluster is started once for this file and stopped at
 the end, even on failure: its own processes only (found by a marker in their environment),
 not with ``ray stop``, which kills every Ray process on the machine.
 
@@ -78,7 +78,9 @@ def _own_pids(marker: str) -> list[int]:
 
 
 def _stop(marker: str) -> None:
-    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0)):
+    """SIGTERM our cluster's processes, then SIGKILL what is left (twice: one may have
+    started a child in between)."""
+    for sig, grace in ((signal.SIGTERM, 3.0), (signal.SIGKILL, 5.0), (signal.SIGKILL, 5.0)):
         pids = _own_pids(marker)
         for pid in pids:
             try:
@@ -106,7 +108,7 @@ def _ray_start(marker: str, *args: str) -> None:
         pytest.fail(f"ray start {' '.join(args)} failed: {out.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # not session: stopped as soon as this file is done
 def cluster():
     """Address of a 2-CPU Ray head on 127.0.0.1; this process is connected to it."""
     ray = pytest.importorskip("ray", reason="ray is not installed (pip install 'cnnlab[ray]')")

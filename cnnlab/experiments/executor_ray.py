@@ -2,8 +2,9 @@
 
 Each config becomes one Ray task asking for ``threads_per_run`` CPUs and ``gpus_per_run``
 GPUs, run in a worker process of its own (``max_calls=1``, like the local pool's fresh
-processes). The task body is the local executor's (:func:`~cnnlab.experiments.executor.run_one`),
-so a run trains to the same weights on either executor. The resume rule holds across nodes:
+processes; ``fresh=False`` reuses workers, as ``--quick`` does). The task body is the
+local executor's (:func:`~cnnlab.experiments.executor.run_one`), so a run trains to the same
+weights on either executor. The resume rule holds across nodes:
 
 * results live in the run folders under ``runs_dir``, which must be a path every node sees
   (NFS, CephFS, Lustre, a bind-mounted volume); object storage is not supported;

@@ -266,3 +266,26 @@ def test_receptive_fields_are_gradient_footprints(name, factory, shape, dtype) -
                 if len(along) == steps + 1:
                     assert along[-1] - along[0] == j * steps, (row.name, ax)
     assert exact > 0 or all(r.jump is None or r.rf_note for r in rows)
+
+
+@pytest.mark.parametrize(("name", "factory", "shape", "dtype"), NETS, ids=IDS)
+def test_the_builder_rebuilds_every_imported_graph(name, factory, shape, dtype) -> None:
+    """IR -> nn.Module: per node, the built module's numel is the row's parameters (plus the
+    values it shares) and a real forward pass gives the row's shape."""
+    from cnnlab.models.build import build
+
+    net = _net(factory)
+    graph = from_module(net, shape, dtype)
+    a = analyze_graph(graph, shape, batch=BATCH)
+    built = build(graph, shape, seed=0).eval()
+    outs: dict[str, tuple[int, ...]] = {}
+    hooks = [built.layer(r.name).register_forward_hook(
+        lambda _m, _i, o, n=r.name: outs.__setitem__(n, tuple(o.shape))) for r in a.layers[1:]]
+    with torch.no_grad():
+        built(_input(shape, dtype))
+    for h in hooks:
+        h.remove()
+    for row in a.layers[1:]:
+        numel = sum(p.numel() for p in built.layer(row.name).parameters())
+        assert row.params + row.shared == numel, row.name
+        assert outs[row.name] == (BATCH, *row.output_shape), row.name

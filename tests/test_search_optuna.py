@@ -177,3 +177,16 @@ def test_cli_search_needs_a_recipe_with_searches(capsys: pytest.CaptureFixture) 
 
     assert main(["search", "huji_q1"]) == 2
     assert "has no [[searches]]" in capsys.readouterr().err
+
+
+def test_a_resumed_study_draws_new_points(tmp_path: Path) -> None:
+    """Raising ``trials`` continues the study; the sampler does not replay its first draws."""
+    text = SEARCH.replace("pool_type = [\"max\", \"avg\"] }",
+                          "pool_type = [\"max\", \"avg\"], lr = [0.001, 0.01] }")
+    runs = tmp_path / "runs"
+    run_recipe(_recipe(tmp_path, text.replace("trials = 10", "trials = 4")), InlineExecutor(),
+               runs)
+    doc = json.loads(run_recipe(_recipe(tmp_path, text.replace("trials = 10", "trials = 8")),
+                                InlineExecutor(), runs).read_text())
+    points = [json.dumps(t["overlay"], sort_keys=True) for t in doc["searches"][0]["trials"]]
+    assert len(points) == 8 and len(set(points)) == 8

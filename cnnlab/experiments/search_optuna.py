@@ -91,12 +91,14 @@ class OptunaSearch:
         self.storage_path.parent.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
-        sampler = optuna.samplers.TPESampler(
-            seed=int(spec["sampler_seed"]), multivariate=True, constant_liar=True,
-            n_startup_trials=min(6, self.n_trials))
         self.study = optuna.create_study(
-            study_name=self.label, storage=storage, sampler=sampler, load_if_exists=True,
+            study_name=self.label, storage=storage, load_if_exists=True,
             directions=["minimize", "maximize"])
+        # a resumed session must not replay the random draws of the first: offset the seed
+        # by the trials already in the study
+        self.study.sampler = optuna.samplers.TPESampler(
+            seed=int(spec["sampler_seed"]) + len(self.study.trials), multivariate=True,
+            constant_liar=True, n_startup_trials=min(6, self.n_trials))
         if not self.study.trials:
             for point in spec["enqueue"]:
                 self.study.enqueue_trial(self._flat(point))

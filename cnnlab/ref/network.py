@@ -36,11 +36,25 @@ Params = dict[str, dict[str, np.ndarray]]
 Shape = tuple[int, ...]
 
 
+_REF_OPS = (ir.Input, ir.Conv, ir.Pool, ir.GlobalPool, ir.Act, ir.BatchNorm, ir.Dropout,
+            ir.Flatten, ir.Linear, ir.Softmax, ir.Add, ir.Concat, ir.Scale)
+
+
 def _check_supported(graph: ir.Graph) -> None:
     for node in graph.nodes:
         op = node.op
         if isinstance(op, ir.Unsupported):
             raise CnnlabError(f"layer {node.name}: {op.target} has no NumPy reference; "
+                              "the reference runs conv, pool, act, flatten, fc, dropout, bn, "
+                              "softmax, add, concat, global pool and scale nodes")
+        # ops and variants only traced modules bring (cnnlab.ir.fximport)
+        variant = (isinstance(op, ir.Pool) and op.ceil
+                   or isinstance(op, ir.GlobalPool) and op.keepdim
+                   or isinstance(op, ir.Linear) and op.last
+                   or isinstance(op, ir.Softmax) and (op.axis != 0 or op.log)
+                   or isinstance(op, ir.Concat) and op.axis != 0)
+        if variant or not isinstance(op, _REF_OPS):
+            raise CnnlabError(f"layer {node.name}: {op.kind} ({op}) has no NumPy reference; "
                               "the reference runs conv, pool, act, flatten, fc, dropout, bn, "
                               "softmax, add, concat, global pool and scale nodes")
         if isinstance(op, ir.Act) and op.fn not in layers.ACTIVATIONS:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import pytest
 import torch
-from coverage_nets import MBConv, SharedConv, TextCNN
+from coverage_nets import ConvNeXt, GroupNormNet, MBConv, MobileNetV2, SharedConv, TextCNN, UNet
 from torch import nn
 
 import cnnlab
@@ -116,3 +117,27 @@ def test_a_long_spec_is_not_a_file_name() -> None:
     assert resolve(spec).spec == spec
     a = cnnlab.analyze(spec, input="3x8x8")
     assert a.layer("fc1").output_shape == (10,)
+
+
+@pytest.mark.parametrize(("factory", "shape"), [
+    (MobileNetV2, (3, 32, 32)), (UNet, (1, 20, 22)), (ConvNeXt, (3, 32, 32)),
+    (GroupNormNet, (2, 9, 9))], ids=["mobilenetv2", "unet", "convnext", "groupnorm"])
+def test_parameters_and_conv_macs_equal_torchinfo(factory, shape) -> None:
+    """Where the conventions match: the total parameters, and the mult-adds of the conv
+    layers (torchinfo counts a conv's MACs as ours; transposed convs and N-D Linear differ)."""
+    torchinfo = pytest.importorskip("torchinfo")
+    torch.manual_seed(0)
+    net = factory().eval()
+    a = cnnlab.analyze(net, input=shape)
+    info = torchinfo.summary(net, input_size=(1, *shape), verbose=0)
+    assert a.total.params == info.total_params
+    convs = {r.name: r.macs for r in a.layers if r.kind == "conv"}
+    seen = {}
+    for layer in info.summary_list:
+        if isinstance(layer.module, nn.Conv2d):
+            name = next(n for n, m in net.named_modules() if m is layer.module)
+            seen[name] = layer.macs
+    for name, macs in seen.items():
+        # torchinfo adds one per output for the bias
+        bias = net.get_submodule(name).bias is not None
+        assert macs == convs[name] + (a.layer(name).activations if bias else 0), name

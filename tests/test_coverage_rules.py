@@ -137,6 +137,7 @@ def test_parameters_and_conv_macs_equal_torchinfo(factory, shape) -> None:
         if isinstance(layer.module, nn.Conv2d):
             name = next(n for n, m in net.named_modules() if m is layer.module)
             seen[name] = layer.macs
+    assert len(seen) == len(convs)
     for name, macs in seen.items():
         # torchinfo adds one per output for the bias
         bias = net.get_submodule(name).bias is not None

@@ -9,6 +9,7 @@ alone (the runs' ``train_time``, wall clock). Medians over the repeats.
 The models: a small CNN, HUJI 1.1's baseline at half width (16x32x128), and the baseline.
 
     nice -n 5 .venv/bin/python bench/bench_batched.py [--threads 1] [--repeats 2] [--quick]
+        [--models 0,1,2] [--scale 1.0] [--ks 3,5] [--vary seed,lr]
     .venv/bin/python bench/bench_batched.py --device cuda      # where a GPU is lent
 """
 
@@ -68,6 +69,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--ks", default="3,5", help="group sizes")
     ap.add_argument("--vary", default="seed,lr", help="what differs: seed, lr or both")
+    ap.add_argument("--models", default="0,1,2", help="rows of MODELS to run (0-based)")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the iterations")
     ap.add_argument("--quick", action="store_true", help="a smoke run: 10 iterations")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -77,8 +80,9 @@ def main() -> None:
           "| CPU ratio | wall ratio | steps-only ratio |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     with tempfile.TemporaryDirectory() as tmp:
-        for label, model, spec, opts, iterations in MODELS:
-            iterations = 10 if args.quick else iterations
+        for row in (int(i) for i in args.models.split(",")):
+            label, model, spec, opts, iterations = MODELS[row]
+            iterations = 10 if args.quick else max(1, round(iterations * args.scale))
             base = TrainConfig(model=model, spec=spec, model_opts=opts, iterations=iterations,
                                eval_every=iterations, log_every=50, train_eval_size=1000,
                                runs_dir=tmp, device=args.device, threads=args.threads,

@@ -311,3 +311,18 @@ def test_erf_never_leaves_the_analyzer_rf(case: tuple[str, tuple[int, ...]]) -> 
     for r in res.layers:
         assert all(f <= k for f, k in zip(r.footprint, r.rf, strict=True)), (text, r.layer)
         assert r.erf50 <= r.erf95
+
+
+def test_rf_of_finds_traced_names_in_a_built_graph() -> None:
+    """A traced module rebuilt from its IR keeps node ``a.b`` as ``layers.a/b``; rf_of maps
+    it back to the analyzer's row."""
+    from cnnlab.ir.fximport import from_module
+    from cnnlab.models.build import build
+
+    shape = (1, 15, 15)
+    src = nn.Sequential(nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU()), nn.Conv2d(2, 1, 5))
+    a = cnnlab.analyze(src, shape)
+    net = build(from_module(src, shape), shape, seed=0)
+    res = effective_rf(net, shape, ["layers.0/0", "layers.1"], samples=4, rf=a)
+    assert [r.rf for r in res.layers] == [a.layer("0.0").rf, a.layer("1").rf] == [(3, 3), (7, 7)]
+    assert [r.footprint for r in res.layers] == [(3, 3), (7, 7)]

@@ -194,12 +194,13 @@ def _check_shape(input_shape: Sequence[int]) -> tuple[int, ...]:
 
 
 def rf_of(analysis: Analysis, layers: Sequence[str]) -> dict[str, tuple[int, ...]]:
-    """The analyzer's RF of each of ``layers`` (module names; a built spec model's
-    ``layers.X`` is the analyzer's row ``X``) that has a spatial field."""
+    """The analyzer's RF of each of ``layers`` (module names; a built model's ``layers.X`` is
+    the analyzer's row ``X``, ``layers.a/b`` the row ``a.b``) that has a spatial field."""
     rows = {r.name: r for r in analysis.layers}
     out = {}
     for name in layers:
-        row = rows.get(name) or rows.get(name.removeprefix("layers."))
+        bare = name.removeprefix("layers.")
+        row = rows.get(name) or rows.get(bare) or rows.get(bare.replace("/", "."))
         if row is not None and row.rf is not None and row.jump is not None:
             out[name] = tuple(row.rf)
     return out

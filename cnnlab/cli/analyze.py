@@ -125,7 +125,9 @@ def _erf_model(args: argparse.Namespace, shape):
 
 
 def _module_name(modules: dict, name: str) -> str | None:
-    for cand in (name, f"layers.{name}"):  # GraphNet keeps node X as layers.X
+    from cnnlab.models.build import layer_key
+
+    for cand in (name, f"layers.{layer_key(name)}"):  # GraphNet keeps node a.b as layers.a/b
         if cand in modules:
             return cand
     return None

@@ -3,10 +3,12 @@
 The sweep (``--runs`` seeds of a small ``baseline`` on MNIST, 1 thread per run) is trained
 by a LocalExecutor of ``--cores`` processes and by a RayExecutor on a local Ray cluster of
 ``--cores`` CPUs (``ray.init(num_cpus=...)``, started once, its start-up timed apart). Both
-give every run a worker process of its own (``fresh``). Rounds alternate local, ray, local,
-ray... in fresh runs folders, so load from other programs falls on both alike; the figure is
-the ratio of median wall times, plus the runs' own CPU seconds (``executor.json``), which
-must agree (same training), and the final accuracies, which must be identical.
+give every run a worker process of its own (``fresh``), and the local executor trains one run
+per process (``batch=False``; ``--batch-local`` lets it group runs, which Ray's tasks don't).
+Rounds alternate local, ray, local, ray... in fresh runs folders, so load from other
+programs falls on both alike; the figure is the ratio of median wall times, plus the runs'
+own CPU seconds (``executor.json``), which must agree (same training), and the final
+accuracies, which must be identical.
 
     CNNLAB_DATA=/work/shared/data nice -n 5 .venv/bin/python bench/bench_ray.py \
         [--runs 6] [--cores 2] [--rounds 2] [--iterations 300]
@@ -50,6 +52,9 @@ def main() -> None:
     ap.add_argument("--cores", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--iterations", type=int, default=300)
+    ap.add_argument("--batch-local", action="store_true",
+                    help="let the local executor train same-architecture runs together (its "
+                         "default since 4d8f764); off: one run per process, like Ray's tasks")
     ap.add_argument("--out", default=None, help="write the figures as JSON here")
     args = ap.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -62,7 +67,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_ray") as tmp:
         for k in range(args.rounds):
             for name in ("local", "ray"):
-                ex = (LocalExecutor(jobs=args.cores, cores=args.cores, log=quiet)
+                ex = (LocalExecutor(jobs=args.cores, cores=args.cores, log=quiet,
+                                    batch=args.batch_local)
                       if name == "local" else RayExecutor(threads_per_run=1, log=quiet))
                 row = timed(ex, sweep(Path(tmp) / f"{name}{k}", args.runs, args.iterations))
                 rows[name].append(row)
@@ -71,7 +77,8 @@ def main() -> None:
     ray.shutdown()
     med = {n: statistics.median(r["wall_s"] for r in rows[n]) for n in rows}
     accs = {json.dumps(r["test_acc"]) for n in rows for r in rows[n]}
-    out = {"runs": args.runs, "cores": args.cores, "rounds": args.rounds,
+    out = {"batch_local": args.batch_local, "runs": args.runs, "cores": args.cores,
+           "rounds": args.rounds,
            "iterations": args.iterations, "ray_start_s": ray_start, "median_wall_s": med,
            "ratio_ray_over_local": med["ray"] / med["local"], "rows": rows,
            "same_accuracies": len(accs) == 1, "load_avg_1min": os.getloadavg()[0]}

@@ -96,16 +96,21 @@ class AdaptivePool:
     kind = "adaptivepool"
 
 
-ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leakyrelu", "softplus", "identity",
-               "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu", "celu", "softsign",
-               "hardtanh", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "rrelu",
-               "threshold", "clamp", "abs", "neg", "exp", "log", "sqrt", "rsqrt", "square",
-               "reciprocal", "sin", "cos", "erf", "floor", "round", "sign")
+# the spec language's activations (cnnlab.ir.spec reads this list)
+ACTIVATIONS = ("relu", "tanh", "sigmoid", "gelu", "elu", "leakyrelu", "softplus", "identity")
+# element-wise functions a traced module may use besides (cnnlab.ir.fximport); the builder
+# builds all but clamp (its bounds are not in the IR), the NumPy reference none of them
+TRACED_ACTIVATIONS = (
+    "relu6", "silu", "hardswish", "hardsigmoid", "mish", "selu", "celu", "softsign",
+    "hardtanh", "logsigmoid", "tanhshrink", "softshrink", "hardshrink", "rrelu", "threshold",
+    "clamp", "abs", "neg", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos",
+    "erf", "floor", "round", "sign")
 
 
 @dataclass(frozen=True)
 class Act:
-    """Element-wise non-linearity; ``fn`` is one of :data:`ACTIVATIONS`."""
+    """Element-wise non-linearity; ``fn`` is one of :data:`ACTIVATIONS` (or, from a traced
+    module, :data:`TRACED_ACTIVATIONS`)."""
 
     fn: str = "relu"
     kind = "act"

@@ -261,6 +261,9 @@ def _module(node: ir.Node, in_shapes: list[tuple[int, ...]]) -> nn.Module:
             return nn.Linear(n_in, op.out_features, bias=op.bias)
         return FlattenLinear(n_in, op.out_features, op.bias)
     if isinstance(op, ir.Act):
+        if op.fn not in _ACT:
+            raise CnnlabError(f"layer {node.name}: cannot build activation {op.fn} (its "
+                              "arguments are not in the IR)")
         return _ACT[op.fn]()
     if isinstance(op, ir.BatchNorm):
         cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(x)]

@@ -20,15 +20,15 @@ METRICS = ("test_acc", "train_acc", "test_loss", "train_loss", "train_time", "it
 HIDDEN = frozenset({"out_name", "log_every", "eval_batch_size", "checkpoint_every"})
 
 
-def hparam_values(cfg: Any) -> dict[str, bool | int | float | str]:
+def hparam_values(cfg: Any, skip: frozenset[str] = frozenset()
+                  ) -> dict[str, bool | int | float | str]:
     """``{key: value}`` of ``cfg`` (a TrainConfig) as the plugin takes them: scalars only
-    (``None`` becomes ``"none"``), ``model_opts`` as ``model_opts.<option>`` entries."""
-    from cnnlab.training.trainer import RESULT_FREE_KEYS
-
+    (``None`` becomes ``"none"``), ``model_opts`` as ``model_opts.<option>`` entries; the
+    keys in ``skip`` (the trainer passes its ``RESULT_FREE_KEYS``) and :data:`HIDDEN` left out."""
     data = asdict(cfg)
     out: dict[str, bool | int | float | str] = {}
     for key, value in data.items():
-        if key in RESULT_FREE_KEYS or key in HIDDEN:
+        if key in skip or key in HIDDEN:
             continue
         if key == "model_opts":
             for part in filter(None, (p.strip() for p in str(value).split(","))):
@@ -50,12 +50,13 @@ def metric_values(result: Any) -> dict[str, float]:
     return out
 
 
-def log_hparams(run_dir: Path, cfg: Any, result: Any) -> None:
-    """Append the HParams summaries of a finished run to ``run_dir``'s TensorBoard events."""
+def log_hparams(run_dir: Path, cfg: Any, result: Any, skip: frozenset[str] = frozenset()) -> None:
+    """Append the HParams summaries of a finished run to ``run_dir``'s TensorBoard events
+    (config keys in ``skip`` left out)."""
     from torch.utils.tensorboard import SummaryWriter
     from torch.utils.tensorboard.summary import hparams
 
-    hp, metrics = hparam_values(cfg), metric_values(result)
+    hp, metrics = hparam_values(cfg, skip), metric_values(result)
     tags = {f"hparams/{k}": v for k, v in metrics.items()}
     exp, ssi, sei = hparams(hp, tags)
     writer = SummaryWriter(log_dir=str(run_dir))

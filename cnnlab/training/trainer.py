@@ -308,7 +308,8 @@ def finish_run(run_dir: Path, cfg: TrainConfig, net: nn.Module, mdef: models.Mod
     if cfg.tensorboard:
         from cnnlab.training.hparams import log_hparams
 
-        log_hparams(run_dir, cfg, result)  # the HParams tab: this run beside its sweep's
+        # the HParams tab: this run beside its sweep's
+        log_hparams(run_dir, cfg, result, RESULT_FREE_KEYS)
     if cfg.plots:
         from cnnlab.training.plots import plot_run
 

@@ -24,9 +24,8 @@ the others go on.
 from __future__ import annotations
 
 import math
-import re
 import time
-from dataclasses import asdict, fields, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +33,26 @@ import torch
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import write_json
-from cnnlab.models import zoo as models
 from cnnlab.training import rundir
+from cnnlab.training.batched_key import (
+    PER_MODEL,
+    batch_key,
+    batching_pays,
+    group_configs,
+    macs_per_example,
+    unsupported,
+)
 from cnnlab.training.batched_model import StackedNets, stacked_loss
 from cnnlab.training.batched_optim import StackedOptimizer
-from cnnlab.training.engine import Loop, TrainingDiverged, resolve_precision
+from cnnlab.training.engine import Loop, TrainingDiverged
 from cnnlab.training.optim import lr_at
 from cnnlab.training.runlog import Progress, RunLog
 from cnnlab.training.trainer import (
-    RESULT_FREE_KEYS,
     RunResult,
     TrainConfig,
     build_model,
     check_config,
     finish_run,
-    model_options,
     open_run,
     prepare_data,
     resolve_device,
@@ -56,109 +60,8 @@ from cnnlab.training.trainer import (
     write_run_header,
 )
 
-#: Fields that may differ inside a group (besides :data:`RESULT_FREE_KEYS`): each model's own.
-PER_MODEL = frozenset({"seed", "lr", "momentum", "keep_prob", "l2", "label_smoothing",
-                       "schedule", "warmup", "step_gamma", "out_name"})
-#: The group is fixed by the architecture: these enter the key as the built model's layers.
-_ARCH = frozenset({"model", "spec", "model_opts"})
-
-
-def unsupported(cfg: TrainConfig) -> str | None:
-    """Why ``cfg`` cannot train in a group (``train()`` trains it alone), or None."""
-    device = resolve_device(cfg.device) if cfg.device != "cuda" else torch.device("cuda")
-    why = {"augment": bool(cfg.augment), "target_acc": cfg.target_acc is not None,
-           "compile": cfg.compile, "channels_last": cfg.channels_last == "on",
-           "resume": cfg.resume, "batch_norm": cfg.batch_norm,
-           "precision": resolve_precision(cfg.precision, device) != "fp32"}
-    bad = [k for k, v in why.items() if v]
-    return ", ".join(bad) if bad else None
-
-
-def architecture(cfg: TrainConfig) -> str | None:
-    """The model's layers with dropout rates blanked (they may differ per model), or None for
-    models built by code (a factory) and models with batch norm."""
-    try:
-        mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
-        if mdef.factory is not None:
-            return None
-        graph = mdef.graph()
-    except CnnlabError:
-        return None
-    parts = []
-    for node in graph.nodes:
-        op = node.op
-        if op.kind == "batchnorm":
-            return None
-        shown = "dropout" if op.kind == "dropout" else re.sub(r"\s+", " ", repr(op))
-        parts.append(f"{node.name}<{','.join(node.inputs)}>:{shown}")
-    return "; ".join(parts)
-
-
-def batch_key(cfg: TrainConfig) -> tuple[Any, ...] | None:
-    """Configs with equal keys can train together in :func:`train_many`; None: train alone.
-
-    The key is the architecture (layers, dropout rates left out) and every field that is
-    neither a model's own (:data:`PER_MODEL`) nor free of the result (``RESULT_FREE_KEYS``;
-    ``threads`` and ``device`` are kept, the group shares them).
-    """
-    if unsupported(cfg):
-        return None
-    arch = architecture(cfg)
-    if arch is None:
-        return None
-    skip = PER_MODEL | _ARCH | (RESULT_FREE_KEYS - {"threads", "device"})
-    shared = tuple((f.name, repr(getattr(cfg, f.name))) for f in fields(cfg)
-                   if f.name not in skip)
-    return (arch, shared)
-
-
-#: On a CPU, batching pays for models of at most this many multiply-adds per example
-#: (bench/bench_batched.py: small models train faster together, the HUJI baseline's 14 M
-#: MACs do not, its convolutions are compute-bound). On a GPU it always pays.
-CPU_MAX_MACS = 3_000_000
-
-
-def macs_per_example(cfg: TrainConfig) -> int | None:
-    """Multiply-adds of one forward pass (the analyzer's count at the model's input shape;
-    a spec string has none: MNIST's 1x28x28)."""
-    from cnnlab.analysis.analyze import analyze_graph
-
-    try:
-        mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
-        return analyze_graph(mdef.graph(), mdef.input_shape or (1, 28, 28)).total.macs
-    except CnnlabError:
-        return None
-
-
-def batching_pays(cfg: TrainConfig) -> bool:
-    """Whether ``cfg`` should train in a group: it has a :func:`batch_key`, and it runs on a
-    GPU or its model is small enough (:data:`CPU_MAX_MACS`) for a CPU to gain."""
-    if batch_key(cfg) is None:
-        return False
-    if cfg.device == "cuda" or (cfg.device == "auto" and torch.cuda.is_available()):
-        return True
-    macs = macs_per_example(cfg)
-    return macs is not None and macs <= CPU_MAX_MACS
-
-
-def group_configs(configs: list[TrainConfig], max_size: int = 8) -> list[list[int]]:
-    """Indices of ``configs`` in groups of equal :func:`batch_key` (at most ``max_size`` each,
-    first-seen order); a config without a key is a group of its own."""
-    groups: dict[Any, list[list[int]]] = {}
-    out: list[list[int]] = []
-    for i, cfg in enumerate(configs):
-        key = batch_key(cfg)
-        if key is None:
-            out.append([i])
-            continue
-        bucket = groups.get(key)
-        if bucket is None or len(bucket[-1]) >= max_size:
-            out.append([i])
-            groups.setdefault(key, []).append(out[-1])
-        else:
-            bucket[-1].append(i)
-    return out
-
+__all__ = ["PER_MODEL", "batch_key", "batching_pays", "diverged_result", "group_configs",
+           "macs_per_example", "train_many", "unsupported"]
 
 def diverged_result(run_dir: Path | str, err: Exception) -> RunResult:
     """The result of a run whose loss became NaN/inf: NaN metrics, ``stopped`` says why."""

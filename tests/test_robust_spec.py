@@ -198,3 +198,19 @@ def test_memory_is_bounded() -> None:
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
         assert peak < 100 * 2**20, (text[:30], peak)
+
+
+@pytest.mark.parametrize("text", ["1x2000000", "1x999999999x999999999", "2000000x2000000x1"])
+def test_absurd_input_is_one_error(text: str) -> None:
+    """Analysis stays bounded: an --input beyond the stated limits is refused up front."""
+    from cnnlab.ir.shapes import parse_shape
+
+    with pytest.raises(CnnlabError, match="too large"):
+        parse_shape(text)
+
+
+def test_absurd_input_tuple_is_one_error() -> None:
+    import cnnlab
+
+    with pytest.raises(CnnlabError, match="too large"):
+        cnnlab.analyze("conv3x3x8", input=(1, 10**9, 10**9))

@@ -128,7 +128,7 @@ def options(spec: dict[str, Any], recipe: str, quick: bool = False) -> tuple[str
     if not isinstance(spec, dict):
         raise CnnlabError(f"{where} must be a table, got {spec!r}")
     kind = spec.get("kind")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:
         raise CnnlabError(f"{where} kind must be one of {', '.join(sorted(KINDS))}, "
                           f"got {kind!r}")
     known = KINDS[kind].options

@@ -107,6 +107,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise CnnlabError(f"no recipe {str(name_or_path)!r}; known: {', '.join(recipe_names())}")
     data = load_mapping(path, "recipe")
     _check_keys(data, RECIPE_KEYS, str(path))
+    _check_types(data, path)
     data = _sheet_split(data, path)
     for key in ("title", "sheet", "question"):
         if key not in data:
@@ -134,6 +135,62 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
 
         check(data["measure"], path.stem)
     recipe = Recipe(name=path.stem, path=str(path), **data)
+    try:
+        _check_expansion(recipe, path)
+    except (TypeError, AttributeError, ValueError, KeyError) as e:  # a shape _check_types
+        raise CnnlabError(f"{path}: malformed recipe ({type(e).__name__}: {e}); "  # misses
+                          "see docs/experiments.md for the format") from None
+    return recipe
+
+
+#: The recipe's top-level keys and the TOML type each must have.
+_TOP_TYPES: dict[str, tuple[type, ...]] = {
+    "title": (str,), "source": (str,), "question": (str,), "text": (str,),
+    "seeds": (int,), "order": (int,), "base": (dict,), "quick": (dict,),
+    "variants": (list,), "sweeps": (list,), "searches": (list,), "analyze": (dict,),
+    "findings": (dict,), "measure": (dict,)}
+
+
+def _check_types(data: dict[str, Any], path: Path) -> None:
+    """Each key has the TOML type the format gives it (docs/experiments.md): strings,
+    integers, tables, arrays of tables; a wrong one is a one-line error naming it."""
+    def fail(where: str, want: str, got: Any) -> None:
+        raise CnnlabError(f"{path}: {where} must be {want}, got {got!r}"[:300])
+
+    for key, types in _TOP_TYPES.items():
+        if key in data and (not isinstance(data[key], types) or isinstance(data[key], bool)):
+            fail(key, " or ".join(t.__name__ for t in types).replace("dict", "a table")
+                 .replace("list", "an array of tables").replace("str", "a string")
+                 .replace("int", "an integer"), data[key])
+    if "sheet" in data and not isinstance(data["sheet"], str | dict):
+        fail("sheet", "a string or a [sheet] table", data["sheet"])
+    for key in ("seeds",):
+        if key in data and data[key] < 1:
+            fail(key, "an integer >= 1", data[key])
+    for key in ("variants", "sweeps", "searches"):
+        for i, item in enumerate(data.get(key, [])):
+            if not isinstance(item, dict):
+                fail(f"{key}[{i}]", "a table ([[{key}]])", item)
+            for sub in ("quick", "set", "grid", "sheet", "space", "final"):
+                if sub in item and not isinstance(item[sub], dict):
+                    fail(f"{key}[{i}].{sub}", "a table", item[sub])
+            if "label" in item and not isinstance(item["label"], str):
+                fail(f"{key}[{i}].label", "a string", item["label"])
+            for k, v in item.get("grid", {}).items() if key == "sweeps" else ():
+                if not isinstance(v, list) or not v:
+                    fail(f"{key}[{i}].grid.{k}", "a non-empty array of values", v)
+            if key == "searches" and "values" in item and not isinstance(item["values"], list):
+                fail(f"{key}[{i}].values", "an array", item["values"])
+    kind = data.get("findings", {}).get("kind", "compare")
+    if not isinstance(kind, str):
+        fail("findings.kind", "a string", kind)
+    for key in ("plots", "table", "metric", "speed"):
+        v = data.get("findings", {}).get(key)
+        if v is not None and not isinstance(v, list | str):
+            fail(f"findings.{key}", "a string or an array of strings", v)
+
+
+def _check_expansion(recipe: Recipe, path: Path) -> None:
     # unknown TrainConfig keys and clashing run names fail here, not mid-experiment
     for quick, budget in ((False, "cpu"), (True, "cpu"), (False, "sheet")):
         jobs = expand(recipe, quick=quick, seeds=1, budget=budget)
@@ -149,7 +206,6 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         clash = sorted({n for n in names if names.count(n) > 1})
         if clash:
             raise CnnlabError(f"{path}: labels give the same run folder: {', '.join(clash)}")
-    return recipe
 
 
 def _sheet_split(data: dict[str, Any], path: Path) -> dict[str, Any]:

@@ -99,9 +99,14 @@ class OptunaSearch:
         self.study.sampler = optuna.samplers.TPESampler(
             seed=int(spec["sampler_seed"]) + len(self.study.trials), multivariate=True,
             constant_liar=True, n_startup_trials=min(6, self.n_trials))
-        if not self.study.trials:
-            for point in spec["enqueue"]:
-                self.study.enqueue_trial(self._flat(point))
+        # enqueued points not yet in the study (a recipe may add some to a resumed search)
+        seen = [t.params for t in self.study.trials] + [
+            t.system_attrs.get("fixed_params", {}) for t in self.study.trials]
+        for point in spec["enqueue"]:
+            flat = self._flat(point)
+            if flat not in seen:
+                self.study.enqueue_trial(flat)
+                seen.append(flat)
         self.probes: list[dict[str, Any]] = []  # the round in flight
         self.runs_dir = runs_dir
 

@@ -304,6 +304,10 @@ def infer_shapes(graph: ir.Graph, input_shape: Shape) -> dict[str, Shape]:
     """Output shape of every node, in graph order; raises ShapeError on the first bad layer."""
     if not input_shape or any(int(v) <= 0 for v in input_shape):
         raise ShapeError("input", f"input shape {input_shape} must be positive, e.g. 1x28x28")
+    if (any(int(v) > MAX_INPUT_SIZE for v in input_shape)
+            or math.prod(int(v) for v in input_shape) > MAX_INPUT_ELEMENTS):
+        raise ShapeError("input", f"input shape {tuple(input_shape)} is too large (at most "
+                         f"{MAX_INPUT_SIZE:,} per axis, {MAX_INPUT_ELEMENTS:,} values)")
     shapes: dict[str, Shape] = {}
     for node in graph.nodes:
         if isinstance(node.op, ir.Input):
@@ -326,6 +330,13 @@ def parse_input(text: str, layout: str = "nchw") -> tuple[tuple[int, ...], str]:
     return parse_shape(sizes, layout), {"long": "int64", "int": "int64"}.get(dtype, dtype)
 
 
+#: Bounds on ``--input``: the analysis is arithmetic, but its receptive-field bookkeeping is
+#: linear in each axis's length, so a bound per axis keeps any input to about a second and
+#: 160 MB (2**20 samples is a minute of 16 kHz audio; 2**40 values a 1M x 1M image).
+MAX_INPUT_SIZE = 1 << 20
+MAX_INPUT_ELEMENTS = 1 << 40
+
+
 def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
     """``"1x28x28"`` -> (1, 28, 28); with layout nhwc ``"28x28x1"`` -> (1, 28, 28)."""
     if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", text or ""):
@@ -334,6 +345,9 @@ def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
     dims = tuple(int(v) for v in re.split(r"\s*[x,]\s*", text.strip()))
     if any(d <= 0 for d in dims):
         raise CnnlabError(f"--input {text!r}: every size must be positive")
+    if any(d > MAX_INPUT_SIZE for d in dims) or math.prod(dims) > MAX_INPUT_ELEMENTS:
+        raise CnnlabError(f"--input {text!r}: too large (at most {MAX_INPUT_SIZE:,} per axis "
+                          f"and {MAX_INPUT_ELEMENTS:,} values per example), e.g. 3x224x224")
     if layout == "nhwc" and len(dims) > 1:
         dims = (dims[-1], *dims[:-1])
     return dims

@@ -235,3 +235,28 @@ def test_local_executor_batches_real_training(tmp_path: Path) -> None:
         assert finished(c) is not None
         assert json.loads((run_dir(c) / "env.json").read_text())["batched"]["index"] == int(
             (c.out_name or "")[1])
+
+
+def broken_train(cfg: TrainConfig) -> RunResult:
+    """fake_train, except that run r1 is broken (as a run whose checkpoints are all damaged)."""
+    from cnnlab.common.errors import CnnlabError
+
+    if cfg.out_name == "r1":
+        raise CnnlabError("run r1: every kept checkpoint is damaged")
+    return fake_train(cfg)
+
+
+def test_one_broken_run_does_not_stop_the_others(tmp_path: Path) -> None:
+    from cnnlab.common.errors import CnnlabError
+
+    lines: list[str] = []
+    ex = LocalExecutor(jobs=2, cores=2, train_fn=broken_train, log=lines.append, batch=False)
+    cfgs = _configs(tmp_path, 3)
+    with pytest.raises(CnnlabError, match=r"1 of 3 training tasks failed \(r1: run r1: every"):
+        ex.map(cfgs)
+    assert finished(cfgs[0]) is not None and finished(cfgs[2]) is not None  # kept
+    assert finished(cfgs[1]) is None
+    assert any("r1: FAILED" in line for line in lines)
+    ex2 = LocalExecutor(jobs=1, train_fn=fake_train, log=lambda m: None, batch=False)
+    ex2.map(cfgs)  # the same command again trains only the missing run
+    assert ex2.trained == 1

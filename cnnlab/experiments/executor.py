@@ -275,9 +275,17 @@ class LocalExecutor:
                     fut = pool.submit(_run_group, [cfg_of[i] for i in task], threads,
                                       self.train_many_fn, self.fresh, self.train_fn)
                 futures[fut] = task
+            errors: list[str] = []
             for fut in as_completed(futures):
                 task = futures[fut]
-                out = fut.result()
+                try:
+                    out = fut.result()
+                except Exception as err:  # noqa: BLE001 - one broken run must not stop the rest
+                    names = ", ".join(configs[i].out_name or "" for i in task)
+                    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                    errors.append(f"{names}: {msg}")
+                    self.log(f"  {names}: FAILED ({msg}); the other runs go on")
+                    continue
                 for i, res_dict in zip(task, out if len(task) > 1 else [out], strict=True):
                     res = RunResult(**res_dict)
                     results[i] = res
@@ -286,4 +294,10 @@ class LocalExecutor:
                     self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
                     self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
                              f"{res.train_time:.1f} s training ({res.stopped})")
+        if errors:
+            from cnnlab.common.errors import CnnlabError
+
+            raise CnnlabError(f"{len(errors)} of {len(tasks)} training tasks failed ("
+                              f"{'; '.join(errors[:3])}); the other runs are saved, and running "
+                              "the same command again trains only the missing ones")
         return results  # type: ignore[return-value]

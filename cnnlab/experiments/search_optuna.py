@@ -102,9 +102,11 @@ class OptunaSearch:
         # enqueued points not yet in the study (a recipe may add some to a resumed search)
         seen = [t.params for t in self.study.trials] + [
             t.system_attrs.get("fixed_params", {}) for t in self.study.trials]
+        room = self.n_trials - len(self.study.trials)
         for point in spec["enqueue"]:
             flat = self._flat(point)
-            if flat not in seen:
+            if flat not in seen and room > 0:
+                room -= 1
                 self.study.enqueue_trial(flat)
                 seen.append(flat)
         self.probes: list[dict[str, Any]] = []  # the round in flight
@@ -233,6 +235,8 @@ class OptunaSearch:
 
         out = []
         for t in self.study.get_trials(deepcopy=False):
+            if t.state == TrialState.WAITING:
+                continue  # enqueued, never asked (the trial budget ran out first)
             overlay = suggest(FixedTrial(t.params), self.space)
             row = {"number": t.number, "overlay": overlay,
                    "model_opts": opts_string(overlay.get("model_opts", {}))}

@@ -22,7 +22,7 @@ import tempfile
 import time
 
 import torch
-from peer_mnist import PeerNet, PerSample
+from peer_mnist import PeerNet, loaders, test_accuracy
 from torch.nn import functional as F
 
 from cnnlab.data.datasets import load
@@ -32,12 +32,7 @@ from cnnlab.training.trainer import TrainConfig, train
 
 def peer(ds, seed: int, max_epochs: int) -> tuple[float | None, float, int]:
     """(training seconds to 99% or None, last test accuracy, epochs run)."""
-    torch.manual_seed(seed)
-    to_u8 = lambda x: (x * 255).round().to(torch.uint8)  # noqa: E731
-    train_loader = torch.utils.data.DataLoader(PerSample(to_u8(ds.x_train), ds.y_train),
-                                               batch_size=64, shuffle=True)
-    test_loader = torch.utils.data.DataLoader(PerSample(to_u8(ds.x_test), ds.y_test),
-                                              batch_size=1000)
+    train_loader, test_loader = loaders(ds, seed)
     model = PeerNet()
     opt = torch.optim.Adadelta(model.parameters(), lr=1.0)
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.7)
@@ -50,12 +45,7 @@ def peer(ds, seed: int, max_epochs: int) -> tuple[float | None, float, int]:
             F.nll_loss(model(data), target).backward()
             opt.step()
         spent += time.perf_counter() - t
-        model.eval()
-        correct = 0
-        with torch.no_grad():
-            for data, target in test_loader:
-                correct += int((model(data).argmax(1) == target).sum())
-        acc = correct / len(ds.y_test)
+        acc = test_accuracy(model, test_loader)
         print(f"  peer seed {seed} epoch {epoch}: test {acc:.4f}, {spent:.1f} s", flush=True)
         sched.step()
         if acc >= 0.99:

@@ -95,3 +95,20 @@ def test_bad_flags_fail_before_the_run_folder_exists(tmp_path, capsys, flags, me
     assert main(argv) == 2
     assert message in capsys.readouterr().err
     assert not (runs / "bad").exists()
+
+
+def test_preset_is_the_base_that_config_and_flags_override(tmp_path, capsys):
+    from cnnlab.training.presets import FAST_RECIPE
+
+    conf = tmp_path / "c.toml"
+    conf.write_text('warmup = 0.25\nout_name = "preset"\n')
+    assert main(_flags(tmp_path, "--preset", "fast", "--config", str(conf), "--precision",
+                       "fp32")) == 0
+    cfg = json.loads((tmp_path / "runs" / "preset" / "config.json").read_text())
+    assert cfg["schedule"] == FAST_RECIPE["schedule"] == "onecycle"  # from the preset
+    assert cfg["label_smoothing"] == FAST_RECIPE["label_smoothing"]
+    assert cfg["warmup"] == 0.25 and cfg["lr"] == 0.003 and cfg["precision"] == "fp32"
+    with pytest.raises(SystemExit) as exc:  # argparse's choices: exit 2, one usage line
+        main(_flags(tmp_path, "--preset", "fastest"))
+    assert exc.value.code == 2
+    assert "invalid choice: 'fastest'" in capsys.readouterr().err

@@ -1,7 +1,8 @@
 """``cnnlab train``: one flag per :class:`~cnnlab.training.trainer.TrainConfig` field, or
 ``--config``.
 
-Precedence: defaults < ``--config FILE.toml`` (unknown keys are errors) < flags. With
+Precedence: defaults < ``--preset NAME`` (:data:`cnnlab.training.presets.PRESETS`) <
+``--config FILE.toml`` (unknown keys are errors) < flags. With
 ``--resume --out-name NAME`` the run's saved ``config.json`` is the base, so the flags need
 not be repeated.
 """
@@ -9,6 +10,7 @@ not be repeated.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from cnnlab.common.config import add_arguments, from_args, from_dict
@@ -16,8 +18,12 @@ from cnnlab.common.files import load_mapping, read_json
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    from cnnlab.training.presets import PRESETS
     from cnnlab.training.trainer import TrainConfig
 
+    parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
+                        help="start from a measured recipe (fast: the headline speed recipe, "
+                             "docs/training.md); --config and flags override it")
     parser.add_argument("--config", metavar="FILE.toml", default=None,
                         help="read settings from a TOML (or JSON) file; flags override it")
     add_arguments(parser, TrainConfig)
@@ -30,17 +36,38 @@ def load_config_file(path: str) -> dict:
 
 
 def config_from_args(args: argparse.Namespace):
+    from cnnlab.training.presets import PRESETS
     from cnnlab.training.rundir import run_path
     from cnnlab.training.trainer import TrainConfig
 
     base = None
+    preset = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
+    given = {k for k, v in vars(args).items() if v is not None}
     if args.config:
-        base = from_dict(TrainConfig, load_config_file(args.config), where=args.config)
+        base = from_dict(TrainConfig, _overlay(preset, load_config_file(args.config)),
+                         where=args.config)
+    elif preset:
+        base = from_dict(TrainConfig, preset, where=f"--preset {args.preset}")
     elif getattr(args, "resume", False) and getattr(args, "out_name", None):
         saved = run_path(getattr(args, "runs_dir", "runs"), args.out_name) / "config.json"
         if saved.is_file():
             base = from_dict(TrainConfig, read_json(saved), where=str(saved))
+    if base is not None and given & _LENGTH:  # a length given by flag replaces the base's
+        base = dataclasses.replace(base, **{k: None for k in _LENGTH - given})
     return from_args(TrainConfig, args, base)
+
+
+_LENGTH = {"iterations", "epochs"}  # one run length: a later layer's replaces an earlier one's
+
+
+def _overlay(lower: dict, upper: dict) -> dict:
+    """``upper`` over ``lower``; a run length in ``upper`` drops the other one from ``lower``."""
+    out = dict(lower)
+    if _LENGTH & upper.keys():
+        for k in _LENGTH:
+            out.pop(k, None)
+    out.update(upper)
+    return out
 
 
 def run(args: argparse.Namespace) -> int:

@@ -256,6 +256,19 @@ def fast2(widths: object = (16, 32, 256), keep_prob: float = 1.0) -> ModelDef:
                     "strided small BN CNN for fast MNIST training on a CPU")
 
 
+@register("fast3")
+def fast3(widths: object = (16, 32, 256), keep_prob: float = 1.0) -> ModelDef:
+    """The fixed-schedule speed model since round 3 (docs/training.md, bench/
+    bench_fixed_schedule.py): ``fast2`` with a 3x3 second conv (about half its MACs) that pools
+    after its batch norm, trained at batch 256 where per-step overhead, not FLOPs, sets the pace.
+    """
+    c1, c2, fc = int_tuple(widths, 3, "widths")
+    return ModelDef("fast3", f"conv5x5x{c1}(stride=2,bias=false) bn relu "
+                    f"conv3x3x{c2}(bias=false) maxpool2 bn relu "
+                    f"fc{fc} relu{_keep(keep_prob)} fc10", (1, 28, 28),
+                    "strided 5x5 + 3x3 BN CNN, the fixed-schedule speed model")
+
+
 @register("sheet3-1c")
 def sheet3_1c() -> ModelDef:
     """Problem sheet 3, 1(c): the LeNet-like table (conv/pool/conv/pool/conv/conv/loss)."""

@@ -77,15 +77,21 @@ def autocast(device: torch.device, precision: str) -> contextlib.AbstractContext
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether ``device`` runs bf16 natively (CUDA with bf16, a CPU with AVX512-BF16/AMX);
-    elsewhere bf16 autocast is emulated and slower than fp32."""
+    """Whether ``device`` computes bf16 natively and faster than fp32: CUDA with bf16; a CPU
+    whose oneDNN has bf16 kernels (AVX512-BF16/AMX) *and* where they measured faster
+    (:func:`cnnlab.training.bf16_probe.bf16_pays`). Elsewhere bf16 autocast is emulated or
+    slower, and ``precision="auto"`` trains in fp32."""
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
     if device.type == "cpu":
         try:
-            return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            if not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+                return False
         except (AttributeError, RuntimeError):
             return False
+        from cnnlab.training.bf16_probe import bf16_pays
+
+        return bf16_pays()
     return False
 
 

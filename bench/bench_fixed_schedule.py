@@ -136,16 +136,16 @@ def main() -> None:
     print(f"CPU: {cpu_model()}; threads {a.threads}; device "
           f"{resolve_device('auto')}; load average {os.getloadavg()[0]:.2f}", flush=True)
     runs = tempfile.mkdtemp(prefix="cnnlab-fixed-")
-    results: dict[str, tuple[list[float], list[float], int]] = {}
-    for name in names:
-        times, accs = [], []
-        for seed in range(a.seeds):
+    results: dict[str, tuple[list[float], list[float], int]] = {n: ([], [], 0) for n in names}
+    # interleaved (seed 0 of every recipe, then seed 1...): a change of load mid-run hits all
+    # recipes alike, so the ratio of their medians stays fair
+    for seed in range(a.seeds):
+        for name in names:
             t, acc, it = run_recipe(RECIPES[name], seed, runs)
             print(f"  {name} seed {seed}: {t:.2f} s, test {100 * acc:.2f}%, {it} steps",
                   flush=True)
-            times.append(t)
-            accs.append(acc)
-        results[name] = (times, accs, it)
+            times, accs, _ = results[name]
+            results[name] = (times + [t], accs + [acc], it)
     peer_rows = []
     if a.peer_seeds:
         from peer_mnist import load_mnist, train_fixed

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -33,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from cnnlab.models import zoo
 from cnnlab.models.resolve import analyze
 from cnnlab.training import presets
+from cnnlab.training.bf16_probe import cpu_name
 from cnnlab.training.trainer import TrainConfig, resolve_device, train
 
 # fast2: the recipe before round 3 (the reference of the speed-up); fast: today's FAST_RECIPE
@@ -43,14 +43,11 @@ MEAN_MIN, SEED_MIN = 0.990, 0.989
 def cpu_model() -> str:
     try:
         with open("/proc/cpuinfo") as f:
-            text = f.read()
+            flags = next((ln for ln in f if ln.startswith("flags")), "").split()
     except OSError:
-        return platform.processor() or "unknown CPU"
-    name = next((ln.split(":", 1)[1].strip() for ln in text.splitlines()
-                 if ln.startswith("model name")), "unknown CPU")
-    flags = next((ln for ln in text.splitlines() if ln.startswith("flags")), "")
-    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags.split()]
-    return f"{name} ({', '.join(native) or 'no native bf16'})"
+        flags = []
+    native = [f for f in ("avx512_bf16", "amx_bf16") if f in flags]
+    return f"{cpu_name()} ({', '.join(native) or 'no native bf16'})"
 
 
 def run_recipe(recipe: dict[str, Any], seed: int, runs: str) -> tuple[float, float, int]:

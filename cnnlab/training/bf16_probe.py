@@ -33,15 +33,20 @@ def _cache_file() -> Path:
     return Path(root) / "bf16.json"
 
 
-def _cpu_key() -> str:
-    name = "unknown CPU"
+def cpu_name() -> str:
+    """The CPU's model name from /proc/cpuinfo (``platform.processor()`` elsewhere)."""
+    import platform
+
     try:
         with open("/proc/cpuinfo") as f:
-            name = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
-                        name)
+            return next((ln.split(":", 1)[1].strip() for ln in f
+                         if ln.startswith("model name")), "unknown CPU")
     except OSError:
-        pass
-    return f"{name} | torch {torch.__version__} | {torch.get_num_threads()} thread(s)"
+        return platform.processor() or "unknown CPU"
+
+
+def _cpu_key() -> str:
+    return f"{cpu_name()} | torch {torch.__version__} | {torch.get_num_threads()} thread(s)"
 
 
 def measure_speedup(repeats: int = 7) -> float:

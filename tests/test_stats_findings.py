@@ -268,3 +268,60 @@ speed = []
     assert f.sentences[1].endswith("a difference of +0.00 percentage points (95% CI -0.23 to "
                                    "+0.23, Welch, 3 and 3 seeds): not distinguishable at this "
                                    "budget.")
+
+
+# ------------------------------------------------------------------------ batched groups
+
+
+def batched(g: Group, clock: tuple | None, ms: list[float]) -> Group:
+    """``g``'s runs trained as one batched group ``clock`` (the executor splits the group's
+    time evenly, so every run gets the same ``step_ms``)."""
+    for r, v in zip(g.runs, ms, strict=True):
+        r["step_ms"], r["_batch"] = v, clock
+    return g
+
+
+def test_a_batched_groups_time_is_one_measurement_not_three_seeds() -> None:
+    base = batched(group("base", BASE), ("b0", "b1", "b2"), [10.0] * 3)
+    deep = batched(group("deep", BASE), ("d0", "d1", "d2"), [5.0] * 3)
+    f = findings.compare([base, deep], {"baseline": "base"})
+    one = "one measurement: 3 runs trained as one batched group, no interval"
+    assert f.sentences[1] == (f"ms/step: deep 5.000 ({one}) vs base 10.0 ({one}), a "
+                              "difference of -5.0 (one measurement, no interval): 2.00x faster "
+                              "by the means, not a tested difference (one measurement).")
+    assert "± 0.0" not in f.sentences[1]
+    assert base.stat("step_ms").n == 1 and base.stat("step_ms").merged == 2
+    # accuracies are per run even in a batched group: three seeds, paired
+    assert base.stat("test_acc").n == 3
+    assert table([base], ["step_ms"])["rows"] == [["base", "3", "10.0 (1 shared clock)"]]
+
+
+def test_configurations_trained_in_one_batched_group_share_a_clock() -> None:
+    clock = ("a0", "a1", "a2", "b0", "b1", "b2")
+    a = batched(group("a", BASE), clock, [7.0] * 3)
+    b = batched(group("b", shifted(BASE, EFFECT)), clock, [7.0] * 3)
+    f = findings.compare([a, b], {"baseline": "a"})
+    assert f.sentences[0].endswith("better by this measure.")  # accuracy: measured per run
+    assert f.sentences[1].endswith("a difference of +0.000 (trained in one batched group: one "
+                                   "shared clock, no interval): not a measured difference.")
+    f = findings.sweep([a, b], {"param": "value", "metric": "step_ms"})
+    assert f.sentences[0].startswith("No value is distinguishably best by ms/step at this "
+                                     "budget")
+
+
+def test_two_batched_groups_give_an_interval_over_two_measurements() -> None:
+    g = group("g", BASE + [0.98])
+    for r, (clock, v) in zip(g.runs, [("x", 8.0), ("x", 8.0), ("y", 9.0), ("y", 9.0)],
+                             strict=True):
+        r["step_ms"], r["_batch"] = v, clock
+    st = g.stat("step_ms")
+    assert (st.values, st.merged) == ([8.0, 9.0], 2)
+    half = scipy_stats.t.ppf(0.975, 1) * scipy_stats.sem([8.0, 9.0])
+    assert fmt("step_ms", st) == f"8.500 ± {half:.3f}"
+    assert quote("step_ms", st).endswith("(95% CI, 2 measurements: 4 runs trained in batched "
+                                         "groups)")
+
+
+def test_runs_trained_alone_keep_one_time_each() -> None:
+    g = batched(group("g", BASE), None, [10.0, 10.0, 10.0])
+    assert g.stat("step_ms").n == 3 and g.stat("step_ms").merged == 0

@@ -29,10 +29,12 @@ from cnnlab.experiments.stats import (
     crossing,
     diff_text,
     fmt,
+    fmt_time,
     groups,
     quote,
     rank,
     seeds_note,
+    shared_clock,
     table,
     verdict,
 )
@@ -63,7 +65,7 @@ def _say_threshold(g: Group, thr: float) -> str:
         note = f"{hit} of {len(g.runs)} seeds reached it: " + (
             "one seed, no interval" if hit == 1 else f"95% CI over those {hit}")
     return (f"{g.label} first reached {100 * thr:g}% test accuracy at iteration "
-            f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training ({note})")
+            f"{fmt('iterations', its)} after {fmt_time('train_time', secs)} s of training ({note})")
 
 
 def curves(gs: list[Group], spec: dict[str, Any]) -> Findings:
@@ -108,12 +110,18 @@ def _speed(m: str, g: Group, base: Group) -> str:
     a, b = g.stat(m), base.stat(m)
     head = (f"{METRICS[m][0]}: {g.label} {quote(m, a)} vs {base.label} {quote(m, b)}, "
             f"a difference of {diff_text(m, a, b)}")
-    if not compare_stats(a, b).distinguishable:
-        return f"{head}: {NOT_DISTINGUISHABLE}."
     r = a.mean / b.mean
     how = f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
     if m in ("peak_rss_mib", "data_mib"):
         how = f"{r:.2f}x the memory"
+    if shared_clock(a, b):
+        return f"{head}: not a measured difference."
+    d = compare_stats(a, b)
+    if d.method == "none" and (a.merged or b.merged):
+        # each side is one batched group's clock: a ratio, but no interval to test it by
+        return f"{head}: {how} by the means, not a tested difference (one measurement)."
+    if not d.distinguishable:
+        return f"{head}: {NOT_DISTINGUISHABLE}."
     return f"{head}: {how}."
 
 
@@ -178,7 +186,8 @@ def _diverged(gs: list[Group], metric: str) -> str | None:
     """Which groups lost seeds to a NaN loss, with how many."""
     out = []
     for g in gs:
-        lost = len(g.runs) - g.stat(metric).n
+        st = g.stat(metric)
+        lost = len(g.runs) - st.n - st.merged
         if g.runs and lost:
             out.append(f"{g.label} ({'all ' if lost == len(g.runs) else ''}{lost} of "
                        f"{len(g.runs)} seeds)")
@@ -276,8 +285,8 @@ def search(doc: dict[str, Any], root: Path) -> Findings:
             f"{value_label(s['param'], s['found'])} with {steps['total']:,} parameters; "
             f"{len(probes)} sizes were trained to find it. It reached the target at iteration "
             f"{fmt('iteration_to_target', g.stat('iteration_to_target'))} after "
-            f"{fmt('time_to_target', g.stat('time_to_target'))} s of training "
-            f"({fmt('step_ms', g.stat('step_ms'))} ms per step).")
+            f"{fmt_time('time_to_target', g.stat('time_to_target'))} s of training "
+            f"({fmt_time('step_ms', g.stat('step_ms'))} ms per step).")
         smaller = [p for p in probes if s["values"].index(p.values[s["param"]]) < s["found_index"]]
         if smaller:
             below = smaller[-1]
@@ -292,8 +301,8 @@ def search(doc: dict[str, Any], root: Path) -> Findings:
             sa, sb = a.stat(m), b.stat(m)
             if sa.values and sb.values and sb.mean > 0:
                 r = sa.mean / sb.mean
-                f.sentences.append(f"{METRICS[m][0]}: {a.label} {fmt(m, sa)} vs {b.label} "
-                                   f"{fmt(m, sb)}; {a.label} needed {r:.2f}x what "
+                f.sentences.append(f"{METRICS[m][0]}: {a.label} {fmt_time(m, sa)} vs {b.label} "
+                                   f"{fmt_time(m, sb)}; {a.label} needed {r:.2f}x what "
                                    f"{b.label} needed.")
     f.groups = found_groups
     return f

@@ -19,7 +19,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.experiments.stats import Findings, Group, Stat, crossing, diff_text, fmt, groups
+from cnnlab.experiments.stats import (
+    Findings,
+    Group,
+    Stat,
+    crossing,
+    diff_text,
+    fmt,
+    fmt_time,
+    groups,
+)
 
 
 def _complete(search: dict[str, Any]) -> list[dict[str, Any]]:
@@ -145,8 +154,8 @@ def _speed(winners: list[tuple[dict[str, Any], Group]]) -> list[str]:
             continue
         reach = "" if hit == len(g.runs) else f" ({hit} of {len(g.runs)} seeds reached it)"
         out.append(f"{g.label} first reached {100 * thr:g}% test accuracy at iteration "
-                   f"{fmt('iterations', its)} after {fmt('train_time', secs)} s of training "
-                   f"({fmt('step_ms', g.stat('step_ms'))} ms per step){reach}.")
+                   f"{fmt('iterations', its)} after {fmt_time('train_time', secs)} s of training "
+                   f"({fmt_time('step_ms', g.stat('step_ms'))} ms per step){reach}.")
     if ia.values and ib.values:
         out.append(f"Iterations to {100 * thr:g}%, {a.label} minus {b.label}: "
                    f"{diff_text('iteration_to_target', ia, ib)}; seconds: "

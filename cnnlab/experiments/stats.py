@@ -31,6 +31,11 @@ METRICS = {
     "regularizer": ("final regularizer", "num"), "time_to_target": ("s to target", "num"),
     "iteration_to_target": ("its to target", "int"),
 }
+#: metrics read off one clock (or one process) that a batched group's runs share
+#: (:func:`cnnlab.experiments.executor.run_group`): the group's time split evenly, so
+#: equal values within one group are one measurement, not one per seed
+SHARED_CLOCK = {"train_time", "step_ms", "images_per_s", "time_to_target", "cpu_s", "wall_s",
+                "peak_rss_mib"}
 LOWER_IS_BETTER = {"test_error", "test_loss", "train_loss", "step_ms", "train_time",
                    "time_to_target", "iteration_to_target", "peak_rss_mib", "data_mib"}
 
@@ -44,6 +49,10 @@ class Stat:
     values: list[float]
     seeds: list[Any] = field(default_factory=list)
     keys: list[Any] = field(default_factory=list)
+    #: per value, the batched group it was measured in (``None``: trained alone)
+    batches: list[Any] = field(default_factory=list)
+    #: runs whose value is another run's measurement (same batched group, same clock)
+    merged: int = 0
 
     @property
     def n(self) -> int:
@@ -86,8 +95,7 @@ class Group:
     def stat(self, metric: str) -> Stat:
         runs = [r for r in self.runs if r.get(metric) is not None
                 and not (isinstance(r[metric], float) and math.isnan(r[metric]))]
-        return Stat([r[metric] for r in runs], [r.get("seed") for r in runs],
-                    [r.get("_order") for r in runs])
+        return one_per_clock(metric, [r[metric] for r in runs], runs)
 
     def curve(self, key: str, band: str = "std") -> tuple[list[int], list[float], list[float]]:
         """Iterations, mean and spread over seeds of an eval/train metric (common iterations):
@@ -104,6 +112,31 @@ class Group:
             means.append(s.mean)
             stds.append(s.half if band == "ci" else s.std)
         return its, means, stds
+
+
+def one_per_clock(metric: str, values: list[float], runs: list[dict[str, Any]]) -> Stat:
+    """:class:`Stat` of ``values`` (one per run of ``runs``); for a :data:`SHARED_CLOCK`
+    metric, equal values of runs trained in one batched group count once: they are the
+    group's one time, split evenly, not independent measurements (a time to target at
+    different crossing iterations still differs per run and is kept)."""
+    kept: list[int] = []
+    seen: set[tuple[Any, float]] = set()
+    for i, r in enumerate(runs):
+        batch = r.get("_batch")
+        if metric in SHARED_CLOCK and batch is not None:
+            if (batch, values[i]) in seen:
+                continue
+            seen.add((batch, values[i]))
+        kept.append(i)
+    clocks = [runs[i].get("_batch") for i in kept] if metric in SHARED_CLOCK else []
+    return Stat([values[i] for i in kept], [runs[i].get("seed") for i in kept],
+                [runs[i].get("_order") for i in kept], clocks, merged=len(runs) - len(kept))
+
+
+def shared_clock(a: Stat, b: Stat) -> bool:
+    """Whether ``a`` and ``b`` hold a time measured in the same batched group (so their
+    difference is the split of one clock, not a measured difference)."""
+    return bool({x for x in a.batches if x is not None} & {x for x in b.batches if x is not None})
 
 
 # ------------------------------------------------------------------------ loading
@@ -148,6 +181,8 @@ def run_metrics(rec: dict[str, Any], root: Path) -> dict[str, Any]:
     m["step_ms"] = 1000 * m["train_time"] / its if its and m["train_time"] else None
     m["peak_rss_mib"] = ex["peak_rss_bytes"] / 2**20 if "peak_rss_bytes" in ex else None
     m["cpu_s"], m["wall_s"] = ex.get("cpu_s"), ex.get("wall_s")
+    batch = ex.get("group")
+    m["_batch"] = tuple(sorted(batch)) if isinstance(batch, list) and len(batch) > 1 else None
     m["load_avg"], m["cores"] = ex.get("load_avg_1min"), ex.get("cores")
     m["train_examples"] = env.get("train_examples")
     shape = env.get("input_shape")
@@ -176,15 +211,16 @@ def groups(records: list[dict[str, Any]], root: Path) -> list[Group]:
 def crossing(group: Group, threshold: float) -> tuple[Stat, Stat, int]:
     """Iteration and training seconds at which test accuracy first reached ``threshold``;
     the count of seeds that reached it."""
-    its, secs = [], []
+    its, secs, hit = [], [], []
     for r in group.runs:
         times = dict(r["_curves"].get("train_time", []))
         for it, acc in r["_curves"].get("test_acc", []):
             if acc >= threshold:
                 its.append(float(it))
                 secs.append(times.get(it, math.nan))
+                hit.append(r)
                 break
-    return Stat(its), Stat(secs), len(its)
+    return Stat(its), one_per_clock("time_to_target", secs, hit), len(its)
 
 
 # ------------------------------------------------------------------------ formatting
@@ -220,16 +256,28 @@ def fmt(metric: str, stat: Stat) -> str:
     return body + ("%" if _kind(metric) == "pct" else "")
 
 
-def seeds_note(n: int) -> str:
-    """"95% CI, 3 seeds" or "one seed, no interval" (or "no seeds")."""
+def fmt_time(metric: str, stat: Stat) -> str:
+    """:func:`fmt` of a time; one that runs of a batched group share says so
+    ("2.482 (one measurement: 3 runs trained as one batched group, no interval)")."""
+    return fmt(metric, stat) + (f" ({seeds_note(stat.n, stat.merged)})" if stat.merged else "")
+
+
+def seeds_note(n: int, merged: int = 0) -> str:
+    """"95% CI, 3 seeds" or "one seed, no interval" (or "no seeds"); with ``merged`` runs
+    that shared a batched group's clock: "one measurement: 3 runs trained as one batched
+    group, no interval", "95% CI, 2 measurements: 4 runs trained in batched groups"."""
     if n == 0:
         return "no seeds"
+    if merged:
+        if n == 1:
+            return f"one measurement: {n + merged} runs trained as one batched group, no interval"
+        return f"95% CI, {n} measurements: {n + merged} runs trained in batched groups"
     return "one seed, no interval" if n == 1 else f"95% CI, {n} seeds"
 
 
 def quote(metric: str, stat: Stat) -> str:
     """:func:`fmt` with its seed count: "98.91 ± 0.05% (95% CI, 3 seeds)"."""
-    return f"{fmt(metric, stat)} ({seeds_note(stat.n)})"
+    return f"{fmt(metric, stat)} ({seeds_note(stat.n, stat.merged)})"
 
 
 def compare_stats(a: Stat, b: Stat) -> Interval:
@@ -247,9 +295,13 @@ def diff_text(metric: str, a: Stat, b: Stat) -> str:
     unit = " percentage points" if _kind(metric) == "pct" else ""
     ref = max(abs(a.mean), abs(b.mean))
     amount = _num(metric, d.estimate, signed=True, ref=ref) + unit
+    if shared_clock(a, b):
+        return f"{amount} (trained in one batched group: one shared clock, no interval)"
     if d.method == "none":
         n = d.n if isinstance(d.n, tuple) else (d.n, d.n)
         why = "one seed" if min(n) == 1 else "no seeds"
+        if min(n) == 1 and (a.merged or b.merged):
+            why = "one measurement"
         return f"{amount} ({why}, no interval)"
     bounds = (f"95% CI {_num(metric, d.lo, True, ref)} to {_num(metric, d.hi, True, ref)}")
     if d.method == "paired":
@@ -267,7 +319,7 @@ def verdict(metric: str, a: Stat, b: Stat) -> str:
     """"better by this measure" / "worse by this measure" when the interval of ``a - b``
     excludes 0, else :data:`NOT_DISTINGUISHABLE` (never a ranking)."""
     d = compare_stats(a, b)
-    if not d.distinguishable:
+    if not d.distinguishable or shared_clock(a, b):
         return NOT_DISTINGUISHABLE
     return "better by this measure" if better(metric, a.mean, b.mean) else \
         "worse by this measure"
@@ -275,6 +327,13 @@ def verdict(metric: str, a: Stat, b: Stat) -> str:
 
 def better(metric: str, a: float, b: float) -> bool:
     return a < b if metric in LOWER_IS_BETTER else a > b
+
+
+def _cell(metric: str, stat: Stat) -> str:
+    """A table cell: :func:`fmt`, and how many clocks a batched group's time rests on."""
+    if not stat.merged:
+        return fmt(metric, stat)
+    return fmt(metric, stat) + f" ({stat.n} shared clock{'s' if stat.n > 1 else ''})"
 
 
 def table(groups_: list[Group], metrics: list[str], key: str = "configuration") -> dict:
@@ -285,7 +344,7 @@ def table(groups_: list[Group], metrics: list[str], key: str = "configuration") 
         if g.skipped:
             rows.append([g.label, "0"] + [f"skipped: {g.skipped}"] + [""] * (len(metrics) - 1))
             continue
-        rows.append([g.label, str(len(g.runs))] + [fmt(m, g.stat(m)) for m in metrics])
+        rows.append([g.label, str(len(g.runs))] + [_cell(m, g.stat(m)) for m in metrics])
     return {"header": header, "rows": rows}
 
 
@@ -328,7 +387,9 @@ def rank(groups_: list[Group], metric: str) -> Ranking | None:
     top = order[0].stat(metric)
     ties, below = [], []
     for g in order[1:]:
-        (below if compare_stats(top, g.stat(metric)).distinguishable else ties).append(g)
+        other = g.stat(metric)
+        apart = compare_stats(top, other).distinguishable and not shared_clock(top, other)
+        (below if apart else ties).append(g)
     return Ranking(order, None if ties else order[0], ties, below)
 
 

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from cnnlab.common.errors import CnnlabError, SpecError
 from cnnlab.ir import spec
-from cnnlab.ir.spec import MAX_DEPTH, MAX_LAYERS, MAX_SIZE, parse
+from cnnlab.ir.layers import MAX_DEPTH, MAX_LAYERS, MAX_SIZE
+from cnnlab.ir.spec import parse
 from cnnlab.ir.specfile import load
 
 BAD_SPECS = [

@@ -220,19 +220,25 @@ def test_precision_auto_resolves_per_device(tmp_path):
     assert r.test_acc > 0.2
 
 
-@pytest.mark.parametrize("name,convs_k", [("fast2", [5, 5]), ("fast3", [5, 3])])
-def test_fast_models_and_the_presets(name, convs_k):
-    from cnnlab.training.presets import FAST2_RECIPE, FAST_RECIPE, PRESETS
+@pytest.mark.parametrize("name,convs_k,biases,norms", [
+    ("fast2", [5, 5], [False, False], 2), ("fast3", [5, 3], [False, False], 2),
+    ("fast4", [5, 3], [True, False], 1)])
+def test_fast_models_and_the_presets(name, convs_k, biases, norms):
+    from cnnlab.training.presets import FAST2_RECIPE, FAST3_RECIPE, FAST_RECIPE, PRESETS
 
     net = models.get(name).build(seed=0)
     assert net(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
     convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
     assert [c.kernel_size[0] for c in convs] == convs_k
-    assert convs[0].stride == (2, 2) and all(c.bias is None for c in convs)
+    assert convs[0].stride == (2, 2) and [c.bias is not None for c in convs] == biases
+    assert sum(isinstance(m, torch.nn.BatchNorm2d) for m in net.modules()) == norms
     assert models.get(name, widths="8x16x32").build(seed=0)(torch.zeros(1, 1, 28, 28)).shape \
         == (1, 10)
     for recipe in PRESETS.values():  # valid configs: demo, `train --preset` and the benchmark
         assert TrainConfig(**recipe).precision == "auto"
-    assert FAST_RECIPE["model"] == "fast3" and FAST2_RECIPE["model"] == "fast2"
+    assert (FAST_RECIPE["model"], FAST3_RECIPE["model"], FAST2_RECIPE["model"]) == (
+        "fast4", "fast3", "fast2")
+    assert {k: v for k, v in FAST_RECIPE.items() if k != "model"} == {
+        k: v for k, v in FAST3_RECIPE.items() if k != "model"}
     # the earlier recipe's model keeps its definition
     assert models.get("fast").spec.startswith("conv5x5x16 bn relu maxpool2")

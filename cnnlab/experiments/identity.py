@@ -40,7 +40,7 @@ if TYPE_CHECKING:
     from cnnlab.training.trainer import TrainConfig
 
 #: Bumped when the trainer changes what a configuration trains to (old runs then retrain).
-VERSION = 1
+VERSION = 2  # 2: Adam runs as torch's fused kernel (the same update to float rounding)
 #: Where content-addressed runs live inside a runs folder.
 BY_ID = "by-id"
 #: Keys that change what is measured or logged during a run, never its weights.

@@ -1,6 +1,8 @@
 """The intermediate representation of an architecture and everything that produces it.
 
-* :mod:`.graph` — the IR: a typed layer graph (:class:`Graph`, :class:`Node`, the op dataclasses);
+* :mod:`.ops` — the op dataclasses, one per layer kind (``Conv``, ``Pool``, ``Linear``...);
+* :mod:`.graph` — the IR: a typed layer graph (:class:`Graph`, :class:`Node`; re-exports the ops);
+* :mod:`.layers` — a layer's type name and arguments -> one checked op (:func:`make_op`, limits);
 * :mod:`.spec` — the spec language (``"conv5x5x32 relu maxpool2 fc10"``) -> IR and back;
 * :mod:`.specfile` — TOML/JSON architecture files -> IR;
 * :mod:`.shapes` — shape rules and the meaning of padding (one window geometry for all readers);

@@ -30,18 +30,13 @@ from typing import Any
 from cnnlab.common.errors import CnnlabError, SpecError
 from cnnlab.common.files import load_mapping
 from cnnlab.ir import graph as ir
+from cnnlab.ir.layers import MAX_DEPTH, MAX_LAYERS, MAX_SIZE, MAX_UNITS, check_number, make_op
 from cnnlab.ir.spec import (
-    MAX_DEPTH,
-    MAX_LAYERS,
-    MAX_SIZE,
-    MAX_UNITS,
     BlockItem,
     LayerItem,
-    check_number,
     check_size,
     emit,
     layer_count,
-    make_op,
     parse_items,
 )
 

@@ -27,10 +27,18 @@ def make_optimizer(name: str, params: list[nn.Parameter], lr: float,
         # TF's MomentumOptimizer (the ETH skeleton's era): heavy ball, not Nesterov
         return torch.optim.SGD(params, lr=lr, momentum=momentum)
     if name == "adam":
-        return torch.optim.Adam(params, lr=lr)
+        # one fused kernel for every parameter (CPU and CUDA): the same update as the
+        # per-parameter loop to float rounding, 2-3x faster (bench_fixed_schedule --profile)
+        return torch.optim.Adam(params, lr=lr, fused=_fusable(params))
     if name == "adadelta":
         return torch.optim.Adadelta(params, lr=lr)
     raise CnnlabError(f"unknown optimizer {name!r}; known: {', '.join(OPTIMIZERS)}")
+
+
+def _fusable(params: list[nn.Parameter]) -> bool:
+    """Whether torch's fused Adam takes ``params``: floating tensors on the CPU or CUDA."""
+    return bool(params) and all(p.is_floating_point() and p.device.type in ("cpu", "cuda")
+                                for p in params)
 
 
 def lr_at(schedule: str, base: float, it: int, total: int, steps_per_epoch: int,

@@ -22,15 +22,17 @@ BASELINE_RECIPE: dict[str, Any] = dict(
     model="baseline", optimizer="adam", lr=2e-3, batch_size=128, epochs=1.0,
     schedule="onecycle", warmup=0.2, label_smoothing=0.1, precision="auto",
     channels_last="on")
-FAST_RECIPE: dict[str, Any] = dict(
+FAST3_RECIPE: dict[str, Any] = dict(
     model="fast3", optimizer="adam", lr=3e-2, batch_size=256, epochs=0.6,
     schedule="onecycle", warmup=0.3, label_smoothing=0.1, precision="auto",
     channels_last="on")
+FAST_RECIPE: dict[str, Any] = dict(FAST3_RECIPE, model="fast4")
 FAST2_RECIPE: dict[str, Any] = dict(
     model="fast2", optimizer="adam", lr=6e-3, batch_size=128, epochs=0.75,
     schedule="onecycle", warmup=0.2, label_smoothing=0.1, precision="auto",
     channels_last="on")
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "fast": FAST_RECIPE, "fast2": FAST2_RECIPE, "baseline": BASELINE_RECIPE}
+    "fast": FAST_RECIPE, "fast3": FAST3_RECIPE, "fast2": FAST2_RECIPE,
+    "baseline": BASELINE_RECIPE}
 """``cnnlab train --preset NAME``: the base settings that ``--config`` and flags override."""

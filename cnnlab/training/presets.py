@@ -7,10 +7,12 @@ Measured on the 2-core CPU (seeds 0-3) it reaches 99.0% test accuracy after 300-
 ``FAST_RECIPE`` is the headline speed recipe (``cnnlab train --preset fast``), measured by
 ``bench/bench_fixed_schedule.py`` under the field's protocol: a fixed schedule (0.6 epoch, 141
 steps of batch 256), one test evaluation at the end, >= 10 seeds, mean >= 99.0% and no seed
-below 98.9% (figures with their CPU in docs/training.md). ``FAST2_RECIPE`` is the recipe it
-replaced (model ``fast2``, 0.75 epoch of batch 128), kept as the benchmark's reference.
+below 98.9% (figures with their CPU in docs/training.md); its model is ``fast4``.
+``FAST3_RECIPE`` is the same schedule on ``fast3`` (one more batch norm), the recipe of round
+3; ``FAST2_RECIPE`` the one before it (model ``fast2``, 0.75 epoch of batch 128), kept as the
+benchmark's reference for the speed-up.
 
-All three use bf16 autocast only where the CPU or GPU computes it faster than fp32
+All of them use bf16 autocast only where the CPU or GPU computes it faster than fp32
 (precision ``"auto"``, :func:`cnnlab.training.engine.native_bf16`), else fp32.
 """
 

@@ -282,44 +282,105 @@ class _Holder(nn.Module):
         return getattr(self, self.key)(x)
 
 
-def from_module(module: nn.Module, input_shape: tuple[int, ...],
-                dtype: str | torch.dtype = "float32") -> ir.Graph:
-    """Trace ``module`` with torch.fx and map it to an IR graph for inputs of ``input_shape``.
-
-    ``input_shape`` has no batch axis, e.g. ``(3, 224, 224)``, or ``(L,)`` token ids with an
-    integer ``dtype`` (``"int64"``) for a net that starts with ``nn.Embedding``. The module is
-    traced in eval mode; every submodule's train/eval mode is restored afterwards.
-    """
-    name = type(module).__name__
-    shape = tuple(int(v) for v in input_shape)
-    if not shape or any(v <= 0 for v in shape):
-        raise CnnlabError(f"input shape {input_shape} must be positive, e.g. (3, 224, 224)")
+def _dtype_of(dtype: str | torch.dtype) -> torch.dtype:
     if isinstance(dtype, str):
         if not isinstance(getattr(torch, dtype, None), torch.dtype):
             raise CnnlabError(f"input dtype {dtype!r} is not a torch dtype; use float32 or "
                               "int64 (token ids)")
         dtype = getattr(torch, dtype)
-    root = module
-    if fx.Tracer().is_leaf_module(module, ""):  # a bare nn.Conv2d: one node named after it
-        root = _Holder(name.lower(), module)
-    modes = {m: m.training for m in module.modules()}
-    module.eval()
+    return dtype
+
+
+def _by_fx(root: nn.Module, name: str) -> fx.GraphModule:
     try:
         gm = fx.symbolic_trace(root)
     except Exception as e:  # fx raises TraceError, TypeError, AttributeError... alike
         raise CnnlabError(
             f"cannot trace {name} with torch.fx ({_one_line(e)}); trace a submodule without "
             "data-dependent control flow, or write the architecture as a spec") from None
-    finally:
-        for m, training in modes.items():
-            m.training = training
     inputs = [n for n in gm.graph.nodes if n.op == "placeholder"]
     if len(inputs) != 1:
         raise CnnlabError(f"{name}.forward takes {len(inputs)} tensors; cnnlab analyzes "
                           "single-input modules (wrap it in a module that builds the others)")
-    imp = _Importer(gm, root, dtype)
+    return gm
+
+
+def _by_run(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Any:
+    from cnnlab.ir.capture import record
+
+    tracer = fx.Tracer()
+    x = torch.empty((_BATCH, *shape), dtype=dtype, device="meta")
+    return record(root, x, tracer.is_leaf_module)
+
+
+def _imported(source: Any, root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
+              name: str) -> ir.Graph:
+    imp = _Importer(source, root, dtype)
     imp.input_shape = (_BATCH, *shape)
     graph = _prune(imp.run())
     if graph.output is None:
         raise CnnlabError(f"{name}.forward returns no tensor computed from its input")
+    graph.unused = _unused(root, imp.first_use)
     return graph
+
+
+def _unused(root: nn.Module, counted: dict[int, str]) -> tuple[tuple[str, int], ...]:
+    """Parameters no row counts (used only in training, or in a way no row shows)."""
+    return tuple((path, p.numel()) for path, p in root.named_parameters()
+                 if id(p) not in counted)
+
+
+CAPTURES = ("auto", "fx", "run")
+
+
+def from_module(module: nn.Module, input_shape: tuple[int, ...],
+                dtype: str | torch.dtype = "float32", capture: str = "auto") -> ir.Graph:
+    """Map ``module`` to an IR graph for inputs of ``input_shape``.
+
+    ``input_shape`` has no batch axis, e.g. ``(3, 224, 224)``, or ``(L,)`` token ids with an
+    integer ``dtype`` (``"int64"``) for a net that starts with ``nn.Embedding``. The module is
+    captured in eval mode; every submodule's train/eval mode is restored afterwards.
+
+    ``capture``: ``"fx"`` traces symbolically (torch.fx); ``"run"`` runs the module on meta
+    tensors and records it (:mod:`cnnlab.ir.capture`); ``"auto"`` (default) traces with fx
+    and runs the capture when fx refuses the module or leaves a row unsupported, keeping the
+    graph with fewer unsupported rows (the run-capture's error when both fail).
+    """
+    name = type(module).__name__
+    if capture not in CAPTURES:
+        raise CnnlabError(f"capture {capture!r} is not one of {', '.join(CAPTURES)}")
+    shape = tuple(int(v) for v in input_shape)
+    if not shape or any(v <= 0 for v in shape):
+        raise CnnlabError(f"input shape {input_shape} must be positive, e.g. (3, 224, 224)")
+    dtype = _dtype_of(dtype)
+    root = module
+    if fx.Tracer().is_leaf_module(module, ""):  # a bare nn.Conv2d: one node named after it
+        root = _Holder(name.lower(), module)
+    modes = {m: m.training for m in module.modules()}
+    module.eval()
+    try:
+        graph: ir.Graph | None = None
+        if capture in ("auto", "fx"):
+            try:
+                graph = _imported(_by_fx(root, name), root, shape, dtype, name)
+            except CnnlabError:
+                if capture == "fx":
+                    raise
+        if capture == "run" or graph is None or any(
+                isinstance(n.op, ir.Unsupported) for n in graph.nodes):
+            try:
+                ran = _imported(_by_run(root, shape, dtype), root, shape, dtype, name)
+            except CnnlabError:
+                if graph is None:
+                    raise
+                ran = None
+            if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
+                graph = ran
+        return graph
+    finally:
+        for m, training in modes.items():
+            m.training = training
+
+
+def _missing(graph: ir.Graph) -> int:
+    return sum(isinstance(n.op, ir.Unsupported) for n in graph.nodes)

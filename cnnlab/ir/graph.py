@@ -135,6 +135,8 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     output: str | None = None
     source: str = ""
+    # parameters of a captured module that no node uses in forward: (path, values)
+    unused: tuple[tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.nodes:

@@ -1,0 +1,220 @@
+"""Capture a module's graph by *running* it on meta tensors (no memory, no arithmetic).
+
+torch.fx traces symbolically and refuses Python control flow that reads a shape (TF-style
+"same" padding computed in ``forward``, ``if x.shape[-1] != 224: raise``). Here the module
+runs for real, on a ``meta`` input and meta copies of its parameters and buffers
+(:func:`torch.func.functional_call`), so every shape is a concrete integer and such code just
+executes. Two recorders watch the run and write what they see as a ``torch.fx.Graph``:
+
+  * a forward pre-hook and hook on every *leaf* module (the ones torch.fx would not trace
+    into: ``nn.Conv2d``, ``nn.MultiheadAttention``...), giving one ``call_module`` node named
+    after the module's path; what runs inside a leaf is not recorded;
+  * a :class:`~torch.overrides.TorchFunctionMode` (as ``torch.utils.flop_counter`` uses),
+    giving one ``call_function`` / ``call_method`` node per torch function or tensor method
+    whose arguments include a tensor computed from the input or a parameter/buffer.
+
+Parameters and buffers become ``get_attr`` nodes at their first use, so the importer counts
+them by tensor identity exactly as for a symbolic trace. Sizes read from tensors
+(``x.shape[-1]``) are plain integers in the recorded arguments. The graph then goes through
+the same importer as a symbolic trace (:mod:`cnnlab.ir.fximport`).
+
+A run that cannot go on without data (``if x.sum() > 0``, ``.item()``, ``.tolist()``) stops
+with a one-line error naming the file and line of the model's own code that asked for it.
+"""
+
+from __future__ import annotations
+
+import operator
+import os
+import traceback
+from typing import Any
+
+import torch
+from torch import fx, nn
+from torch.overrides import TorchFunctionMode
+
+from cnnlab.common.errors import CnnlabError
+
+_TORCH_DIR = os.path.dirname(torch.__file__)
+_OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_METHOD_OWNERS = ("TensorBase.", "Tensor.")
+_ALIAS_PROPS = ("data",)  # tensor properties that are the tensor itself
+
+
+class Recording:
+    """The captured graph and the module it refers to; quacks like the ``fx.GraphModule``
+    the importer reads (``graph``, ``get_submodule``, attribute access by path)."""
+
+    def __init__(self, graph: fx.Graph, root: nn.Module):
+        self.graph = graph
+        self.root = root
+
+    def get_submodule(self, target: str) -> nn.Module:
+        return self.root.get_submodule(target)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.root, name)
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, root: nn.Module, names: dict[int, str]):
+        super().__init__()
+        self.graph = fx.Graph()
+        self.root = root
+        self.names = names  # id(meta parameter/buffer) -> its path in the module
+        self.nodes: dict[int, fx.Node] = {}
+        self.alive: list[Any] = []  # keep every recorded tensor alive: ids stay unique
+        self.depth = 0
+
+    # --------------------------------------------------------------- tensor <-> node
+
+    def node_of(self, v: Any) -> Any:
+        if not isinstance(v, torch.Tensor):
+            return v
+        found = self.nodes.get(id(v))
+        if found is not None:
+            return found
+        path = self.names.get(id(v))
+        if path is None:
+            return v  # a constant made inside forward (torch.arange, torch.zeros)
+        node = self.graph.get_attr(path)
+        self.bind(v, node)
+        return node
+
+    def bind(self, v: torch.Tensor, node: fx.Node) -> None:
+        self.nodes[id(v)] = node
+        self.alive.append(v)
+
+    def map(self, value: Any) -> tuple[Any, bool]:
+        """``value`` with every known tensor replaced by its node; whether any was."""
+        seen = False
+
+        def walk(v: Any) -> Any:
+            nonlocal seen
+            if isinstance(v, torch.Tensor):
+                n = self.node_of(v)
+                seen = seen or isinstance(n, fx.Node)
+                return n
+            if isinstance(v, list | tuple):
+                return type(v)(walk(x) for x in v)
+            if isinstance(v, dict):
+                return {k: walk(x) for k, x in v.items()}
+            return v
+
+        return walk(value), seen
+
+    def outputs(self, node: fx.Node, out: Any) -> None:
+        if isinstance(out, torch.Tensor):
+            self.bind(out, node)
+        elif isinstance(out, list | tuple):
+            for i, v in enumerate(out):
+                if isinstance(v, torch.Tensor):
+                    self.bind(v, self.graph.call_function(operator.getitem, (node, i)))
+
+    # --------------------------------------------------------------- the two recorders
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        if self.depth or not _has_tensor(out):
+            return out
+        (margs, mkwargs), seen = self.map((args, kwargs))
+        if not seen:
+            return out  # arithmetic on constants made in forward: a constant itself
+        owner = getattr(func, "__self__", None)
+        if type(owner).__name__ == "getset_descriptor":  # a property: x.mT, x.data
+            prop = owner.__name__
+            if prop in _ALIAS_PROPS:
+                self.bind(out, margs[0])
+                return out
+            if prop == "mT":
+                node = self.graph.call_method("transpose", (margs[0], -2, -1))
+            else:
+                node = self.graph.call_method(prop, (margs[0],))
+        elif (getattr(func, "__qualname__", "") or "").startswith(_METHOD_OWNERS):
+            node = self.graph.call_method(func.__name__, margs, mkwargs)
+        else:
+            node = self.graph.call_function(func, margs, mkwargs)
+        self.outputs(node, out)
+        return out
+
+    def pre_hook(self, _m: nn.Module, _args: tuple, _kwargs: dict) -> None:
+        self.depth += 1
+
+    def hook(self, path: str, args: tuple, kwargs: dict, out: Any) -> None:
+        self.depth -= 1
+        if self.depth:
+            return
+        (margs, mkwargs), seen = self.map((args, kwargs))
+        if seen and _has_tensor(out):
+            self.outputs(self.graph.call_module(path, margs, mkwargs), out)
+
+
+def _has_tensor(v: Any) -> bool:
+    if isinstance(v, torch.Tensor):
+        return True
+    if isinstance(v, list | tuple):
+        return any(isinstance(x, torch.Tensor) for x in v)
+    return False
+
+
+def _user_frame(e: BaseException) -> str:
+    """``file:line`` of the innermost frame of the model's own code in ``e``'s traceback."""
+    where = ""
+    for frame in traceback.extract_tb(e.__traceback__):
+        path = os.path.abspath(frame.filename)
+        if path.startswith((_TORCH_DIR, _OWN_DIR)) or "<" in frame.filename:
+            continue
+        where = f"{frame.filename}:{frame.lineno}"
+    return where
+
+
+def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
+    """Run ``root`` on the meta tensor ``x`` and return what it did as an fx graph.
+
+    ``leaf(module, path)`` says which modules are recorded whole (torch.fx's rule).
+    """
+    state: dict[str, torch.Tensor] = {}
+    names: dict[int, str] = {}
+    for path, t in [*root.named_parameters(), *root.named_buffers()]:
+        meta = torch.empty_like(t, device="meta")
+        state[path] = meta
+        names[id(meta)] = path
+    rec = _Recorder(root, names)
+    handles = []
+    for path, m in root.named_modules():
+        if path and leaf(m, path):
+            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
+            handles.append(m.register_forward_hook(
+                lambda _m, a, kw, o, p=path: rec.hook(p, a, kw, o), with_kwargs=True))
+    placeholder = rec.graph.placeholder("x")
+    rec.bind(x, placeholder)
+    try:
+        with torch.no_grad(), rec:
+            out = torch.func.functional_call(root, state, (x,), strict=False)
+    except CnnlabError:
+        raise
+    except Exception as e:
+        where = _user_frame(e)
+        text = " ".join(str(e).split())[:200]
+        raise CnnlabError(
+            f"cannot run {type(root).__name__} on a shape-only (meta) input"
+            + (f" at {where}" if where else "") + f": {type(e).__name__}: {text}; code that "
+            "reads tensor values (if x.sum() > 0, .item()) cannot be analyzed without data: "
+            "analyze the submodules around it, or write the architecture as a spec") from None
+    finally:
+        for h in handles:
+            h.remove()
+    (mapped, seen) = rec.map(out)
+    found = [v for v in _flat(mapped) if isinstance(v, fx.Node)]
+    rec.graph.output(found[0] if found else None)
+    return Recording(rec.graph, root)
+
+
+def _flat(v: Any) -> list[Any]:
+    if isinstance(v, list | tuple):
+        return [y for x in v for y in _flat(x)]
+    if isinstance(v, dict):
+        return [y for x in v.values() for y in _flat(x)]
+    return [v]

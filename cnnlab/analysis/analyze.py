@@ -118,6 +118,8 @@ class Analysis:
     total: Totals
     source: str = ""
     unsupported: list[str] = field(default_factory=list)
+    # parameters of a captured module that no row uses in forward: (path, values)
+    unused: tuple[tuple[str, int], ...] = ()
 
     def layer(self, name: str) -> LayerStats:
         for row in self.layers:
@@ -163,6 +165,8 @@ def _desc(node: ir.Node, in_shape: Shape) -> str:
             f"{lo}" if lo == hi else f"{lo}:{hi}" for lo, hi in w.pads)
         if pad != "valid":
             parts.append(pad)
+        if isinstance(op, ir.Pool) and op.exclude_pad:
+            parts.append("excl. pad")
         name = "conv" if isinstance(op, ir.Conv) else f"{op.op}pool"
         return f"{name} " + " ".join(parts)
     if isinstance(op, ir.Linear):
@@ -308,13 +312,20 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
             activations=batch * math.prod(out), supported=supported,
             compare=_compare(node, x, out) if compare and isinstance(node.op, ir.Conv)
             else None,
-            rf_note=fld if not known else ("whole input" if fld.whole and not fld.vector
-                                           else ""),
+            rf_note=fld if not known else _note(node.op, fld, image),
             shared=dup, shared_with=node.shared_with,
             layout=fld.axes if known else None,
         ))
     return Analysis(tuple(input_shape), batch, rows, _totals(rows, optimizer_states),
-                    graph.source, unsupported)
+                    graph.source, unsupported, tuple(graph.unused))
+
+
+def _note(op: ir.Op, fld: Field, image: tuple[int, ...]) -> str:
+    """"whole input" when every unit sees all that was read; an attention row sees its
+    attention window (the whole input when its tokens are the whole image)."""
+    if isinstance(op, ir.Attention):
+        return "whole input" if image and fld.rf == image else "attention window"
+    return "whole input" if fld.whole and not fld.vector else ""
 
 
 def _totals(rows: list[LayerStats], optimizer_states: int) -> Totals:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 
 from cnnlab.ir import graph as ir
+from cnnlab.ir.mix import attention_macs, attention_params, matmul_macs
 from cnnlab.ir.shapes import Shape, window_params
 
 _MUL = ("mul", "div", "pow")
@@ -33,8 +34,10 @@ def other_params(op: ir.Op, x: Shape) -> tuple[int, int] | None:
         return x[0] * (op.out_channels // op.groups) * k, op.out_channels * op.bias
     if isinstance(op, ir.Embedding):
         return op.num * op.dim, 0
-    if isinstance(op, ir.Binary):
+    if isinstance(op, ir.Binary | ir.MatMul | ir.Concat):
         return op.params, 0
+    if isinstance(op, ir.Attention):
+        return attention_params(op)
     return None
 
 
@@ -66,7 +69,17 @@ def other_cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int, 
         return (n_out if op.fn in _MUL else 0), n_out
     if isinstance(op, ir.Reduce):
         reads = math.prod(x)
+        if op.fn == "norm":  # square, add, one square root per output
+            return reads, 2 * reads
         return (n_out, reads) if op.fn == "mean" else (0, reads - n_out)
+    if isinstance(op, ir.MatMul):
+        macs = matmul_macs(node, op, in_shapes)
+        return macs, 2 * macs
+    if isinstance(op, ir.Attention):
+        macs = attention_macs(op, in_shapes)
+        return macs, 2 * macs
+    if isinstance(op, ir.Normalize):  # |x|^p, sum, root, divide
+        return 2 * n_out, 3 * n_out
     if isinstance(op, ir.Pad | ir.Reshape | ir.Permute | ir.Slice | ir.Stack | ir.Embedding
                   | ir.Expand):
         return 0, 0
@@ -111,7 +124,15 @@ def other_desc(op: ir.Op, x: Shape) -> str | None:
     if isinstance(op, ir.Permute):
         return "permute " + ",".join(map(str, op.perm))
     if isinstance(op, ir.Slice):
-        return f"slice axis{op.axis} {op.start}:{op.stop}"
+        step = f":{op.step}" if op.step != 1 else ""
+        return f"slice axis{op.axis} {op.start}:{op.stop}{step}"
+    if isinstance(op, ir.MatMul):
+        return f"matmul {op.equation}" + (f" const {_x(op.const)}" if op.const else "")
+    if isinstance(op, ir.Attention):
+        return (f"multi-head attention {op.heads}x{op.embed // op.heads}" if op.heads
+                else "attention (scaled dot product)")
+    if isinstance(op, ir.Normalize):
+        return f"normalize p={op.p:g} axis{op.axis}"
     if isinstance(op, ir.Stack):
         return f"stack axis{op.axis}"
     if isinstance(op, ir.Reduce):
@@ -120,8 +141,8 @@ def other_desc(op: ir.Op, x: Shape) -> str | None:
         return f"expand {_x(op.shape)}"
     if isinstance(op, ir.Embedding):
         return f"embedding {op.num}x{op.dim}"
-    if isinstance(op, ir.Concat) and op.axis != 0:
-        return f"concat axis{op.axis}"
+    if isinstance(op, ir.Concat) and (op.axis != 0 or op.consts):
+        return f"concat axis{op.axis}" + "".join(f" +const {_x(c)}" for _, c in op.consts)
     if isinstance(op, ir.GlobalPool) and op.keepdim:
         return f"global {op.op}pool keepdim"
     return None

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, window_params
@@ -282,6 +283,9 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
     if not ins:
         return f"{node.name} has no input"
     f, x = ins[0], in_shapes[0]
+    mixed = mix_field(node, ins, in_shapes, out, _join)
+    if mixed is not None:
+        return mixed
     if isinstance(op, ir.Add | ir.Binary) or isinstance(op, ir.Concat) and \
             f.axes[op.axis % len(x)] is None:
         return _join(node, ins, in_shapes, out)
@@ -328,12 +332,13 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
         if a is None:
             return f
         p = f.per[a]
-        start = op.start
+        start, step = op.start, op.step
         per = list(f.per)
-        per[a] = p.remap(lambda u: (u + start,), p.period, p.period)
+        period = p.period // math.gcd(p.period, step)
+        per[a] = p.remap(lambda u: (start + u * step,), period, period * step)
         first, last = list(f.first), list(f.last)
-        first[a] = f.first[a][op.start:op.stop]
-        last[a] = f.last[a][op.start:op.stop]
+        first[a] = f.first[a][op.start:op.stop:step]
+        last[a] = f.last[a][op.start:op.stop:step]
         return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
     if isinstance(op, ir.Embedding):
         return replace(f, axes=(*f.axes, None))

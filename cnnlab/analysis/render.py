@@ -103,6 +103,14 @@ def notes(a: Analysis) -> list[str]:
     if whole:
         out.append(f"RF whole input (a global op, e.g. an SE gate or group norm, feeds every "
                    f"unit) from {whole[0]} on ({len(whole)} rows)")
+    window = [r.name for r in a.layers if r.rf_note == "attention window"]
+    if window:
+        out.append(f"RF attention window: {', '.join(window[:3])}"
+                   + (f" and {len(window) - 3} more" if len(window) > 3 else "")
+                   + " (each query sees everything its keys and values read)")
+    if a.unused:
+        out.append("not used in forward (not counted): " + ", ".join(
+            f"{path} ({n:,} values)" for path, n in a.unused))
     return out
 
 
@@ -185,6 +193,7 @@ def to_dict(a: Analysis, layout: str = "nchw") -> dict[str, Any]:
             "flops": t.flops, "activations": t.activations, "param_bytes": t.param_bytes,
             "activation_bytes": t.activation_bytes, "train_memory_bytes": t.train_memory_bytes,
             "complete": t.complete, "unsupported": a.unsupported,
+            "unused": [{"parameter": p, "values": n} for p, n in a.unused],
         },
         "param_steps": [{"layer": s.layer, "formula": s.formula, "params": s.params}
                         for s in param_steps(a)],

@@ -27,6 +27,8 @@ from cnnlab.common.errors import CnnlabError, ShapeError
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_map import map_call
+from cnnlab.ir.fximport_moved import materialise, moved
+from cnnlab.ir.fximport_moved import use as use_moved
 from cnnlab.ir.fximport_ops import T
 from cnnlab.ir.shapes import node_shape
 
@@ -148,9 +150,17 @@ class _Importer:
         used: list[fx.Node] = []
         fx.node.map_arg((node.args, node.kwargs), used.append)
         ids = set().union(*(self.params.get(n, set()) for n in used))
+        found = moved(node, args, kwargs)
+        if found is not None or use_moved(self, node, args, kwargs):
+            if found is not None:
+                self.vals[node] = found
+            return
+        args, kwargs = materialise(self, args), materialise(self, kwargs)
         tensors = _tensors((args, kwargs))
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
+            if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)
+                ids |= {id(p) for p in self.gm.get_submodule(node.target).parameters()}
             self.params[node] = ids
             return
         t = node.target
@@ -189,6 +199,12 @@ class _Importer:
                             shape)
             dtype = torch.float32 if isinstance(op, ir.Embedding) else inputs[0].dtype
             self.vals[node] = T(name, (inputs[0].shape[0], *shape), dtype)
+            if isinstance(op, ir.Attention) and op.heads:  # (output, attention weights)
+                weights = ir.Unsupported("attention weights", (shape[0], inputs[1].shape[1]),
+                                         0, "the averaged attention weights")
+                extra = self.add(weights, inputs, f"{base}[1]", base, set(), ())
+                self.vals[node] = (self.vals[node], T(extra, (inputs[0].shape[0],
+                                                              *weights.shape)))
             return
         self.unsupported(node, args, kwargs, tensors, what, base, reason, ids)
 

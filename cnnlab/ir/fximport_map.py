@@ -17,6 +17,7 @@ from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
+from cnnlab.ir.fximport_more import more_call
 from cnnlab.ir.fximport_ops import T, arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
@@ -84,6 +85,9 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
     method = node.op == "call_method"
     x = args[0] if args and isinstance(args[0], T) else tensors[0]
     rest = args[1:]
+    more = more_call(imp, node, args, kwargs, x, _name(node), ids)
+    if more is not None:
+        return more
     if node.op == "call_module":
         mod = imp.gm.get_submodule(t)
         if not isinstance(args[0], T) or len(tensors) > 1:

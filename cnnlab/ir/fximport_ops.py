@@ -78,7 +78,9 @@ BINARY_METHODS = {"add": "add", "add_": "add", "__add__": "add", "__radd__": "ad
                   "sub": "sub", "sub_": "sub", "__sub__": "sub", "__rsub__": "rsub",
                   "mul": "mul", "mul_": "mul", "__mul__": "mul", "__rmul__": "mul",
                   "div": "div", "div_": "div", "__truediv__": "div", "__rtruediv__": "rdiv",
-                  "pow": "pow", "__pow__": "pow", "maximum": "max", "minimum": "min"}
+                  "pow": "pow", "__pow__": "pow", "maximum": "max", "minimum": "min",
+                  "__iadd__": "add", "__isub__": "sub", "__imul__": "mul",
+                  "__itruediv__": "div", "__div__": "div"}
 CAT = (torch.cat, torch.concat, torch.concatenate)
 STACK = (torch.stack,)
 SOFTMAX = (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax, "softmax",
@@ -140,9 +142,8 @@ def window_pool(kind: str, k: Any, s: Any, p: Any, dims: int, ceil: bool = False
         return None, "dilated max pooling"
     if divisor is not None:
         return None, "avg pooling with divisor_override"
-    if kind == "avg" and not include_pad and any(pads):
-        return None, "avg pooling with count_include_pad=False and padding"
-    return ir.Pool(kind, kernel, stride, pads_of(pads, dims), bool(ceil)), ""
+    exclude = kind == "avg" and not include_pad and any(pads)
+    return ir.Pool(kind, kernel, stride, pads_of(pads, dims), bool(ceil), exclude), ""
 
 
 def adaptive(kind: str, size: Any, x: tuple[int, ...]) -> Result:

@@ -60,6 +60,9 @@ class Pool:
     stride: Axes | None = None
     padding: Padding = "valid"
     ceil: bool = False  # torch's ceil_mode: a last, partial window when it starts in the input
+    # average pooling only: divide by the window's positions inside the input (torch's
+    # count_include_pad=False), not by the kernel size
+    exclude_pad: bool = False
     kind = "pool"
 
 
@@ -217,6 +220,7 @@ class Slice:
     axis: int
     start: int
     stop: int
+    step: int = 1
     kind = "slice"
 
 
@@ -322,6 +326,9 @@ class Concat:
     axes must agree. One input is allowed (``torch.cat([x])``)."""
 
     axis: int = 0
+    # constant parts (a class token): (position among the parts, shape without batch)
+    consts: tuple[tuple[int, tuple[int, ...]], ...] = ()
+    params: int = 0
     kind = "concat"
 
 
@@ -331,6 +338,47 @@ class Scale:
 
     factor: float = 1.0
     kind = "scale"
+
+
+@dataclass(frozen=True)
+class MatMul:
+    """A product of two tensors written as an einsum ``equation`` without the batch axis
+    (``"nk,km->nm"``; matmul, bmm and ``@`` are converted to one). With ``const``, the operand
+    at ``const_index`` is a constant of that shape (a weight: ``params`` of its values).
+    Sizes of 1 broadcast as in matmul."""
+
+    equation: str
+    const: tuple[int, ...] | None = None
+    const_index: int = 1
+    params: int = 0
+    kind = "matmul"
+
+
+@dataclass(frozen=True)
+class Attention:
+    """Scaled dot-product attention of ``(q, k, v)``: ``softmax(q k^T / sqrt(E)) v``.
+
+    ``heads == 0``: ``F.scaled_dot_product_attention`` on ``(..., L, E)``, ``(..., S, E)``,
+    ``(..., S, Ev)`` (no parameters). ``heads > 0``: ``nn.MultiheadAttention`` (batch first)
+    on ``(L, embed)``, ``(S, kdim)``, ``(S, vdim)``, with its input and output projections.
+    """
+
+    heads: int = 0
+    embed: int = 0
+    kdim: int = 0
+    vdim: int = 0
+    bias: bool = True
+    bias_kv: bool = False
+    kind = "attention"
+
+
+@dataclass(frozen=True)
+class Normalize:
+    """``F.normalize``: divide by the ``p``-norm over ``axis`` (no batch axis)."""
+
+    p: float = 2.0
+    axis: int = 0
+    kind = "normalize"
 
 
 @dataclass(frozen=True)
@@ -351,4 +399,5 @@ Op = (
     Input | Conv | Pool | GlobalPool | Act | BatchNorm | Dropout | Flatten | Linear | Softmax
     | Add | Concat | Scale | Unsupported | AdaptivePool | PReLU | Norm | ConvTranspose
     | Upsample | Pad | Binary | Reshape | Permute | Slice | Stack | Embedding | Reduce | Expand
+    | MatMul | Attention | Normalize
 )

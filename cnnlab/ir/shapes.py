@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from cnnlab.common.errors import CnnlabError, ShapeError
 from cnnlab.ir import graph as ir
+from cnnlab.ir.mix import mix_shape
 
 Shape = tuple[int, ...]
 
@@ -156,6 +157,14 @@ def broadcast_shapes(node: ir.Node, shapes: list[Shape]) -> Shape:
 def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | None:
     """Shape rules of the ops beyond the sheets' (None: not one of them)."""
     x = in_shapes[0] if in_shapes else ()
+    mixed = mix_shape(node, in_shapes)
+    if mixed is not None:
+        return mixed
+    if isinstance(op, ir.Concat) and op.consts:
+        in_shapes = list(in_shapes)
+        for pos, shape in op.consts:
+            in_shapes.insert(pos, tuple(shape))
+        x = in_shapes[0]
     if isinstance(op, ir.Binary):
         extra = [tuple(op.const)] if op.const is not None else []
         if len(in_shapes) + len(extra) < 2 and op.fn not in ("pow",):
@@ -172,8 +181,7 @@ def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | No
             raise ShapeError(node.name, f"cannot stack shapes {in_shapes}: they must be equal")
         ax = op.axis % (len(x) + 1)
         return x[:ax] + (len(in_shapes),) + x[ax:]
-    if isinstance(op, ir.Concat) and op.axis != 0 or isinstance(op, ir.Concat) \
-            and len(in_shapes) == 1:
+    if isinstance(op, ir.Concat) and (op.axis != 0 or len(in_shapes) == 1 or op.consts):
         ax = op.axis % len(x)
         for s in in_shapes[1:]:
             if len(s) != len(x) or s[:ax] + s[ax + 1:] != x[:ax] + x[ax + 1:]:
@@ -213,9 +221,9 @@ def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | No
         return tuple(x[i] for i in op.perm)
     if isinstance(op, ir.Slice):
         ax = op.axis % len(x)
-        if not 0 <= op.start < op.stop <= x[ax]:
+        if not 0 <= op.start < op.stop <= x[ax] or op.step < 1:
             raise ShapeError(node.name, f"slice {op.start}:{op.stop} outside axis {ax} of {x}")
-        return x[:ax] + (op.stop - op.start,) + x[ax + 1:]
+        return x[:ax] + (len(range(op.start, op.stop, op.step)),) + x[ax + 1:]
     if isinstance(op, ir.Embedding):
         return tuple(x) + (op.dim,)
     if isinstance(op, ir.Norm) and op.norm == "group" and x[0] % op.groups:

@@ -1,0 +1,233 @@
+"""Hand-written modules using the idioms real models bring (issue 21, section 2), one each:
+functional batch norm with a module's own tensors (timm's BatchNormAct), ``F.linear``, weight
+standardisation (``F.conv2d`` with a computed weight), functional layer/group norm, drop path
+(a torchvision-style ``stochastic_depth``, identity in eval), average pooling that excludes
+padding, ``matmul``/``@``/``bmm``/``einsum``, scaled dot-product and multi-head attention,
+``F.normalize``, ``Tensor.norm``, ``addcmul`` (ResMLP's affine), a class token ``cat``,
+indexing beyond one-axis slices, a Swin-V2-style relative-position MLP applied to a constant
+buffer, TF-style "same" padding and a size check computed in ``forward``. ``IDIOMS`` lists
+``(name, factory, input_shape)``; each net is tiny.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import fx, nn
+from torch.nn import functional as F
+
+
+def stochastic_depth(x: torch.Tensor, p: float, mode: str, training: bool = True
+                     ) -> torch.Tensor:
+    """torchvision.ops.stochastic_depth, written out (identity in eval)."""
+    if not training or p == 0.0:
+        return x
+    shape = [x.shape[0]] + [1] * (x.dim() - 1) if mode == "row" else [1] * x.dim()
+    noise = torch.empty(shape, dtype=x.dtype, device=x.device).bernoulli_(1 - p)
+    return x * noise / (1 - p)
+
+
+torch.fx.wrap("stochastic_depth")  # as torchvision does: fx sees one opaque call
+
+
+class StochasticDepth(nn.Module):
+    def __init__(self, p: float):
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return stochastic_depth(x, self.p, "row", self.training)
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: F.batch_norm on the module's own tensors, then an activation."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                         self.training, self.momentum or 0.0, self.eps)
+        return F.silu(x)
+
+
+class StdConv2d(nn.Conv2d):
+    """timm's StdConv2d: the weight standardised per filter in every forward."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         training=True, momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class FunctionalNorms(nn.Module):
+    """BatchNormAct, weight standardisation, F.layer_norm (LayerNorm2d) and F.group_norm."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = StdConv2d(3, 8, 3, padding=1)
+        self.bn = BatchNormAct2d(8)
+        self.ln_w, self.ln_b = nn.Parameter(torch.ones(8)), nn.Parameter(torch.zeros(8))
+        self.gn_w, self.gn_b = nn.Parameter(torch.ones(8)), nn.Parameter(torch.zeros(8))
+        self.fc_w, self.fc_b = nn.Parameter(torch.randn(5, 8)), nn.Parameter(torch.zeros(5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.bn(self.conv(x))
+        x = F.layer_norm(x.permute(0, 2, 3, 1), (8,), self.ln_w, self.ln_b, 1e-6)
+        x = F.group_norm(x.permute(0, 3, 1, 2), 2, self.gn_w, self.gn_b)
+        return F.linear(x.mean((2, 3)), self.fc_w, self.fc_b)
+
+
+class TFSamePad(nn.Module):
+    """TF-style 'same' padding computed in forward (timm's tf_ EfficientNets) and a size
+    check: both read ``x.shape``, which torch.fx cannot branch on."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, stride=2)
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ValueError(f"expected 3 channels, got {x.shape[1]}")
+        ih, iw = x.shape[-2:]
+        ph = max((math.ceil(ih / 2) - 1) * 2 + 3 - ih, 0)
+        pw = max((math.ceil(iw / 2) - 1) * 2 + 3 - iw, 0)
+        x = F.pad(x, [pw // 2, pw - pw // 2, ph // 2, ph - ph // 2])
+        x = self.pool(F.relu(self.conv(x)))
+        return F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)
+
+
+class DropPathBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 4, 3, padding=1)
+        self.drop = StochasticDepth(0.2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.drop(self.conv(x))
+
+
+class Products(nn.Module):
+    """matmul, @, bmm and einsum on tokens of a conv map, and a weight applied by @."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 6, 3, padding=1)
+        self.w = nn.Parameter(torch.randn(6, 4) * 0.1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x).flatten(2).transpose(1, 2)  # (B, N, 6)
+        a = torch.matmul(t, t.transpose(-2, -1))  # (B, N, N)
+        b = torch.bmm(a, t)  # (B, N, 6)
+        c = torch.einsum("bnc,bmc->bnm", b, t)
+        return (c @ t) @ self.w
+
+
+class Attention(nn.Module):
+    """A ViT-style attention block: q/k/v by one linear, softmax(q k^T) v by hand and by
+    F.scaled_dot_product_attention, heads split and merged by reshape/permute."""
+
+    def __init__(self, dim: int = 8, heads: int = 2):
+        super().__init__()
+        self.heads = heads
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv.unbind(0)
+        attn = (q @ k.transpose(-2, -1)) * (c // self.heads) ** -0.5
+        y1 = attn.softmax(dim=-1) @ v
+        y2 = F.scaled_dot_product_attention(q, k, v)
+        y = (y1 + y2).transpose(1, 2).reshape(b, n, c)
+        return self.proj(y)
+
+
+class HybridAttention(nn.Module):
+    """A small hybrid CNN: conv stem, class token, attention and nn.MultiheadAttention over
+    the flattened map, class-token head with F.normalize."""
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 8, 3, 2, 1), nn.BatchNorm2d(8), nn.GELU())
+        self.cls = nn.Parameter(torch.zeros(1, 1, 8))
+        self.pos = nn.Parameter(torch.zeros(1, 17, 8))
+        self.attn = Attention()
+        self.mha = nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = nn.LayerNorm(8)
+        self.head = nn.Linear(8, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.stem(x).flatten(2).transpose(1, 2)
+        t = torch.cat([self.cls.expand(t.shape[0], -1, -1), t], dim=1) + self.pos
+        t = t + self.attn(self.norm(t))
+        y, _ = self.mha(t, t, t)
+        t = t + y
+        return self.head(F.normalize(t[:, 0], dim=-1))
+
+
+class Affine(nn.Module):
+    """ResMLP's affine: ``torch.addcmul(beta, alpha, x)``."""
+
+    def __init__(self, c: int):
+        super().__init__()
+        self.alpha, self.beta = nn.Parameter(torch.ones(c, 1, 1)), nn.Parameter(torch.zeros(c, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.addcmul(self.beta, self.alpha, x)
+
+
+class NormsAndIndexing(nn.Module):
+    """addcmul, Tensor.norm as a gate, strided and multi-axis slices, an int index and None."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 6, 3, padding=1)
+        self.affine = Affine(6)
+        self.conv2 = nn.Conv2d(6, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.affine(self.conv(x))
+        g = y.norm(dim=1, keepdim=True)
+        y = y * torch.sigmoid(g)
+        y = y[:, :, 1:-1:2, ::2]
+        y = self.conv2(y)
+        z = y[:, 0][:, None]
+        return torch.cat([y, z], 1)
+
+
+class RelPosMLP(nn.Module):
+    """Swin-V2's continuous position bias: an MLP applied to a constant coordinate table
+    (a buffer) inside forward, its output indexed by a buffer and added to the attention."""
+
+    def __init__(self, n: int = 4, heads: int = 2, dim: int = 8):
+        super().__init__()
+        coords = torch.stack(torch.meshgrid(torch.arange(n), torch.arange(n), indexing="ij"))
+        self.register_buffer("table", coords.flatten(1).T.float())
+        self.register_buffer("index", torch.arange(n * n).repeat(n * n, 1) % (n * n))
+        self.mlp = nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, heads))
+        self.heads, self.dim = heads, dim
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.conv = nn.Conv2d(3, dim, 2, 2)
+        self.unused = nn.Linear(3, 3)  # never called: listed as not used in forward
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x).flatten(2).transpose(1, 2)
+        b, n, c = t.shape
+        q, k, v = self.qkv(t).reshape(b, n, 3, self.heads, c // self.heads).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        bias = self.mlp(self.table)[self.index.view(-1)].view(n, n, -1).permute(2, 0, 1)
+        attn = q @ k.transpose(-2, -1) + 16 * torch.sigmoid(bias).unsqueeze(0)
+        return (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+
+
+IDIOMS = [
+    ("functional-norms", FunctionalNorms, (3, 6, 6)),
+    ("tf-same-pad", TFSamePad, (3, 11, 13)),
+    ("drop-path", DropPathBlock, (4, 6, 6)),
+    ("products", Products, (2, 4, 4)),
+    ("hybrid-attention", HybridAttention, (3, 8, 8)),
+    ("norms-indexing", NormsAndIndexing, (2, 9, 9)),
+    ("swinv2-relpos", RelPosMLP, (3, 8, 8)),
+]
+
+__all__ = ["IDIOMS", "fx"]

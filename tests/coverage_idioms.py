@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import fx, nn
+from torch import nn
 from torch.nn import functional as F
 
 
@@ -170,7 +170,8 @@ class Affine(nn.Module):
 
     def __init__(self, c: int):
         super().__init__()
-        self.alpha, self.beta = nn.Parameter(torch.ones(c, 1, 1)), nn.Parameter(torch.zeros(c, 1, 1))
+        self.alpha = nn.Parameter(torch.ones(c, 1, 1))
+        self.beta = nn.Parameter(torch.zeros(c, 1, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.addcmul(self.beta, self.alpha, x)
@@ -229,5 +230,3 @@ IDIOMS = [
     ("norms-indexing", NormsAndIndexing, (2, 9, 9)),
     ("swinv2-relpos", RelPosMLP, (3, 8, 8)),
 ]
-
-__all__ = ["IDIOMS", "fx"]

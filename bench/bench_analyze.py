@@ -1,19 +1,24 @@
-"""Analyzer speed: VGG-16 from the IR, and a traced ResNet-18 side by side with torchinfo.
+"""Analyzer speed: captured ResNet-50, EfficientNet-B0 and DenseNet-121 against torchinfo
+and fvcore, one thread, in one run.
 
-Run: ``.venv/bin/python bench/bench_analyze.py [--repeat 7]``. Times are medians over
-``--repeat`` runs after one warm-up; models are built once (weights are not timed); CPU-seconds
-(``resource.getrusage``) are reported next to wall time because the machine may be shared.
-  * ir:        parse the spec + ``analyze_graph`` (no tensors at all)
-  * fx:        ``from_module`` (symbolic trace; shapes from the IR, no forward pass) +
-               ``analyze_graph``
-  * torchinfo: ``torchinfo.summary(model, input_size, verbose=0)`` (hooks + a forward pass)
-ResNet-18 is written by hand (tests/coverage_nets.py; torchvision is not a dependency) and
-analysed at 3x224x224; the goal is fx >= 10x faster than torchinfo on the same module.
+Run: ``.venv/bin/python bench/bench_analyze.py [--repeat 5] [--input 3x224x224]``. The nets
+are written by hand (tests/zoo_nets.py; torchvision is not a dependency): EfficientNet-B0
+computes TF-style "same" padding in forward, so torch.fx refuses it and cnnlab captures it
+by running it on meta tensors. Times are medians over ``--repeat`` runs after one warm-up;
+models are built once (weights are not timed); CPU-seconds (``resource.getrusage``) are
+reported next to wall time because the machine may be shared.
+  * cnnlab:    ``cnnlab.analyze(module, input)`` (capture + every row's numbers)
+  * torchinfo: ``torchinfo.summary(model, input_size, verbose=0)`` (hooks + a real forward)
+  * fvcore:    ``FlopCountAnalysis(model, x).total()`` + ``parameter_count`` (jit trace +
+               a real forward), when ``pip install fvcore`` worked
+The goal is cnnlab >= 3x faster than torchinfo on each net. Parameter counts of the three
+must agree before their speeds are printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import platform
 import resource
 import statistics
@@ -25,14 +30,16 @@ from pathlib import Path
 import torch
 import torchinfo
 
-from cnnlab.analysis.analyze import analyze_graph
-from cnnlab.ir.fximport import from_module
-from cnnlab.ir.spec import parse
-from cnnlab.models import zoo as models
-from cnnlab.models.build import build
+import cnnlab
+from cnnlab.ir.shapes import parse_shape
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from coverage_nets import ResNet18  # noqa: E402
+from zoo_nets import DenseNet121, EfficientNetB0, ResNet50  # noqa: E402
+
+try:
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+except ImportError:  # optional: the comparison is skipped
+    FlopCountAnalysis = None
 
 
 def _cpu() -> float:
@@ -52,57 +59,51 @@ def median_seconds(fn: Callable[[], object], repeat: int) -> tuple[float, float]
     return statistics.median(wall), statistics.median(cpu)
 
 
-def _row(name: str, t: tuple[float, float], ref: tuple[float, float]) -> str:
-    return (f"{name:<38}{t[0] * 1e3:>10.2f}ms{t[1] * 1e3:>10.2f}ms CPU"
-            f"{ref[0] / t[0]:>9.1f}x{ref[1] / t[1]:>9.1f}x")
+def _fvcore(model: torch.nn.Module, x: torch.Tensor) -> tuple[int, int]:
+    flops = FlopCountAnalysis(model, x)
+    flops.unsupported_ops_warnings(False)
+    flops.uncalled_modules_warnings(False)
+    return int(flops.total()), int(parameter_count(model)[""])
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="vgg16")
-    ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--input", default="3x224x224")
     args = ap.parse_args()
-
-    print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"torchinfo {torchinfo.__version__}, {torch.get_num_threads()} torch threads, "
-          f"median of {args.repeat}")
-    print(f"{'method':<38}{'wall':>12}{'':>14}{'ti/wall':>10}{'ti/CPU':>9}")
-
-    mdef = models.get(args.model)
-    shape = mdef.input_shape
-    model = build(mdef.graph(), shape, seed=0).eval()
-    a = analyze_graph(parse(mdef.spec), shape)
-    info = torchinfo.summary(model, input_size=(1, *shape), verbose=0)
-    fx_a = analyze_graph(from_module(model, shape), shape)
-    # the three must agree before their speeds mean anything
-    assert a.total.params == info.total_params == fx_a.total.params
-    assert a.total.macs == fx_a.total.macs
-    t_ir = median_seconds(lambda: analyze_graph(parse(mdef.spec), shape), args.repeat)
-    t_fx = median_seconds(lambda: analyze_graph(from_module(model, shape), shape), args.repeat)
-    t_ti = median_seconds(
-        lambda: torchinfo.summary(model, input_size=(1, *shape), verbose=0), args.repeat)
-    print(f"-- {args.model} {'x'.join(map(str, shape))}: params {a.total.params:,}, "
-          f"MACs {a.total.macs:,} (torchinfo mult-adds {info.total_mult_adds:,})")
-    for name, t in [("cnnlab IR (parse + analyze_graph)", t_ir),
-                    ("cnnlab from_module (torch.fx)", t_fx), ("torchinfo.summary", t_ti)]:
-        print(_row(name, t, t_ti))
-
-    torch.manual_seed(0)
-    net = ResNet18().eval()
-    rshape = (3, 224, 224)
-    r = analyze_graph(from_module(net, rshape), rshape)
-    rinfo = torchinfo.summary(net, input_size=(1, *rshape), verbose=0)
-    assert r.total.params == rinfo.total_params == sum(p.numel() for p in net.parameters())
-    assert r.total.complete
-    t_rfx = median_seconds(lambda: analyze_graph(from_module(net, rshape), rshape), args.repeat)
-    t_rti = median_seconds(
-        lambda: torchinfo.summary(net, input_size=(1, *rshape), verbose=0), args.repeat)
-    print(f"-- ResNet-18 (by hand) 3x224x224: params {r.total.params:,}, MACs "
-          f"{r.total.macs:,} (torchinfo mult-adds {rinfo.total_mult_adds:,})")
-    print(_row("cnnlab from_module + analyze_graph", t_rfx, t_rti))
-    print(_row("torchinfo.summary", t_rti, t_rti))
-    print(f"ResNet-18: cnnlab is {t_rti[0] / t_rfx[0]:.1f}x faster than torchinfo (wall), "
-          f"{t_rti[1] / t_rfx[1]:.1f}x (CPU-seconds); goal >= 10x")
+    torch.set_num_threads(1)
+    shape = parse_shape(args.input)
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
+                if line.startswith("model name")), platform.processor())
+    print(f"python {platform.python_version()}, torch {torch.__version__}, torchinfo "
+          f"{torchinfo.__version__}, fvcore {'yes' if FlopCountAnalysis else 'not installed'}"
+          f", {torch.get_num_threads()} thread, median of {args.repeat}")
+    print(f"CPU: {cpu}; load average {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+    print(f"{'net':<18}{'method':<12}{'wall ms':>10}{'CPU ms':>10}{'ti/wall':>9}  numbers")
+    for name, factory in (("ResNet-50", ResNet50), ("EfficientNet-B0", EfficientNetB0),
+                          ("DenseNet-121", DenseNet121)):
+        torch.manual_seed(0)
+        model = factory().eval()
+        x = torch.rand(1, *shape)
+        a = cnnlab.analyze(model, shape)
+        info = torchinfo.summary(model, input_size=(1, *shape), verbose=0)
+        assert a.total.complete and a.total.params == info.total_params
+        rows = [("cnnlab", median_seconds(lambda m=model: cnnlab.analyze(m, shape),
+                                          args.repeat),
+                 f"params {a.total.params:,}, MACs {a.total.macs:,}")]
+        rows.append(("torchinfo", median_seconds(
+            lambda m=model: torchinfo.summary(m, input_size=(1, *shape), verbose=0),
+            args.repeat), f"params {info.total_params:,}, mult-adds {info.total_mult_adds:,}"))
+        if FlopCountAnalysis is not None:
+            with torch.no_grad():
+                flops, params = _fvcore(model, x)
+                assert params == a.total.params
+                t = median_seconds(lambda m=model: _fvcore(m, x), args.repeat)
+            rows.append(("fvcore", t, f"params {params:,}, flops (MACs) {flops:,}"))
+        ti = rows[1][1][0]
+        for method, (wall, cpu_s), numbers in rows:
+            print(f"{name:<18}{method:<12}{wall * 1e3:>10.1f}{cpu_s * 1e3:>10.1f}"
+                  f"{ti / wall:>8.1f}x  {numbers}")
 
 
 if __name__ == "__main__":

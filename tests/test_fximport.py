@@ -63,7 +63,7 @@ MODULES = [
     (nn.MaxPool2d(3, 2, ceil_mode=True), (1, 8, 8),
      ir.Pool("max", (3, 3), (2, 2), "valid", True)),
     (nn.AvgPool2d(3, 1, 1, count_include_pad=False), (1, 5, 5),
-     unsupported("AvgPool2d", (1, 5, 5))),
+     ir.Pool("avg", (3, 3), (1, 1), ((1, 1), (1, 1)), exclude_pad=True)),
     (nn.AvgPool2d(3, 1, 0, count_include_pad=False), (1, 5, 5),
      ir.Pool("avg", (3, 3), (1, 1), "valid")),
     (nn.AvgPool2d(2, divisor_override=1), (1, 4, 4), unsupported("AvgPool2d", (1, 2, 2))),
@@ -144,7 +144,7 @@ CALLS = [
     (lambda x: F.adaptive_avg_pool2d(x, 1), (2, 4, 4), [ir.GlobalPool("avg", keepdim=True)]),
     (lambda x: x.contiguous().relu(), (2, 3), [ir.Act("relu")]),
     (lambda x: x @ x.transpose(1, 2), (2, 3), [ir.Permute((1, 0)),
-                                               unsupported("matmul", (2, 2))]),
+                                               ir.MatMul("iz,zj->ij")]),
 ]
 
 
@@ -220,8 +220,8 @@ def test_data_dependent_control_flow_is_a_one_line_error() -> None:
     def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
         return x.relu() if x.sum() > 0 else x
 
-    _one_line_error(lambda: from_module(Wrap(fn), (2, 3)), "cannot trace Wrap",
-                    "trace a submodule", "spec")
+    _one_line_error(lambda: from_module(Wrap(fn), (2, 3)), "cannot run Wrap",
+                    "test_fximport.py:", "x.sum() > 0", "spec")
 
 
 class Pair(nn.Module):

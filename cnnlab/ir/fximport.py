@@ -307,9 +307,11 @@ def _dtype_of(dtype: str | torch.dtype) -> torch.dtype:
     return dtype
 
 
-def _by_fx(root: nn.Module, name: str) -> fx.GraphModule:
-    try:
-        gm = fx.symbolic_trace(root)
+def _by_fx(root: nn.Module, name: str) -> Any:
+    from cnnlab.ir.capture import Recording
+
+    try:  # the graph alone: no GraphModule, whose code generation costs a third of the time
+        gm = Recording(fx.Tracer().trace(root), root)
     except Exception as e:  # fx raises TraceError, TypeError, AttributeError... alike
         raise CnnlabError(
             f"cannot trace {name} with torch.fx ({_one_line(e)}); trace a submodule without "
@@ -376,17 +378,22 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     module.eval()
     try:
         graph: ir.Graph | None = None
+        refused: CnnlabError | None = None  # fx's error, when it is about the input
         if capture in ("auto", "fx"):
             try:
                 graph = _imported(_by_fx(root, name), root, shape, dtype, name)
-            except CnnlabError:
+            except CnnlabError as e:
                 if capture == "fx":
                     raise
+                if not str(e).startswith(f"cannot trace {name} with torch.fx"):
+                    refused = e
         if capture == "run" or graph is None or any(
                 isinstance(n.op, ir.Unsupported) for n in graph.nodes):
             try:
                 ran = _imported(_by_run(root, shape, dtype), root, shape, dtype, name)
             except CnnlabError:
+                if refused is not None:
+                    raise refused from None
                 if graph is None:
                     raise
                 ran = None

@@ -98,7 +98,7 @@ def main() -> None:
             with torch.no_grad():
                 flops, params = _fvcore(model, x)
                 assert params == a.total.params
-                t = median_seconds(lambda m=model: _fvcore(m, x), args.repeat)
+                t = median_seconds(lambda m=model, x=x: _fvcore(m, x), args.repeat)
             rows.append(("fvcore", t, f"params {params:,}, flops (MACs) {flops:,}"))
         ti = rows[1][1][0]
         for method, (wall, cpu_s), numbers in rows:

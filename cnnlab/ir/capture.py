@@ -34,6 +34,7 @@ from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.ir.capture_fast import shortcut
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,7 +117,9 @@ class _Recorder(TorchFunctionMode):
     def __torch_function__(self, func: Any, types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        out = func(*args, **kwargs)
+        out = shortcut(func, args, kwargs)
+        if out is None:
+            out = func(*args, **kwargs)
         if self.depth or not _has_tensor(out):
             return out
         (margs, mkwargs), seen = self.map((args, kwargs))

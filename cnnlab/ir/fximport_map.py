@@ -17,49 +17,12 @@ from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
+from cnnlab.ir.fximport_more import binary as _binary
 from cnnlab.ir.fximport_more import more_call
 from cnnlab.ir.fximport_ops import T, arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
 _INTERP = (F.interpolate, F.upsample)
-
-
-def _number(v: Any) -> float | None:
-    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
-
-
-def _binary(fn: str, args: tuple, kwargs: dict, params: int) -> Mapped:
-    a = args[0]
-    b = args[1] if len(args) > 1 else kwargs.get("other")
-    alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
-    if alpha not in (None, 1):
-        return None, [t for t in (a, b) if isinstance(t, T)], f"{fn} with alpha={alpha}"
-    reverse = fn in ("rsub", "rdiv")
-    fn = {"rsub": "sub", "rdiv": "div"}.get(fn, fn)
-    if reverse:
-        a, b = b, a
-    if isinstance(a, T) and isinstance(b, T):
-        if fn == "add" and a.shape == b.shape:
-            return ir.Add(), [a, b], ""
-        return ir.Binary(fn), [a, b], ""
-    x, c, rev = (a, b, False) if isinstance(a, T) else (b, a, True)
-    num = _number(c)
-    if num is not None and not rev and fn in ("mul", "div"):
-        if fn == "div" and num == 0:
-            return None, [x], "division by the constant 0"
-        return ir.Scale(num if fn == "mul" else 1.0 / num), [x], ""
-    if num is not None and rev and fn == "mul":
-        return ir.Scale(num), [x], ""
-    if num is not None:
-        return ir.Binary(fn, (), rev), [x], ""
-    if isinstance(c, torch.Tensor):
-        shape = tuple(c.shape)
-        if len(shape) > len(x.shape) or len(shape) == len(x.shape) and shape[0] != 1:
-            return None, [x], f"a constant of shape {shape} that spans the batch axis"
-        if len(shape) == len(x.shape):
-            shape = shape[1:]
-        return ir.Binary(fn, shape, rev, params), [x], ""
-    return None, [x], f"{fn} with an operand of type {type(c).__name__}"
 
 
 def _name(node: fx.Node) -> str:

@@ -30,6 +30,44 @@ MATMUL_METHODS = ("matmul", "bmm", "mm", "__matmul__")
 NORM_FUNCS = (torch.norm, torch.linalg.vector_norm)
 
 
+def _number(v: Any) -> float | None:
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+def binary(fn: str, args: tuple, kwargs: dict, params: int) -> Any:
+    a = args[0]
+    b = args[1] if len(args) > 1 else kwargs.get("other")
+    alpha = args[2] if len(args) > 2 else kwargs.get("alpha", 1)
+    if alpha not in (None, 1):
+        return None, [t for t in (a, b) if isinstance(t, T)], f"{fn} with alpha={alpha}"
+    reverse = fn in ("rsub", "rdiv")
+    fn = {"rsub": "sub", "rdiv": "div"}.get(fn, fn)
+    if reverse:
+        a, b = b, a
+    if isinstance(a, T) and isinstance(b, T):
+        if fn == "add" and a.shape == b.shape:
+            return ir.Add(), [a, b], ""
+        return ir.Binary(fn), [a, b], ""
+    x, c, rev = (a, b, False) if isinstance(a, T) else (b, a, True)
+    num = _number(c)
+    if num is not None and not rev and fn in ("mul", "div"):
+        if fn == "div" and num == 0:
+            return None, [x], "division by the constant 0"
+        return ir.Scale(num if fn == "mul" else 1.0 / num), [x], ""
+    if num is not None and rev and fn == "mul":
+        return ir.Scale(num), [x], ""
+    if num is not None:
+        return ir.Binary(fn, (), rev), [x], ""
+    if isinstance(c, torch.Tensor):
+        shape = tuple(c.shape)
+        if len(shape) > len(x.shape) or len(shape) == len(x.shape) and shape[0] != 1:
+            return None, [x], f"a constant of shape {shape} that spans the batch axis"
+        if len(shape) == len(x.shape):
+            shape = shape[1:]
+        return ir.Binary(fn, shape, rev, params), [x], ""
+    return None, [x], f"{fn} with an operand of type {type(c).__name__}"
+
+
 def _params(imp: Any, ids: set[int]) -> int:
     return sum(imp.numel[i] for i in ids)
 
@@ -90,19 +128,17 @@ def _cat(imp: Any, seq: list[Any], dim: Any, ids: set[int]) -> Any:
 
 def _addcmul(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int]) -> Any:
     """``a + value * b * c``: a multiply node, a scale, then the add (the call's row)."""
-    from cnnlab.ir.fximport_map import _binary
-
     a, b, c = args[0], arg(args, kwargs, 1, "tensor1"), arg(args, kwargs, 2, "tensor2")
     value = kwargs.get("value", 1)
     own = (_own(imp, b) | _own(imp, c)) & ids
-    op, ins, reason = _binary("mul", (b, c), {}, _params(imp, own))
+    op, ins, reason = binary("mul", (b, c), {}, _params(imp, own))
     if op is None or not ins:
         return None, [v for v in (a, b, c) if isinstance(v, T)], reason or "addcmul"
     cur = _step(imp, node, op, ins, own, "mul")
     if value != 1:
         cur = _step(imp, node, ir.Scale(float(value)), [cur], set(), "scale")
     ids.difference_update(own)
-    return _binary("add", (a, cur), {}, _params(imp, ids))
+    return binary("add", (a, cur), {}, _params(imp, ids))
 
 
 def _step(imp: Any, node: Any, op: ir.Op, ins: list[T], ids: set[int], what: str) -> T:

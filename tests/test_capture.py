@@ -99,3 +99,22 @@ def test_zoo_nets_are_fully_analyzed(name, factory) -> None:
     assert (2, *a.layers[-1].output_shape) == tuple(y.shape)
     counted = ("conv", "linear", "matmul", "attention")
     assert sum(2 * r.macs for r in a.layers if r.kind in counted) == counter.get_total_flops()
+
+
+class ExcludePadStrided(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool2d(3, 1, 1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.pool(x)[:, :, ::2, 1:]
+
+
+def test_the_builder_rebuilds_excluded_padding_and_strided_slices() -> None:
+    from cnnlab.models.build import build
+
+    net = ExcludePadStrided().eval()
+    built = build(from_module(net, (2, 7, 7)), (2, 7, 7), seed=0).eval()
+    x = torch.rand(2, 2, 7, 7)
+    with torch.no_grad():
+        assert torch.allclose(built(x), net(x))

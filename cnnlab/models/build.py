@@ -120,8 +120,13 @@ def _other(node: ir.Node, x: tuple[int, ...]) -> nn.Module | None:
         return Batched("expand", op.shape)
     if isinstance(op, ir.Permute):
         return Call("permute", 0, *(p + 1 for p in op.perm))
+    if isinstance(op, ir.Slice) and op.step != 1:
+        return Call("__getitem__", (slice(None),) * (op.axis + 1) + (slice(op.start, op.stop,
+                                                                          op.step),))
     if isinstance(op, ir.Slice):
         return Call("narrow", op.axis + 1, op.start, op.stop - op.start)
+    if isinstance(op, ir.Concat) and op.consts:  # the constant (a class token) is not in the IR
+        raise CnnlabError(f"layer {node.name}: cannot build a concat with a constant part")
     if isinstance(op, ir.Stack):
         return Call(lambda *xs, dim: torch.stack(xs, dim), dim=op.axis + 1)
     if isinstance(op, ir.Concat) and (op.axis != 0 or len(node.inputs) == 1):
@@ -231,8 +236,11 @@ def _window_module(node: ir.Node, in_shape: tuple[int, ...]) -> nn.Module:
         else:
             cls = {1: nn.AvgPool1d, 2: nn.AvgPool2d, 3: nn.AvgPool3d}[dims]
             # count_include_pad=True: padded zeros count, as in a conv with a box kernel
-            core = cls(w.kernel, stride=w.stride, padding=pad, count_include_pad=True,
-                       ceil_mode=op.ceil)
+            if op.exclude_pad and not symmetric:
+                raise CnnlabError(f"layer {node.name}: cannot build an average pool that "
+                                  "excludes asymmetric or oversized padding")
+            core = cls(w.kernel, stride=w.stride, padding=pad,
+                       count_include_pad=not op.exclude_pad, ceil_mode=op.ceil)
             fill = 0.0
     if symmetric:
         return core

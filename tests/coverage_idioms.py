@@ -221,6 +221,18 @@ class RelPosMLP(nn.Module):
         return (attn.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
 
 
+class FreshConstants(nn.Module):
+    """Constants made from the input's shape (``new_zeros``, ``zeros_like``) and ``x.mT``."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 2, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.new_zeros(1, 2, 1, 1) + torch.zeros_like(x)
+        return self.conv(x) + z + x.mT.transpose(-2, -1)
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -229,4 +241,5 @@ IDIOMS = [
     ("hybrid-attention", HybridAttention, (3, 8, 8)),
     ("norms-indexing", NormsAndIndexing, (2, 9, 9)),
     ("swinv2-relpos", RelPosMLP, (3, 8, 8)),
+    ("fresh-constants", FreshConstants, (2, 6, 6)),
 ]

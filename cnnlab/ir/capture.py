@@ -40,6 +40,10 @@ _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _METHOD_OWNERS = ("TensorBase.", "Tensor.")
 _ALIAS_PROPS = ("data",)  # tensor properties that are the tensor itself
+# calls whose result depends on a tensor's shape and dtype only: constants, not graph nodes
+FRESH = frozenset(("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor",
+                   "zeros_like", "ones_like", "full_like", "empty_like", "rand_like",
+                   "randn_like", "randint_like"))
 
 
 class Recording:
@@ -120,7 +124,7 @@ class _Recorder(TorchFunctionMode):
         out = shortcut(func, args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
-        if self.depth or not _has_tensor(out):
+        if self.depth or not _has_tensor(out) or getattr(func, "__name__", "") in FRESH:
             return out
         (margs, mkwargs), seen = self.map((args, kwargs))
         if not seen:

@@ -26,6 +26,7 @@ from torch import fx, nn
 from cnnlab.common.errors import CnnlabError, ShapeError
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
+from cnnlab.ir.capture import FRESH
 from cnnlab.ir.fximport_map import map_call
 from cnnlab.ir.fximport_moved import materialise, moved
 from cnnlab.ir.fximport_moved import use as use_moved
@@ -156,6 +157,9 @@ class _Importer:
                 self.vals[node] = found
             return
         args, kwargs = materialise(self, args), materialise(self, kwargs)
+        if _name_of(node.target).rpartition(".")[2] in FRESH:  # x.new_zeros(...): a constant
+            self.vals[node] = self.execute(node, args, kwargs)
+            return
         tensors = _tensors((args, kwargs))
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)

@@ -60,7 +60,8 @@ def binary(fn: str, args: tuple, kwargs: dict, params: int) -> Any:
         return ir.Binary(fn, (), rev), [x], ""
     if isinstance(c, torch.Tensor):
         shape = tuple(c.shape)
-        if len(shape) > len(x.shape) or len(shape) == len(x.shape) and shape[0] != 1:
+        if len(shape) > len(x.shape) or len(shape) == len(x.shape) and shape[0] not in (
+                1, x.shape[0]):  # one per sample (zeros_like(x), a token expanded): kept
             return None, [x], f"a constant of shape {shape} that spans the batch axis"
         if len(shape) == len(x.shape):
             shape = shape[1:]

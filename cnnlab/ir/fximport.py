@@ -1,6 +1,9 @@
-"""Live ``torch.nn.Module`` -> IR graph, by ``torch.fx`` tracing, without a forward pass.
+"""Live ``torch.nn.Module`` -> IR graph, without a forward pass on data.
 
-The module is traced in eval mode (training-only branches are left out). Every traced call with
+The module is captured by ``torch.fx`` tracing or, where fx refuses it or leaves a row
+unsupported, by running it on meta tensors (:mod:`cnnlab.ir.capture`); both give an fx graph
+that the importer below maps to the IR. The module is captured in eval mode (training-only
+branches are left out). Every traced call with
 a tensor result becomes one IR node named after the module's qualified name (``features.0``,
 ``layer1.0.conv1``) or, for functions and methods, after the fx node (``add``, ``cat_1``); the
 graph input is ``input``. Shapes come from the IR's own rules: nothing is computed on data.
@@ -157,7 +160,8 @@ class _Importer:
                 self.vals[node] = found
             return
         args, kwargs = materialise(self, args), materialise(self, kwargs)
-        if _name_of(node.target).rpartition(".")[2] in FRESH:  # x.new_zeros(...): a constant
+        t = node.target
+        if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
         tensors = _tensors((args, kwargs))

@@ -398,7 +398,7 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
         if capture == "run" or graph is None or any(
                 isinstance(n.op, ir.Unsupported) for n in graph.nodes):
             try:
-                ran = _imported(_by_run(root, shape, dtype), root, shape, dtype, name)
+                ran = _run_imported(root, shape, dtype, name)
             except CnnlabError:
                 if refused is not None:
                     raise refused from None
@@ -411,6 +411,20 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     finally:
         for m, training in modes.items():
             m.training = training
+
+
+def _run_imported(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
+                  name: str) -> ir.Graph:
+    """The run-capture's graph; an unexpected failure of the import is a one-line error."""
+    recording = _by_run(root, shape, dtype)
+    try:
+        return _imported(recording, root, shape, dtype, name)
+    except CnnlabError:
+        raise
+    except Exception as e:
+        raise CnnlabError(f"cannot map the captured {name} to cnnlab's layers "
+                          f"({_one_line(e)}); analyze a submodule, or write the architecture "
+                          "as a spec") from None
 
 
 def _missing(graph: ir.Graph) -> int:

@@ -79,6 +79,7 @@ class OnnxImporter:
             for i in n.input:
                 self.users.setdefault(i, []).append(n)
         self.skip: set[str] = set()  # first outputs of ONNX nodes folded into another
+        self.folded: set[str] = set()  # ONNX tensors with no row of their own
 
     # ------------------------------------------------------------------ helpers for rules
     def const(self, name: str) -> Any | None:
@@ -152,8 +153,8 @@ class OnnxImporter:
         its inferred shape) with ONNX's reference implementation; unknown inputs: skip."""
         import numpy as np
 
-        if node.op_type in ("Shape", "Size") and node.input[0] in self.onnx_shapes:
-            full = np.array(self.onnx_shapes[node.input[0]], dtype=np.int64)
+        if node.op_type in ("Shape", "Size") and node.input[0] in self.outputs:
+            full = np.array((1, *self.shape(self.outputs[node.input[0]])), dtype=np.int64)
             a = {t.name: t for t in node.attribute}
             if node.op_type == "Size":
                 self.consts[node.output[0]] = np.array(full.prod(), dtype=np.int64)
@@ -232,4 +233,4 @@ def from_onnx(model: Any, input_shape: Shape | None = None
     inp = next(i for i in model.graph.input if i.name not in inits)
     imp.graph.output = imp.run(inp.name)
     imp.graph.source = f"onnx:{model.graph.name or 'model'}"
-    return imp.graph, shape, imp.outputs
+    return imp.graph, shape, {t: v for t, v in imp.outputs.items() if t not in imp.folded}

@@ -105,9 +105,10 @@ def convert(imp: Any, node: Any, name: str) -> list[str]:
         return [imp.add(ir.BatchNorm(float(a.get("epsilon", 1e-5)),
                                      1.0 - float(a.get("momentum", 0.9))), [x], name, op,
                         tuple(t for t in ins[1:3] if t in imp.inits))]
-    if op == "InstanceNormalization":
-        return [imp.add(ir.Norm("instance", eps=float(a.get("epsilon", 1e-5))), [x], name, op,
-                        tuple(t for t in ins[1:3] if t in imp.inits))]
+    if op == "InstanceNormalization":  # torch's GroupNorm: affine ones/zeros, not weights
+        affine = ins[1] in imp.inits
+        return [imp.add(ir.Norm("instance", affine=affine, eps=float(a.get("epsilon", 1e-5))),
+                        [x], name, op, tuple(t for t in ins[1:3] if t in imp.inits))]
     if op == "LayerNormalization":
         axis = int(a.get("axis", -1)) % (rank + 1)
         shape = imp.shape(x)[axis - 1:]
@@ -255,7 +256,9 @@ def _shaping(imp: Any, node: Any, a: dict[str, Any], ins: list[str], x: str, nam
         out = _reshaped(imp, node, ins, x)
         if op == "Flatten" and int(a.get("axis", 1)) == 1:
             users = imp.users.get(node.output[0], [])
-            if len(users) == 1 and users[0].op_type == "Gemm" and rank > 1:
+            if len(users) == 1 and users[0].op_type == "Gemm" and rank > 1 and \
+                    node.name == f"{users[0].name}.flatten":  # cnnlab export's fc layer
+                imp.folded.add(node.output[0])
                 return x  # the fc layer flattens its input itself (IR Linear)
             return imp.add(ir.Flatten(), [x], name, op)
         return imp.add(ir.Reshape(out), [x], name, op)
@@ -325,9 +328,13 @@ def _split(imp: Any, node: Any, a: dict[str, Any], x: str, name: str) -> list[st
     ax = int(a.get("axis", 0)) % (rank + 1) - 1
     if ax < 0:
         return [_unsupported(imp, node, name, "a split of the batch")]
+    n = imp.shape(x)[ax]
+    sizes = _ints(imp, node, a, "split", 1)
+    if not sizes:
+        k = len(node.output)
+        sizes = [-(-n // k)] * (k - 1) + [n - -(-n // k) * (k - 1)]
     outs, start = [], 0
-    for i, t in enumerate(node.output):
-        size = imp.oshape(t)[ax]
+    for i, size in enumerate(sizes):
         outs.append(imp.add(ir.Slice(ax, start, start + size), [x], f"{name}.{i}",
                             "Split"))
         start += size

@@ -174,3 +174,15 @@ def test_keras_rf_is_gradient_footprint(layers: list[str]) -> None:
         (g,) = torch.autograd.grad(y[0, h, w, :].sum(), x)
         row = a.layer(outs[name])
         assert _footprint(g) == list(row.rf), name
+
+
+def test_cnnlab_analyze_accepts_a_live_keras_model() -> None:
+    import cnnlab
+
+    seq = keras.Sequential([keras.Input((12, 12, 2)), L.Conv2D(3, 3, activation="relu"),
+                            L.GlobalAveragePooling2D(), L.Dense(2)])
+    a = cnnlab.analyze(seq)
+    assert a.total.params == seq.count_params() == 2 * 9 * 3 + 3 + 3 * 2 + 2
+    assert a.input_shape == (2, 12, 12)
+    conv = seq.layers[0].name
+    assert a.layer(conv).params == 57 and a.layer(f"{conv}.relu").rf == (3, 3)

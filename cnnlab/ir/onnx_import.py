@@ -180,15 +180,37 @@ class OnnxImporter:
             self.consts[t] = np.asarray(v)
 
 
+def _light_copy(model: Any) -> Any:
+    """A copy for shape inference in which large float weights are typed graph inputs (no
+    data): inference needs their shapes only, and copying VGG-16's 550 MB would take seconds."""
+    from onnx import TensorProto, helper
+
+    m = type(model)()
+    m.CopyFrom(type(model)(ir_version=model.ir_version, opset_import=model.opset_import))
+    g = type(model.graph)()
+    for field in ("node", "input", "output", "value_info", "sparse_initializer"):
+        getattr(g, field).extend(getattr(model.graph, field))
+    g.name = model.graph.name
+    have = {i.name for i in g.input}
+    for t in model.graph.initializer:
+        if t.data_type in (TensorProto.FLOAT, TensorProto.FLOAT16, TensorProto.DOUBLE) and len(
+                t.dims) and int(math.prod(t.dims)) > 64:
+            if t.name not in have:
+                g.input.append(helper.make_tensor_value_info(t.name, t.data_type, t.dims))
+        else:
+            g.initializer.append(t)
+    m.graph.CopyFrom(g)
+    return m
+
+
 def _inferred_shapes(model: Any, input_shape: Shape | None) -> tuple[dict[str, tuple], Shape,
                                                                      str]:
     onnx = onnx_module()
     from onnx import TensorProto
 
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    inits = {t.name for t in m.graph.initializer}
-    inputs = [i for i in m.graph.input if i.name not in inits]
+    inits = {t.name for t in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in inits]
+    m = _light_copy(model)
     if len(inputs) != 1:
         raise CnnlabError(f"the ONNX model has {len(inputs)} inputs; cnnlab analyzes models "
                           "with one input")

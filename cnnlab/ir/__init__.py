@@ -6,7 +6,9 @@
 * :mod:`.spec` — the spec language (``"conv5x5x32 relu maxpool2 fc10"``) -> IR and back;
 * :mod:`.specfile` — TOML/JSON architecture files -> IR;
 * :mod:`.shapes` — shape rules and the meaning of padding (one window geometry for all readers);
-* :mod:`.fximport` — a live ``torch.nn.Module`` traced by torch.fx -> IR.
+* :mod:`.fximport` — a live ``torch.nn.Module`` traced by torch.fx -> IR;
+* :mod:`.keras_import` (rules in :mod:`.keras_layers`) — a Keras model -> IR (keras extra);
+* :mod:`.onnx_import` (rules in :mod:`.onnx_ops`) — an ONNX model -> IR (onnx extra).
 
 The analyzer (:mod:`cnnlab.analysis`), the torch builder (:mod:`cnnlab.models`) and the NumPy
 reference (:mod:`cnnlab.ref`) read the IR; nothing here imports them.

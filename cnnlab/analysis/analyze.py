@@ -203,7 +203,8 @@ def _params(node: ir.Node, in_shape: Shape) -> tuple[int, int]:
     if other is not None:
         return other
     if isinstance(op, ir.BatchNorm):
-        return in_shape[0], in_shape[0]  # gamma, beta (running stats are buffers)
+        # gamma, beta (running stats are buffers)
+        return in_shape[0] * op.scale, in_shape[0] * op.center
     if isinstance(op, ir.Unsupported):
         return op.params, 0
     return 0, 0

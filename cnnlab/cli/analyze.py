@@ -11,7 +11,8 @@ from cnnlab.common.errors import CnnlabError
 
 def register(p: argparse.ArgumentParser) -> None:
     p.add_argument("spec", nargs="?", help="a spec string ('conv5x5x32 relu maxpool2 fc10'), "
-                   "a model name (baseline, vgg16, ...) or a .toml/.json file")
+                   "a model name (baseline, vgg16, ...), a .toml/.json file or a .keras/.onnx "
+                   "model (docs/interop.md)")
     p.add_argument("--module", metavar="PKG.MOD:FACTORY",
                    help="analyze a live torch.nn.Module returned by FACTORY() (traced by torch.fx)")
     p.add_argument("--input", metavar="CxHxW", help="input shape without batch, e.g. 1x28x28; "

@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "experiment": ("cnnlab.cli.experiment", "list / run the sheets' experiments"),
     "search": ("cnnlab.cli.search", "a recipe's smallest-network searches (HUJI 3), resumable"),
     "report": ("cnnlab.cli.report", "turn finished runs into an HTML/PDF report"),
+    "export": ("cnnlab.cli.export", "write an architecture as ONNX or Keras (model and code)"),
 }
 
 

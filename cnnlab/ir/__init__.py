@@ -7,7 +7,9 @@
 * :mod:`.specfile` — TOML/JSON architecture files -> IR;
 * :mod:`.shapes` — shape rules and the meaning of padding (one window geometry for all readers);
 * :mod:`.fximport` — a live ``torch.nn.Module`` traced by torch.fx, or run on meta tensors
-  (:mod:`.capture`), -> IR.
+  (:mod:`.capture`), -> IR;
+* :mod:`.keras_import` (rules in :mod:`.keras_layers`) — a Keras model -> IR (keras extra);
+* :mod:`.onnx_import` (rules in :mod:`.onnx_ops`) — an ONNX model -> IR (onnx extra).
 
 The analyzer (:mod:`cnnlab.analysis`), the torch builder (:mod:`cnnlab.models`) and the NumPy
 reference (:mod:`cnnlab.ref`) read the IR; nothing here imports them.

@@ -262,10 +262,16 @@ class Embedding:
 
 @dataclass(frozen=True)
 class BatchNorm:
-    """Batch normalisation over the channel axis (1D/2D/3D from the input rank)."""
+    """Batch normalisation over the channel axis (1D/2D/3D from the input rank).
+
+    ``scale``/``center``: whether it learns gamma/beta (Keras' ``scale=False``, as in
+    InceptionV3, has no gamma); the running statistics are buffers, not parameters.
+    """
 
     eps: float = 1e-5
     momentum: float = 0.1
+    scale: bool = True
+    center: bool = True
     kind = "batchnorm"
 
 

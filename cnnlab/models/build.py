@@ -275,7 +275,10 @@ def _module(node: ir.Node, in_shapes: list[tuple[int, ...]]) -> nn.Module:
         return _ACT[op.fn]()
     if isinstance(op, ir.BatchNorm):
         cls = {1: nn.BatchNorm1d, 2: nn.BatchNorm1d, 3: nn.BatchNorm2d, 4: nn.BatchNorm3d}[len(x)]
-        return cls(x[0], eps=op.eps, momentum=op.momentum)
+        if op.scale != op.center:
+            raise CnnlabError(f"layer {node.name}: torch has no batchnorm with only "
+                              f"{'gamma' if op.scale else 'beta'}")
+        return cls(x[0], eps=op.eps, momentum=op.momentum, affine=op.scale)
     if isinstance(op, ir.Dropout):
         return nn.Dropout(op.p)
     if isinstance(op, ir.Flatten):

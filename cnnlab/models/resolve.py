@@ -2,7 +2,9 @@
 
 The API (``cnnlab.analyze``) and the CLI (``cnnlab analyze``) both go through :func:`model_graph`,
 so they accept the same things: a registered model name, a spec string, a ``.toml``/``.json``
-file (all three via :func:`cnnlab.models.zoo.resolve`), an IR graph or a live ``nn.Module``.
+file (all three via :func:`cnnlab.models.zoo.resolve`), an IR graph, a live ``nn.Module``, a
+``.keras``/``.onnx`` file or a live Keras model (:mod:`cnnlab.ir.keras_import`,
+:mod:`cnnlab.ir.onnx_import`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ def model_graph(model: Any, input: Shape | str | None = None,
     shape = tuple(shape) if shape is not None else None
     if isinstance(model, ir.Graph):
         graph = model
+    elif isinstance(model, str) and model.lower().endswith((".keras", ".onnx")) or \
+            _is_keras(model):
+        graph, shape = _foreign_graph(model, shape)
     elif isinstance(model, str):
         mdef = zoo.resolve(model)
         shape = shape or (mdef.input_shape or None)
@@ -49,6 +54,25 @@ def model_graph(model: Any, input: Shape | str | None = None,
     if shape is None:
         raise CnnlabError("no input shape: add --input CxHxW, e.g. --input 1x28x28 "
                           "(input='1x28x28' from Python: channels x height x width)")
+    return graph, shape
+
+
+def _is_keras(model: Any) -> bool:
+    from cnnlab.ir.keras_import import is_keras_model
+
+    return is_keras_model(model)
+
+
+def _foreign_graph(model: Any, shape: Shape | None) -> tuple[ir.Graph, Shape]:
+    """A ``.keras``/``.onnx`` file or a live Keras model -> (IR, input shape)."""
+    if isinstance(model, str) and model.lower().endswith(".onnx"):
+        from cnnlab.ir.onnx_import import from_onnx, load_onnx
+
+        graph, shape, _ = from_onnx(load_onnx(model), shape)
+        return graph, shape
+    from cnnlab.ir.keras_import import from_keras, load_keras
+
+    graph, shape, _ = from_keras(load_keras(model) if isinstance(model, str) else model, shape)
     return graph, shape
 
 

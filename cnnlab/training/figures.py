@@ -182,8 +182,8 @@ def confusion_figure(cm: np.ndarray, names: Sequence[str] = (), title: str = "")
     fig, ax = plt.subplots(figsize=(size, size * 0.9))
     off = cm.astype(float).copy()
     np.fill_diagonal(off, np.nan)
-    im = ax.imshow(off, cmap="Reds", vmin=0, vmax=max(1.0, float(np.nanmax(off)) if n > 1
-                                                       else 1.0))
+    vmax = max(1.0, float(np.nanmax(off)) if n > 1 else 1.0)
+    im = ax.imshow(off, cmap="Reds", vmin=0, vmax=vmax)
     labels = [_name(names, i) for i in range(n)]
     ax.set_xticks(range(n), labels, fontsize=9)
     ax.set_yticks(range(n), labels, fontsize=9)
@@ -195,7 +195,8 @@ def confusion_figure(cm: np.ndarray, names: Sequence[str] = (), title: str = "")
                 if cm[i, j]:
                     ax.text(j, i, str(int(cm[i, j])), ha="center", va="center",
                             fontsize=8 if n <= 10 else 6,
-                            fontweight="bold" if i == j else "normal")
+                            fontweight="bold" if i == j else "normal",
+                            color="white" if i != j and cm[i, j] > vmax / 2 else "black")
     total = int(cm.sum())
     acc = np.trace(cm) / total if total else float("nan")
     ax.set_title(f"{title + ': ' if title else ''}confusion matrix, accuracy {acc:.2%} "
@@ -212,8 +213,9 @@ def filters_figure(filters: np.ndarray, title: str = "") -> Any:
     n = filters.shape[0]
     cols = max(1, min(8, math.ceil(math.sqrt(n))))
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(1.1 * cols + 0.6, 1.1 * rows + 0.6),
-                             squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(1.1 * cols + 1.2, 3.6),
+                                                  max(1.1 * rows + 0.7, 2.4)),
+                             squeeze=False, layout="constrained")
     lim = float(np.abs(filters).max()) or 1.0
     for ax in axes.flat:
         ax.axis("off")
@@ -224,5 +226,5 @@ def filters_figure(filters: np.ndarray, title: str = "") -> Any:
     fig.suptitle(f"{title + ': ' if title else ''}first layer, {n} filters {h}x{w}",
                  fontsize=10)
     if im is not None:
-        fig.colorbar(im, ax=axes.ravel().tolist(), fraction=0.03, pad=0.02)
+        fig.colorbar(im, ax=axes, shrink=0.8)
     return fig

@@ -147,3 +147,23 @@ def test_tile_places_each_image_scaled_on_its_own() -> None:
     assert grid.shape == (2 * 3 - 1, 3 * 4 - 1)  # 3 columns, 2 rows
     assert grid[0, 0] == 0.0 and grid[1, 1] == 1.0 and grid[2, 0] == 1.0  # gap
     assert grid[3, 4] == 0.0 and grid[4, 6] == 1.0  # image 4: row 1, column 1
+
+
+def _zoo_names() -> list[str]:
+    from cnnlab.models import zoo
+
+    return [n for n in zoo.names() if n != "vgg16"]  # vgg16: 138M parameters, too big here
+
+
+@pytest.mark.parametrize("name", _zoo_names())
+def test_every_named_model_traces_into_a_graph(name: str, tmp_path: Path, capsys) -> None:
+    from cnnlab.models import zoo
+
+    mdef = zoo.get(name)
+    net = mdef.build(mdef.input_shape, seed=0)
+    writer = SummaryWriter(str(tmp_path))
+    assert log_graph(writer, net, torch.zeros(1, *mdef.input_shape)) is True
+    writer.close()
+    assert capsys.readouterr() == ("", "")
+    acc = _events(tmp_path)
+    assert len(acc.Graph().node) > 3

@@ -167,3 +167,19 @@ def test_every_named_model_traces_into_a_graph(name: str, tmp_path: Path, capsys
     assert capsys.readouterr() == ("", "")
     acc = _events(tmp_path)
     assert len(acc.Graph().node) > 3
+
+
+def test_figures_of_clips_and_of_a_3d_first_layer() -> None:
+    # TTIC's video models: (C, T, H, W) inputs, a Conv3d first: no filter images, clips drawn
+    net = nn.Sequential(nn.Conv3d(1, 2, 3), nn.Flatten(), nn.LazyLinear(3))
+    assert figures.first_layer_filters(net, (1, 4, 8, 8)) is None
+    x = torch.rand(5, 1, 4, 8, 8)
+    true, pred = torch.tensor([0, 1, 2, 0, 1]), torch.tensor([0, 2, 2, 1, 1])
+    fig = figures.misclassified_figure(x, true, pred, ("a", "b", "c"))
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert titles == ["b \u2192 c", "a \u2192 b"]
+    assert "2 of 2 errors in 5 examples" in fig._suptitle.get_text()
+    fc = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 70))
+    filt = figures.first_layer_filters(fc, (1, 28, 28))
+    assert filt.shape == (figures.MAX_FILTERS, 28, 28)
+    assert np.array_equal(filt[3], fc[1].weight.detach()[3].reshape(28, 28).numpy())

@@ -84,9 +84,10 @@ def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
 
 
 def first_layer(net: nn.Module) -> nn.Module | None:
-    """The first ``Conv2d`` or ``Linear`` module of ``net`` in definition order."""
+    """The first convolution (of any dimension) or ``Linear`` module of ``net`` in
+    definition order."""
     for m in net.modules():
-        if isinstance(m, nn.Conv2d | nn.Linear):
+        if isinstance(m, nn.modules.conv._ConvNd | nn.Linear):
             return m
     return None
 
@@ -95,9 +96,10 @@ def first_layer_filters(net: nn.Module, input_shape: Sequence[int] = ()) -> np.n
     """The first layer's weights as ``(n, H, W)`` float images (at most :data:`MAX_FILTERS`):
     a convolution's kernels (averaged over input channels when there are several), or a
     fully connected layer's rows reshaped to the input's height and width. None when the
-    network has neither, or a first FC layer does not read the image directly."""
+    network has neither (a 3-D convolution first, say), or a first FC layer does not read
+    the image directly."""
     layer = first_layer(net)
-    if layer is None:
+    if not isinstance(layer, nn.Conv2d | nn.Linear):
         return None
     w = layer.weight.detach().float().cpu()
     if isinstance(layer, nn.Conv2d):
@@ -132,11 +134,12 @@ def _name(names: Sequence[str], i: int) -> str:
 
 
 def _image(x: np.ndarray) -> np.ndarray:
-    """A ``(C, H, W)`` input as something ``imshow`` draws: 2-D, or ``(H, W, 3)``."""
+    """An input ``(C, H, W)`` (or ``(C, T, H, W)``, a clip) as something ``imshow`` draws:
+    ``(H, W, 3)`` for RGB, else 2-D (the mean over the leading axes)."""
     if x.ndim == 3 and x.shape[0] == 3:
         lo, hi = float(x.min()), float(x.max())
         return ((x - lo) / (hi - lo if hi > lo else 1)).transpose(1, 2, 0)
-    return x.mean(0) if x.ndim == 3 else x
+    return x.reshape(-1, *x.shape[-2:]).mean(0) if x.ndim > 2 else x
 
 
 def misclassified_figure(x: torch.Tensor | np.ndarray, true: torch.Tensor | np.ndarray,

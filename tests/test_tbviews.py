@@ -183,3 +183,20 @@ def test_figures_of_clips_and_of_a_3d_first_layer() -> None:
     filt = figures.first_layer_filters(fc, (1, 28, 28))
     assert filt.shape == (figures.MAX_FILTERS, 28, 28)
     assert np.array_equal(filt[3], fc[1].weight.detach()[3].reshape(28, 28).numpy())
+
+
+def test_non_finite_gradients_are_left_out_of_the_histograms(tmp_path: Path) -> None:
+    # an fp16 step the loss scaler skipped leaves inf gradients behind
+    from cnnlab.training.tbviews import log_eval_views
+
+    net = nn.Linear(3, 2)
+    net.weight.grad = torch.tensor([[1.0, float("inf"), 2.0], [float("nan"), 3.0, 4.0]])
+    net.bias.grad = torch.full((2,), float("inf"))
+    writer = SummaryWriter(str(tmp_path))
+    log_eval_views(writer, net, 1, (1, 1, 3))
+    writer.close()
+    acc = _events(tmp_path)
+    assert acc.Histograms("gradients/weight")[0].histogram_value.num == 4
+    assert acc.Histograms("gradients/weight")[0].histogram_value.sum == 10.0
+    assert "gradients/bias" not in acc.Tags()["histograms"]
+    assert acc.Histograms("weights/bias")[0].histogram_value.num == 2

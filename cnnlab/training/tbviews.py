@@ -67,13 +67,26 @@ def log_eval_views(writer: Any, net: nn.Module, it: int, input_shape: tuple[int,
     ``grads`` maps parameter names to gradients (default: each parameter's ``.grad``, which
     still holds the last step's gradient at an evaluation point)."""
     for name, p in net.named_parameters():
-        writer.add_histogram(f"weights/{name}", p.detach(), it)
         g = grads.get(name) if grads is not None else p.grad
-        if g is not None:
-            writer.add_histogram(f"gradients/{name}", g.detach(), it)
+        for tag, t in ((f"weights/{name}", p), (f"gradients/{name}", g)):
+            values = _finite(t)
+            if values is not None:
+                writer.add_histogram(tag, values, it)
     filters = figures.first_layer_filters(net, input_shape)
     if filters is not None:
         writer.add_image("filters/first_layer", figures.tile(filters), it, dataformats="HW")
+
+
+def _finite(t: torch.Tensor | None) -> torch.Tensor | None:
+    """``t``'s finite values (an fp16 step the loss scaler skipped leaves inf gradients, which
+    a histogram cannot bin); None when there are none."""
+    if t is None:
+        return None
+    t = t.detach()
+    ok = torch.isfinite(t)
+    if not bool(ok.all()):
+        t = t[ok]
+    return t if t.numel() else None
 
 
 def log_final_views(writer: Any, net: nn.Module, ds: Dataset, it: int, batch: int) -> None:

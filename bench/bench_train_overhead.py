@@ -5,6 +5,11 @@ same device-resident tensors, forward, cross-entropy, backward, Adam step. The r
 what cnnlab's bookkeeping (schedule, accumulators, logging, NaN checks) costs. Goal: <= 5%.
 
     .venv/bin/python bench/bench_train_overhead.py [--iterations 300] [--repeats 3]
+
+``--views`` instead times what TensorBoard's graph, histograms and images add
+(:mod:`cnnlab.training.tbviews`): the histograms and filters at one evaluation point against
+the evaluation itself (train subset + test set, as the trainer runs it), the graph once at the
+start and the confusion matrix and misclassified grid once at the end.
 """
 
 from __future__ import annotations
@@ -50,15 +55,54 @@ def cnnlab_ips(iterations, batch, seed, runs) -> float:
     return r.images_per_s
 
 
+def _best(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times)
+
+
+def views_cost(ds, repeats: int, batch: int) -> None:
+    """Seconds of each TensorBoard view on ``baseline`` against one evaluation."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    from cnnlab.training.engine import evaluate
+    from cnnlab.training.tbviews import log_eval_views, log_final_views, log_graph
+
+    net = models.get("baseline").build((1, 28, 28), 0)
+    x, y = ds.x_train[:batch], ds.y_train[:batch]
+    F.cross_entropy(net(x), y).backward()  # gradients as after a step
+    cpu = torch.device("cpu")
+    writer = SummaryWriter(tempfile.mkdtemp(prefix="cnnlab-views-"))
+    step = iter(range(10 ** 6))
+    ev = _best(lambda: (evaluate(net, ds.x_train[:10000], ds.y_train[:10000], ds, 2000, cpu),
+                        evaluate(net, ds.x_test, ds.y_test, ds, 2000, cpu)), repeats)
+    hist = _best(lambda: log_eval_views(writer, net, next(step), (1, 28, 28)), repeats)
+    graph = _best(lambda: log_graph(writer, net, x[:1]), repeats)
+    final = _best(lambda: log_final_views(writer, net, ds, next(step), 2000), repeats)
+    writer.close()
+    print(f"baseline, {torch.get_num_threads()} threads, best of {repeats}: evaluation "
+          f"{ev:.2f} s; histograms + filters {1000 * hist:.0f} ms per evaluation "
+          f"({100 * hist / ev:.1f}% of it); graph {1000 * graph:.0f} ms once; confusion "
+          f"matrix + misclassified {1000 * final:.0f} ms once")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--iterations", type=int, default=300)
     ap.add_argument("--batch-size", type=int, default=50)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--views", action="store_true",
+                    help="time the TensorBoard views instead (docs/training.md)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     ds = load("mnist")
+    if a.views:
+        views_cost(ds, a.repeats, a.batch_size)
+        return
     x, y = ds.x_train, ds.y_train
     runs = tempfile.mkdtemp(prefix="cnnlab-bench-")
     bare_r, ours = [], []

@@ -54,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
           f"{r.param_count:,} parameters, {r.wall_time:.1f} s in all")
     run_dir = Path(r.run_dir)
     print(f"plots:        {run_dir / 'plots'} (accuracy, loss, ratio; .png and .svg)")
-    print(f"tensorboard:  tensorboard --logdir {run_dir.parent}")
+    print(f"tensorboard:  tensorboard --logdir {run_dir.parent}   (curves, graph, histograms, "
+          "filters, confusion matrix)")
+    print(f"evaluate:     cnnlab evaluate {run_dir}   (per-class accuracy, misclassified digits)")
     print(f"metrics:      {run_dir / 'metrics.jsonl'}   weights: {run_dir / 'model.safetensors'}")
     return 0

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "filter": ("cnnlab.cli.filter", "apply a named or inline kernel to a CSV/NPY/PNG image"),
     "train": ("cnnlab.cli.train", "train a CNN on MNIST-family data"),
     "plot": ("cnnlab.cli.plot", "overlay the curves of finished runs"),
+    "evaluate": ("cnnlab.cli.evaluate", "a finished run's accuracy per class, confusion matrix, "
+                 "misclassified digits and filters"),
     "demo": ("cnnlab.cli.demo", "analyze the baseline, train it to 99% on MNIST, plot"),
     "experiment": ("cnnlab.cli.experiment", "list / run the sheets' experiments"),
     "search": ("cnnlab.cli.search", "a recipe's smallest-network searches (HUJI 3), resumable"),

@@ -6,5 +6,8 @@
 * :mod:`.checkpoint` — safetensors checkpoints, written atomically, resumed bit-exactly;
 * :mod:`.rundir` — run folders: names, locks, resolved config;
 * :mod:`.runlog` — TensorBoard and JSONL logs, progress lines;
+* :mod:`.tbviews` — TensorBoard's graph, weight/gradient histograms and images of a run;
+* :mod:`.figures` — confusion matrix, misclassified examples, first-layer filters (pure);
+* :mod:`.evaluation` — a finished run loaded and evaluated again (``cnnlab evaluate``);
 * :mod:`.plots` — training curves of finished runs.
 """

@@ -159,6 +159,11 @@ class _Group:
             lp.x_tr_eval = self.x_tr if self.shared_tr else self.x_tr[i]
         self.logs = [RunLog(d, 0, tensorboard=c.tensorboard)
                      for d, c in zip(self.dirs, cfgs, strict=True)]
+        for log, net in zip(self.logs, self.nets, strict=True):
+            if log.writer is not None:
+                from cnnlab.training.tbviews import log_graph
+
+                log_graph(log.writer, net, ds0.x_train[:1])
 
     # ----------------------------------------------------------------- one step
 
@@ -302,8 +307,16 @@ class _Group:
             te = self._eval_set(torch.stack([d[0].x_test for d in self.data]),
                                 torch.stack([d[0].y_test for d in self.data]), False, ds0)
         self.stack.train(True)
-        self._each(lambda k, lp: lp.record_eval(it, self.logs[k], tr[0][k], tr[1][k], te[0][k],
-                                                te[1][k]))
+        self._each(self._record_eval, it, tr, te)
+
+    def _record_eval(self, k: int, lp: Loop, it: int, tr: tuple[list[float], list[float]],
+                     te: tuple[list[float], list[float]]) -> None:
+        grads = None
+        if self.logs[k].writer is not None:  # the histograms need model k's own tensors
+            self.stack.copy_into(k, lp.net)
+            grads = {n: None if p.grad is None else p.grad[k]
+                     for n, p in self.stack.params.items()}
+        lp.record_eval(it, self.logs[k], tr[0][k], tr[1][k], te[0][k], te[1][k], grads)
 
     def _eval_set(self, x: torch.Tensor, y: torch.Tensor, shared: bool,
                   ds: Any) -> tuple[list[float], list[float]]:

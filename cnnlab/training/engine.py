@@ -292,14 +292,22 @@ class Loop:
         self._checkpoint(it, ckpt_dir)
 
     def record_eval(self, it: int, log: RunLog, tr_loss: float, tr_acc: float, te_loss: float,
-                    te_acc: float) -> bool:
-        """Append and log one evaluation; True when it reaches ``target_acc`` first."""
+                    te_acc: float, grads: dict[str, torch.Tensor | None] | None = None) -> bool:
+        """Append and log one evaluation; True when it reaches ``target_acc`` first.
+
+        With TensorBoard on, the weight and gradient histograms and the first layer's filters
+        go with it (``grads``: the last step's gradients by parameter name, default each
+        parameter's ``.grad``)."""
         cfg = self.cfg
         rec = {"iteration": it, "train_acc": tr_acc, "train_loss": tr_loss, "test_acc": te_acc,
                "test_loss": te_loss, "ratio": te_acc / tr_acc if tr_acc else math.nan,
                "train_time": self.train_time}
         self.history.append(rec)
         log.eval(it, **{k: v for k, v in rec.items() if k != "iteration"})
+        if log.writer is not None:
+            from cnnlab.training.tbviews import log_eval_views
+
+            log_eval_views(log.writer, self.net, it, self.ds.input_shape, grads)
         if (cfg.target_acc is not None and self.time_to_target is None
                 and te_acc >= cfg.target_acc):
             self.time_to_target, self.iteration_to_target = self.train_time, it

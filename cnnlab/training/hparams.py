@@ -1,21 +1,21 @@
-"""TensorBoard HParams: a finished run's hyper-parameters and final metrics.
+"""TensorBoard HParams: a finished run's hyper-parameters beside its sweep's.
 
 :func:`log_hparams` writes, into the run folder's TensorBoard events, the hparams plugin's
-experiment/session summaries (every result-determining config key, ``model_opts`` split into
-``model_opts.<option>``) and one scalar ``hparams/<metric>`` per final metric, so
-``tensorboard --logdir runs/experiments`` lists every run of a sweep in the HParams tab, side
-by side. Called by :func:`cnnlab.training.trainer.train` at the end when ``tensorboard`` is on.
+session summaries: every result-determining config key (``model_opts`` split into
+``model_opts.<option>``) and the parameter count. It writes no experiment summary: TensorBoard
+then builds the experiment from all the sessions under ``--logdir``, marks the keys whose
+values differ between runs and lists those first, and takes as metrics the last values of
+the runs' own scalar curves (``accuracy/test``, ``loss/test``, ``time/train``...), so no
+single-point ``hparams/...`` scalars clutter the Scalars tab. ``tensorboard --logdir
+runs/experiments`` lists every run of a sweep in the HParams tab, side by side. Called by
+:func:`cnnlab.training.trainer.finish_run` when ``tensorboard`` is on.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
-from pathlib import Path
 from typing import Any
 
-#: Final metrics logged for the HParams tab (fields of ``RunResult``).
-METRICS = ("test_acc", "train_acc", "test_loss", "train_loss", "train_time", "iterations",
-           "param_count", "images_per_s")
 #: Config keys left out: naming, placement and logging settings (no effect on the weights).
 HIDDEN = frozenset({"out_name", "log_every", "eval_batch_size", "checkpoint_every"})
 
@@ -40,32 +40,18 @@ def hparam_values(cfg: Any, skip: frozenset[str] = frozenset()
     return out
 
 
-def metric_values(result: Any) -> dict[str, float]:
-    """The final metrics of ``result`` (a RunResult) that are numbers."""
-    out = {}
-    for name in METRICS:
-        value = getattr(result, name, None)
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            out[name] = float(value)
-    return out
-
-
-def log_hparams(run_dir: Path, cfg: Any, result: Any, skip: frozenset[str] = frozenset()) -> None:
-    """Append the HParams summaries of a finished run to ``run_dir``'s TensorBoard events
-    (config keys in ``skip`` left out)."""
-    from torch.utils.tensorboard import SummaryWriter
+def log_hparams(writer: Any, cfg: Any, result: Any, skip: frozenset[str] = frozenset()
+                ) -> None:
+    """Append the HParams session summaries of a finished run (``cfg`` a TrainConfig,
+    ``result`` its RunResult; config keys in ``skip`` left out) through ``writer``, a
+    SummaryWriter on the run folder."""
     from torch.utils.tensorboard.summary import hparams
 
-    hp, metrics = hparam_values(cfg, skip), metric_values(result)
-    tags = {f"hparams/{k}": v for k, v in metrics.items()}
-    exp, ssi, sei = hparams(hp, tags)
-    writer = SummaryWriter(log_dir=str(run_dir))
-    try:
-        fw = writer._get_file_writer()  # noqa: SLF001  (torch's own add_hparams does the same)
-        for summary in (exp, ssi, sei):
-            fw.add_summary(summary)
-        step = int(getattr(result, "iterations", 0) or 0)
-        for tag, value in tags.items():
-            writer.add_scalar(tag, value, step)
-    finally:
-        writer.close()
+    hp = hparam_values(cfg, skip)
+    count = getattr(result, "param_count", None)
+    if isinstance(count, int) and count > 0:
+        hp["param_count"] = count
+    _, ssi, sei = hparams(hp, {})
+    fw = writer._get_file_writer()  # noqa: SLF001  (torch's own add_hparams does the same)
+    for summary in (ssi, sei):
+        fw.add_summary(summary)

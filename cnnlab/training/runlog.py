@@ -6,7 +6,10 @@ last n steps, and the regularizer's value without lambda):
 * ``accuracy/train``, ``accuracy/test``, ``loss/train``, ``loss/test`` -- at each evaluation
   (train = a fixed subset of the training set, in eval mode, so dropout is off);
 * ``batch/accuracy``, ``batch/loss`` -- mean over the mini-batches since the last log;
+* ``time/train`` -- training seconds so far (steps only, all sessions), at each evaluation;
 * ``step_time`` (seconds per step), ``lr``, ``regularizer`` -- every ``log_every`` steps.
+
+Graph, histograms and images: :mod:`cnnlab.training.tbviews`.
 
 ``metrics.jsonl`` holds the same numbers, one JSON object per line with ``kind`` "train" or
 "eval", so plots and reports never need TensorBoard.
@@ -24,7 +27,7 @@ from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import write_text
 
 EVAL_TAGS = {"train_acc": "accuracy/train", "test_acc": "accuracy/test",
-             "train_loss": "loss/train", "test_loss": "loss/test"}
+             "train_loss": "loss/train", "test_loss": "loss/test", "train_time": "time/train"}
 TRAIN_TAGS = {"batch_acc": "batch/accuracy", "batch_loss": "batch/loss",
               "step_time": "step_time", "lr": "lr", "regularizer": "regularizer"}
 

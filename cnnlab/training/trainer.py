@@ -306,10 +306,18 @@ def finish_run(run_dir: Path, cfg: TrainConfig, net: nn.Module, mdef: models.Mod
         "normalize_mean": repr(mean), "normalize_std": repr(std)})
     write_json(run_dir / "result.json", asdict(result))
     if cfg.tensorboard:
-        from cnnlab.training.hparams import log_hparams
+        from torch.utils.tensorboard import SummaryWriter
 
-        # the HParams tab: this run beside its sweep's
-        log_hparams(run_dir, cfg, result, RESULT_FREE_KEYS)
+        from cnnlab.training.hparams import log_hparams
+        from cnnlab.training.tbviews import log_final_views
+
+        writer = SummaryWriter(log_dir=str(run_dir))
+        try:
+            # the confusion matrix and the misclassified examples; the HParams tab
+            log_final_views(writer, net, ds, result.iterations, cfg.eval_batch_size)
+            log_hparams(writer, cfg, result, RESULT_FREE_KEYS)
+        finally:
+            writer.close()
     if cfg.plots:
         from cnnlab.training.plots import plot_run
 
@@ -348,6 +356,10 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     if ckpt is not None:
         _drop_torn_line(run_dir / "metrics.jsonl")
     log = RunLog(run_dir, start, tensorboard=cfg.tensorboard)
+    if log.writer is not None and not start:
+        from cnnlab.training.tbviews import log_graph
+
+        log_graph(log.writer, net, ds.x_train[:1])
     bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on")
     try:
         outcome = loop.run(start, log, bar, ckpt_dir, stop_at)

@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -40,6 +38,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.training.evaluation import Trained, load_trained  # noqa: F401  (its loader)
 
 
 def pyramid(image: torch.Tensor, levels: int | None = None) -> list[torch.Tensor]:
@@ -166,43 +165,6 @@ def matched_plain_widths(budget: int, base: Sequence[int], in_channels: int = 1,
         else:
             hi = mid
     return min((count(lo), count(hi)), key=lambda cw: abs(cw[0] - budget))[1]
-
-
-@dataclass
-class Trained:
-    """A finished run's network (eval mode) with the input standardization it trained with."""
-
-    net: nn.Module
-    mean: float
-    std: float
-    model: str
-    spec: str
-    input_shape: tuple[int, ...]
-    dataset_info: dict[str, Any]
-    normalize: bool
-
-
-def load_trained(run_dir: str | Path) -> Trained:
-    """The trained network of a run folder: ``config.json`` names the model and its options,
-    ``env.json`` the input shape and normalization, ``model.safetensors`` holds the weights."""
-    from safetensors.torch import load_model
-
-    from cnnlab.common.files import read_json
-    from cnnlab.models import zoo as models
-    from cnnlab.training.trainer import TrainConfig, model_options
-
-    run = Path(run_dir)
-    if not (run / "model.safetensors").is_file():
-        raise CnnlabError(f"{run}: no model.safetensors (the run has not finished)")
-    cfg = TrainConfig.from_dict(read_json(run / "config.json"), where=str(run))
-    env = read_json(run / "env.json")
-    mdef = models.resolve(cfg.spec or cfg.model, **model_options(cfg))
-    shape = tuple(env["input_shape"])
-    net = mdef.build(shape)
-    load_model(net, str(run / "model.safetensors"))
-    return Trained(net.eval(), float(env["normalize_mean"]), float(env["normalize_std"]),
-                   mdef.name, mdef.spec, shape, dict(env.get("dataset_info") or {}),
-                   cfg.normalize)
 
 
 def accuracy(net: nn.Module, x: torch.Tensor, y: torch.Tensor, batch: int = 500) -> float:

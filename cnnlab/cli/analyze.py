@@ -40,8 +40,9 @@ def register(p: argparse.ArgumentParser) -> None:
     e.add_argument("--erf-init", choices=["random", "uniform"], default="random",
                    help="uniform: every conv weight 1/fan_in, biases 0 (Luo et al.'s uniform "
                    "case); random: the model's own init or the --weights")
-    e.add_argument("--erf-out", default="erf.png", metavar="FILE.png",
-                   help="heatmap file, .png or .svg (default erf.png)")
+    e.add_argument("--out", "--erf-out", dest="erf_out", default="erf.png", metavar="FILE.png",
+                   help="heatmap file, .png or .svg (default erf.png; --erf-out is the old "
+                   "name)")
 
 
 def _load_module(target: str):
@@ -173,7 +174,7 @@ def _run_erf(args: argparse.Namespace, shape) -> int:
 
     out = Path(args.erf_out)
     if out.suffix.lower() not in (".png", ".svg"):
-        raise CnnlabError(f"--erf-out {args.erf_out}: give a .png or .svg file name")
+        raise CnnlabError(f"--out {args.erf_out}: give a .png or .svg file name")
     net, shape, source, weights = _erf_model(args, shape)
     note = ""
     try:

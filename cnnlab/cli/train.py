@@ -19,7 +19,7 @@ from cnnlab.common.files import load_mapping, read_json
 
 def register(parser: argparse.ArgumentParser) -> None:
     from cnnlab.training.presets import PRESETS
-    from cnnlab.training.trainer import TrainConfig
+    from cnnlab.training.settings import TrainConfig
 
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a measured recipe (fast: the headline speed recipe, "
@@ -38,7 +38,7 @@ def load_config_file(path: str) -> dict:
 def config_from_args(args: argparse.Namespace):
     from cnnlab.training.presets import PRESETS
     from cnnlab.training.rundir import run_path
-    from cnnlab.training.trainer import TrainConfig
+    from cnnlab.training.settings import TrainConfig
 
     base = None
     preset = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}

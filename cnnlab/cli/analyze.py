@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.common.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError, ShapeError
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -66,7 +66,7 @@ def _load_module(target: str):
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.analysis.render import render
-    from cnnlab.ir.shapes import parse_input
+    from cnnlab.ir.shapes import INPUT_FORM, input_hint, parse_input
     from cnnlab.models.resolve import analyze
 
     # "50:int64": 50 token ids for a module that starts with nn.Embedding
@@ -79,7 +79,15 @@ def run(args: argparse.Namespace) -> int:
         model = _load_module(args.module)
     else:
         model = args.spec
-    analysis = analyze(model, shape, batch=args.batch, compare=args.compare, dtype=dtype)
+    try:
+        analysis = analyze(model, shape, batch=args.batch, compare=args.compare, dtype=dtype)
+    except ShapeError as e:
+        if not args.input:
+            raise
+        hint = input_hint(args.input, args.layout)
+        if hint == INPUT_FORM:  # no common mistake recognised: the error, then the form
+            raise CnnlabError(f"{e} ({hint})") from None
+        raise CnnlabError(f"{hint} ({e})") from None  # the likely mistake first
     text = render(analysis, args.format, args.layout)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

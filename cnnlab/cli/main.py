@@ -20,9 +20,10 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
 from cnnlab.cli.args import Parser, normalize
-from cnnlab.common.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError, CnnlabWarning
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -101,6 +102,17 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """:class:`CnnlabWarning` as one line on stderr; other warnings as Python shows them."""
+    if issubclass(category, CnnlabWarning):
+        print(f"cnnlab: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def _debug() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
 
@@ -146,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    warnings.showwarning = _show_warning
     try:
         with sigterm_as_interrupt():
             return int(importlib.import_module(args._module).run(args) or 0)

@@ -60,7 +60,8 @@ class TrainConfig:
         "fp32", "autocast precision (auto: bf16 where the device computes it natively)")
     channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last (auto: on GPU)")
     compile: bool = _f(False, "torch.compile the model (GPU)")
-    threads: int | None = _f(None, "CPU threads for torch (default: torch's choice)")
+    threads: int | None = _f(None, "CPU threads (default: the free cores, the usable CPUs "
+                             "less the load average, at least 1)")
     tensorboard: bool = _f(True, "write TensorBoard event files")
     plots: bool = _f(True, "write PNG/SVG plots at the end")
     progress: Literal["auto", "on", "off"] = _f("auto", "progress bar (auto: on a terminal)")

@@ -32,6 +32,7 @@ from cnnlab.training.settings import (  # noqa: F401 - re-exported: the trainer'
     check_config,
     check_ranges,
 )
+from cnnlab.training.threads import auto_threads
 
 
 @dataclass
@@ -204,8 +205,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     cfg = check_config(cfg)
     models.resolve(cfg.spec or cfg.model, **model_options(cfg))  # a typo fails before data loads
     t_wall = time.perf_counter()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    torch.set_num_threads(cfg.threads or auto_threads())  # default: the free cores
     device = resolve_device(cfg.device)
     if cfg.precision == "fp16" and device.type != "cuda":
         raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
@@ -226,7 +226,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
     if ckpt is not None:
         _drop_torn_line(run_dir / "metrics.jsonl")
     log = RunLog(run_dir, start, tensorboard=cfg.tensorboard)
-    bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on")
+    bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on", start=start)
     try:
         outcome = loop.run(start, log, bar, ckpt_dir, stop_at)
     finally:

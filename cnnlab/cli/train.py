@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if result.time_to_target is not None:
         target = (f", reached {cfg.target_acc:.2%} at iteration {result.iteration_to_target} "
                   f"after {result.time_to_target:.1f} s of training")
-    print(f"{result.run_dir}: {result.iterations} iterations, test accuracy "
+    held = "validation" if cfg.validation else "test"  # what the evaluated examples are
+    print(f"{result.run_dir}: {result.iterations} iterations, {held} accuracy "
           f"{result.test_acc:.2%} (train {result.train_acc:.2%}), {result.wall_time:.1f} s"
           f"{target}")
     print(f"  tensorboard --logdir {Path(result.run_dir).parent}   plots: "

@@ -46,6 +46,8 @@ def _train(runs: Path, name: str, threads: str, iterations: int) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--iterations", type=int, default=200)
+    ap.add_argument("--repeats", type=int, default=1,
+                    help="rounds over the thread counts (order rotated each round)")
     ap.add_argument("--out", default=None, help="also write the rows as JSON here")
     args = ap.parse_args()
     cpus = available_cpus()
@@ -56,13 +58,16 @@ def main() -> None:
             try:
                 if hog:
                     time.sleep(5)  # let the hog show in the load average
-                for threads in (str(cpus), "1", "auto"):
-                    row = _train(Path(tmp), f"h{hog}-t{threads}", threads, args.iterations)
-                    row["hog"] = hog
-                    rows.append(row)
-                    print(f"hog {hog} proc(s), --threads {threads:>4} (used {row['used']}), "
-                          f"load {row['load']:5.1f}: {row['images_per_s']:8.1f} img/s",
-                          flush=True)
+                order = [str(cpus), "1", "auto"]
+                for rep in range(args.repeats):
+                    for threads in order[rep % 3:] + order[:rep % 3]:
+                        row = _train(Path(tmp), f"h{hog}-t{threads}-r{rep}", threads,
+                                     args.iterations)
+                        row["hog"] = hog
+                        rows.append(row)
+                        print(f"hog {hog} proc(s), --threads {threads:>4} (used "
+                              f"{row['used']}), load {row['load']:5.1f}: "
+                              f"{row['images_per_s']:8.1f} img/s", flush=True)
             finally:
                 for p in procs:
                     p.kill()

@@ -114,10 +114,10 @@ def test_every_shipped_recipe_documents_both_profiles(name: str) -> None:
 
 
 def test_show_expands_either_profile_with_run_ids(capsys: pytest.CaptureFixture) -> None:
-    assert cli.main(["experiment", "show", "huji_q1", "--budget", "sheet"]) == 0
+    assert cli.main(["experiment", "show", "huji_q1", "--budget", "sheet", "--format", "json"]) == 0
     sheet = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [(j["seed"], j["config"]["iterations"], j["config"]["lr"]) for j in sheet] == [
         (s, 20000, 1e-4) for s in range(5)]
-    assert cli.main(["experiment", "show", "huji_q2"]) == 0
+    assert cli.main(["experiment", "show", "huji_q2", "--format", "json"]) == 0
     cpu = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert len(cpu) == 6 and len({j["run_id"] for j in cpu + sheet}) == 11

@@ -5,12 +5,12 @@ from __future__ import annotations
 import csv
 import io
 import json
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import waiting
 from torch import nn
 from torch.nn import functional as F
 
@@ -179,11 +179,10 @@ def test_errors_exit_2_with_one_line(capsys: pytest.CaptureFixture, argv: list[s
 
 def test_real_process_exit_codes_and_no_traceback() -> None:
     cmd = [sys.executable, "-m", "cnnlab", "analyze"]
-    bad = subprocess.run([*cmd, "conv5x5x8", "--input", "1x3x3"], capture_output=True,
-                         text=True, timeout=60)
+    bad = waiting.run([*cmd, "conv5x5x8", "--input", "1x3x3"])
     assert bad.returncode == 2
     assert bad.stderr.startswith("cnnlab: error: layer conv1") and "Traceback" not in bad.stderr
-    good = subprocess.run([*cmd, "baseline"], capture_output=True, text=True, timeout=60)
+    good = waiting.run([*cmd, "baseline"])
     assert (good.returncode, good.stderr) == (0, "")
     built = B.build(models.get("baseline").graph(), (1, 28, 28))
     assert f"params: {sum(p.numel() for p in built.parameters()):,} " in good.stdout

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from test_report import make_experiment
+from waiting import LIMIT_S
 
 from cnnlab.experiments import report
 
@@ -33,7 +34,7 @@ def test_chromium_renders_title_heading_table_and_images(tmp_path: Path) -> None
     report.write([tmp_path / "runs"], out)
     cmd = [exe, *report.CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
            "--virtual-time-budget=5000", "--dump-dom", out.as_uri()]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=LIMIT_S)
     dom = proc.stdout
     assert "<title>cnnlab report</title>" in dom, proc.stderr[-2000:]
     assert "<h3>2 Linear vs. non-linear</h3>" in dom

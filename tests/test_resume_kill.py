@@ -17,13 +17,13 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 from safetensors.torch import load_file
 from trainutil import write_tiny
+from waiting import communicate, wait_for
 
 from cnnlab.training import checkpoint
 
@@ -52,8 +52,8 @@ def _train_flags(tmp_path: Path, name: str) -> list[str]:
             "--progress", "off"]
 
 
-def _finish(p: subprocess.Popen, timeout: float = 60) -> str:
-    out, err = p.communicate(timeout=timeout)
+def _finish(p: subprocess.Popen) -> str:
+    out, err = communicate(p)
     assert p.returncode == 0, err
     return out
 
@@ -70,13 +70,10 @@ def test_sigkilled_run_resumes_to_identical_weights(tmp_path):
     full = _cnnlab(*_train_flags(tmp_path, "full"))
     killed = _cnnlab(*_train_flags(tmp_path, "killed"))
     pointer = runs / "killed" / "checkpoints" / "latest.json"
-    deadline = time.monotonic() + 60
-    while not pointer.exists():
-        assert killed.poll() is None, killed.communicate()[1]
-        assert time.monotonic() < deadline, "no checkpoint within 60 s"
-        time.sleep(0.005)
+    wait_for(pointer.exists, "a checkpoint of the run to kill",
+             alive=lambda: killed.poll() is None, why_dead=lambda: killed.communicate()[1])
     killed.send_signal(signal.SIGKILL)
-    killed.communicate(timeout=30)
+    communicate(killed)
     assert killed.returncode == -signal.SIGKILL
 
     # the kill landed part-way: a checkpoint, no final weights or result

@@ -272,22 +272,18 @@ def test_internal_errors_are_one_line_unless_debug(monkeypatch, capsys) -> None:
 
 @pytest.mark.skipif(not hasattr(signal, "SIGTERM"), reason="POSIX")
 def test_sigterm_resumes_to_identical_weights(tmp_path: Path) -> None:
-    import time
-
     from test_resume_kill import ITERATIONS, _cnnlab, _finish, _train_flags
+    from waiting import communicate, wait_for
 
     write_tiny(tmp_path / "tiny")
     runs = tmp_path / "runs"
     full = _cnnlab(*_train_flags(tmp_path, "full"))
     term = _cnnlab(*_train_flags(tmp_path, "term"))
     pointer = runs / "term" / "checkpoints" / "latest.json"
-    deadline = time.monotonic() + 60
-    while not pointer.exists():
-        assert term.poll() is None, term.communicate()[1]
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    wait_for(pointer.exists, "a checkpoint of the run to stop",
+             alive=lambda: term.poll() is None, why_dead=lambda: term.communicate()[1])
     term.send_signal(signal.SIGTERM)
-    _, err = term.communicate(timeout=30)
+    _, err = communicate(term)
     assert term.returncode == 128 + signal.SIGTERM, err
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
     out = _finish(_cnnlab("train", "--resume", "--out-name", "term", "--runs-dir", str(runs),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -19,11 +20,13 @@ def test_catalogue_covers_the_sheets_and_every_claim_passes():
     sources = " ".join(c.source for c in verify.CLAIMS)
     for s in REQUIRED_SOURCES:
         assert s in sources
+    cpu = time.process_time()
     results = verify.run_claims()
+    cpu = time.process_time() - cpu  # CPU seconds: the machine's load does not change them
     assert len(results) == len(verify.CLAIMS) >= 20
     failed = [(r.claim, r.measured) for r in results if r.status != "PASS"]
     assert failed == []
-    assert sum(r.seconds for r in results) < 30  # generous: the command targets ~10 s
+    assert cpu < 60  # generous: the command targets ~10 s of one core
 
 
 def test_json_output(capsys):

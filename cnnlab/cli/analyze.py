@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from cnnlab.common.errors import CnnlabError
+from cnnlab.common.errors import CnnlabError, ShapeError
 
 
 def register(p: argparse.ArgumentParser) -> None:
@@ -41,8 +41,9 @@ def register(p: argparse.ArgumentParser) -> None:
     e.add_argument("--erf-init", choices=["random", "uniform"], default="random",
                    help="uniform: every conv weight 1/fan_in, biases 0 (Luo et al.'s uniform "
                    "case); random: the model's own init or the --weights")
-    e.add_argument("--erf-out", default="erf.png", metavar="FILE.png",
-                   help="heatmap file, .png or .svg (default erf.png)")
+    e.add_argument("--out", "--erf-out", dest="erf_out", default="erf.png", metavar="FILE.png",
+                   help="heatmap file, .png or .svg (default erf.png; --erf-out is the old "
+                   "name)")
 
 
 def _load_module(target: str):
@@ -66,7 +67,7 @@ def _load_module(target: str):
 
 def run(args: argparse.Namespace) -> int:
     from cnnlab.analysis.render import render
-    from cnnlab.ir.shapes import parse_input
+    from cnnlab.ir.shapes import INPUT_FORM, input_hint, parse_input
     from cnnlab.models.resolve import analyze
 
     # "50:int64": 50 token ids for a module that starts with nn.Embedding
@@ -79,7 +80,15 @@ def run(args: argparse.Namespace) -> int:
         model = _load_module(args.module)
     else:
         model = args.spec
-    analysis = analyze(model, shape, batch=args.batch, compare=args.compare, dtype=dtype)
+    try:
+        analysis = analyze(model, shape, batch=args.batch, compare=args.compare, dtype=dtype)
+    except ShapeError as e:
+        if not args.input:
+            raise
+        hint = input_hint(args.input, args.layout)
+        if hint == INPUT_FORM:  # no common mistake recognised: the error, then the form
+            raise CnnlabError(f"{e} ({hint})") from None
+        raise CnnlabError(f"{hint} ({e})") from None  # the likely mistake first
     text = render(analysis, args.format, args.layout)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
@@ -174,7 +183,7 @@ def _run_erf(args: argparse.Namespace, shape) -> int:
 
     out = Path(args.erf_out)
     if out.suffix.lower() not in (".png", ".svg"):
-        raise CnnlabError(f"--erf-out {args.erf_out}: give a .png or .svg file name")
+        raise CnnlabError(f"--out {args.erf_out}: give a .png or .svg file name")
     net, shape, source, weights = _erf_model(args, shape)
     note = ""
     try:

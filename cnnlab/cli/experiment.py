@@ -17,6 +17,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     show = sub.add_parser("show", help="the expanded training configs of a recipe")
     show.add_argument("name")
     show.add_argument("--quick", action="store_true")
+    show.add_argument("--format", choices=("table", "json"), default="table",
+                      help="table: what differs between the jobs (default); json: one raw "
+                      "object per job")
     show.add_argument("--budget", choices=("cpu", "sheet"), default="cpu",
                       help="the budget profile to expand (default cpu)")
     run = sub.add_parser("run", help="run one recipe, several, or 'all'")
@@ -75,21 +78,53 @@ def _list() -> int:
     return 0
 
 
-def _show(name: str, quick: bool, budget: str = "cpu") -> int:
+def _show(name: str, quick: bool, budget: str = "cpu", fmt: str = "table") -> int:
     from dataclasses import asdict
 
     from cnnlab.experiments.identity import run_id
     from cnnlab.experiments.recipe import expand, load_recipe, train_config
 
     recipe = load_recipe(name)
+    rows = []
     for job in expand(recipe, quick, budget=budget):
         cfg = train_config(job, "runs/experiments")
-        print(json.dumps({"group": job.group, "seed": job.seed, "run_id": run_id(cfg),
-                          "config": asdict(cfg)}))
-    for s in recipe.searches:
-        print(json.dumps({"search": s["label"], "param": s["param"], "values": s["values"],
-                          "target": s["target"]}))
+        rows.append({"group": job.group, "seed": job.seed, "run_id": run_id(cfg),
+                     "config": asdict(cfg)})
+    searches = [{"search": s["label"], "param": s["param"], "values": s["values"],
+                 "target": s["target"]} for s in recipe.searches]
+    if fmt == "json":
+        for row in rows + searches:
+            print(json.dumps(row))
+        return 0
+    print(show_table(rows))
+    for s in searches:
+        print(f"search {s['search']}: {s['param']} over {s['values']}, target {s['target']}")
     return 0
+
+
+def show_table(rows: list[dict]) -> str:
+    """The jobs as a table of the settings that differ between them (``out_name`` aside),
+    then the settings they share on one line."""
+    if not rows:
+        return "(no jobs)"
+    keys = list(rows[0]["config"])
+    skip = {"out_name"}
+    differ = [k for k in keys if k not in skip
+              and len({json.dumps(r["config"].get(k)) for r in rows}) > 1]
+    header = ["job", "run id", *differ]
+    body = [[f"{r['group']} seed {r['seed']}", r["run_id"],
+             *(_cell(r["config"].get(k)) for k in differ)] for r in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body, strict=True)]
+    lines = ["  ".join(str(x).ljust(w) for x, w in zip(line, widths, strict=True)).rstrip()
+             for line in [header, ["-" * w for w in widths], *body]]
+    same = [f"{k}={_cell(rows[0]['config'].get(k))}" for k in keys
+            if k not in differ and k not in skip]
+    lines.append(f"\n{len(rows)} jobs; the same in all: {', '.join(same)}")
+    return "\n".join(lines)
+
+
+def _cell(v: object) -> str:
+    return "-" if v is None else json.dumps(v) if isinstance(v, list | dict) else str(v)
 
 
 def _executor(args: argparse.Namespace) -> object:
@@ -117,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "list":
         return _list()
     if args.action == "show":
-        return _show(args.name, args.quick, args.budget)
+        return _show(args.name, args.quick, args.budget, args.format)
     from cnnlab.experiments.run import run_experiment
 
     if args.seeds is not None and args.seeds < 1:

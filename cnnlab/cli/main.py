@@ -1,8 +1,12 @@
 """The ``cnnlab`` command: a thin dispatcher over one module per sub-command.
 
-Each sub-command lives in ``cnnlab/cmd_<name>.py`` and defines
-``register(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> int``.
-Modules are imported lazily so ``cnnlab analyze`` does not pay for matplotlib.
+A sub-command is one module ``cnnlab/cli/<name>.py`` that defines
+``register(parser: argparse.ArgumentParser) -> None`` and ``run(args) -> int``, and one entry
+in :data:`COMMANDS` (name -> (module, one-line help)); another spelling of its name is one
+entry in :data:`ALIASES`. ``register`` must not import torch (nor anything heavy): only the
+named sub-command's module is imported, and ``cnnlab --help``, ``cnnlab CMD --help`` and every
+argument error answer without torch (tests/test_cli_fast.py checks every command). Argument
+errors are one line with a suggestion (:mod:`cnnlab.cli.args`).
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ import os
 import signal
 import sys
 import threading
+import warnings
 
-from cnnlab.common.errors import CnnlabError
+from cnnlab.cli.args import Parser, normalize
+from cnnlab.common.errors import CnnlabError, CnnlabWarning
 
 # name -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -35,6 +41,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("cnnlab.cli.export", "write an architecture as ONNX or Keras (model and code)"),
 }
 
+#: other spellings of a command's name -> the command
+ALIASES: dict[str, str] = {"analyse": "analyze"}
+
 
 def _available() -> dict[str, tuple[str, str]]:
     out = {}
@@ -45,10 +54,9 @@ def _available() -> dict[str, tuple[str, str]]:
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
-    """The full parser; with ``only``, import just that sub-command's module (fast start-up)."""
-    parser = argparse.ArgumentParser(
-        prog="cnnlab", description="Analyze, verify and train convolutional networks."
-    )
+    """The full parser; with ``only``, import just that sub-command's module (fast start-up;
+    ``only=""`` imports none: the top-level help)."""
+    parser = Parser(prog="cnnlab", description="Analyze, verify and train convolutional networks.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (mod, help_) in _available().items():
         if only is not None and name != only:
@@ -97,24 +105,63 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """:class:`CnnlabWarning` as one line on stderr; other warnings as Python shows them."""
+    if issubclass(category, CnnlabWarning):
+        print(f"cnnlab: warning: {message}", file=sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def _debug() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
+
+
+def _subparser(parser: argparse.ArgumentParser, args: argparse.Namespace
+               ) -> argparse.ArgumentParser:
+    """The innermost parser ``args`` went through (``cnnlab experiment run``'s, say)."""
+    while parser._subparsers is not None:
+        action = next(a for a in parser._subparsers._group_actions
+                      if isinstance(a, argparse._SubParsersAction))
+        name = getattr(args, action.dest, None) if action.dest != argparse.SUPPRESS else None
+        if name not in action.choices:
+            break
+        parser = action.choices[name]
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace:
+    """``parser.parse_args(argv)``, with ``--snake_case`` flags accepted and an unrecognized
+    flag reported by the sub-command it was given to, with the closest flag."""
+    if argv and argv[0] in COMMANDS:
+        sub = _subparser(parser, argparse.Namespace(command=argv[0]))
+        argv = argv[:1] + normalize(sub, argv[1:])
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        _subparser(parser, args).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one sub-command. User errors (:class:`CnnlabError`, OS errors such as a missing
     file, a read-only folder or a full disk) print one line and exit 2; an unexpected
     exception prints one line and exits 1 (``CNNLAB_DEBUG=1`` shows its traceback)."""
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else None)
+    argv = list(sys.argv[1:] if argv is None else argv)
     if any("\0" in a for a in argv):
         bad = next(a for a in argv if "\0" in a)
         print(f"cnnlab: error: argument {bad!r} contains a NUL byte", file=sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    if argv and argv[0] in ALIASES:
+        argv[0] = ALIASES[argv[0]]
+    parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else "")
+    args = parse(parser, argv)
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
+    warnings.showwarning = _show_warning
     try:
         with sigterm_as_interrupt():
             return int(importlib.import_module(args._module).run(args) or 0)

@@ -19,7 +19,7 @@ from cnnlab.common.files import load_mapping, read_json
 
 def register(parser: argparse.ArgumentParser) -> None:
     from cnnlab.training.presets import PRESETS
-    from cnnlab.training.trainer import TrainConfig
+    from cnnlab.training.settings import TrainConfig
 
     parser.add_argument("--preset", choices=sorted(PRESETS), default=None,
                         help="start from a measured recipe (fast: the headline speed recipe, "
@@ -38,7 +38,7 @@ def load_config_file(path: str) -> dict:
 def config_from_args(args: argparse.Namespace):
     from cnnlab.training.presets import PRESETS
     from cnnlab.training.rundir import run_path
-    from cnnlab.training.trainer import TrainConfig
+    from cnnlab.training.settings import TrainConfig
 
     base = None
     preset = dict(PRESETS[args.preset]) if getattr(args, "preset", None) else {}
@@ -79,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
     if result.time_to_target is not None:
         target = (f", reached {cfg.target_acc:.2%} at iteration {result.iteration_to_target} "
                   f"after {result.time_to_target:.1f} s of training")
-    print(f"{result.run_dir}: {result.iterations} iterations, test accuracy "
+    held = "validation" if cfg.validation else "test"  # what the evaluated examples are
+    print(f"{result.run_dir}: {result.iterations} iterations, {held} accuracy "
           f"{result.test_acc:.2%} (train {result.train_acc:.2%}), {result.wall_time:.1f} s"
           f"{target}")
     print(f"  tensorboard --logdir {Path(result.run_dir).parent}   plots: "

@@ -9,6 +9,11 @@ class CnnlabError(Exception):
     """
 
 
+class CnnlabWarning(UserWarning):
+    """Input that works but may not mean what was meant (``conv5x5``: five 5x5 filters); the
+    CLI prints it as one line, ``cnnlab: warning: <message>``, and goes on."""
+
+
 class SpecError(CnnlabError):
     """A spec string/file could not be parsed; ``column`` points at the offending token."""
 

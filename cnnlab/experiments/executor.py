@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cnnlab.common.files import read_json, write_json
+from cnnlab.experiments.runlines import FailureLog, failure_summary, held_out, run_label
 
 if TYPE_CHECKING:
     from cnnlab.training.trainer import RunResult, TrainConfig
@@ -240,6 +241,7 @@ class LocalExecutor:
         self.max_group = max_group
         self.groups: list[list[str]] = []  # the groups trained together, by out_name
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.names: dict[str, list[str]] = {}  # out_name -> the jobs' names, for the console
 
     @property
     def threads(self) -> int:
@@ -275,16 +277,17 @@ class LocalExecutor:
                     fut = pool.submit(_run_group, [cfg_of[i] for i in task], threads,
                                       self.train_many_fn, self.fresh, self.train_fn)
                 futures[fut] = task
-            errors: list[str] = []
+            errors: list[tuple[str, str]] = []
+            failures = FailureLog()
             for fut in as_completed(futures):
                 task = futures[fut]
                 try:
                     out = fut.result()
                 except Exception as err:  # noqa: BLE001 - one broken run must not stop the rest
-                    names = ", ".join(configs[i].out_name or "" for i in task)
+                    names = ", ".join(run_label(self.names, configs[i]) for i in task)
                     msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    errors.append(f"{names}: {msg}")
-                    self.log(f"  {names}: FAILED ({msg}); the other runs go on")
+                    errors.append((names, msg))
+                    self.log(failures.line(names, msg))
                     continue
                 for i, res_dict in zip(task, out if len(task) > 1 else [out], strict=True):
                     res = RunResult(**res_dict)
@@ -292,12 +295,13 @@ class LocalExecutor:
                     info = run_dir(configs[i]) / "executor.json"
                     self.trained += 1
                     self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
-                    self.log(f"  {configs[i].out_name}: test {res.test_acc:.2%}, "
+                    self.log(f"  {run_label(self.names, configs[i])}: "
+                             f"{held_out(configs[i])} {res.test_acc:.2%}, "
                              f"{res.train_time:.1f} s training ({res.stopped})")
         if errors:
             from cnnlab.common.errors import CnnlabError
 
             raise CnnlabError(f"{len(errors)} of {len(tasks)} training tasks failed ("
-                              f"{'; '.join(errors[:3])}); the other runs are saved, and running "
-                              "the same command again trains only the missing ones")
+                              f"{failure_summary(errors)}); the other runs are saved, and "
+                              "running the same command again trains only the missing ones")
         return results  # type: ignore[return-value]

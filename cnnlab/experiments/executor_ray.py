@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json
 from cnnlab.experiments.executor import finished, run_dir, run_one
+from cnnlab.experiments.runlines import FailureLog, failure_summary, held_out, run_label
 
 if TYPE_CHECKING:
     from cnnlab.training.trainer import RunResult, TrainConfig
@@ -155,6 +156,7 @@ class RayExecutor:
         self.fresh = fresh
         self.train_fn = train_fn
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+        self.names: dict[str, list[str]] = {}  # out_name -> the jobs' names, for the console
         self.progress_every = progress_every
         self.ray_options = dict(ray_options or {})
         self.trained = 0
@@ -221,7 +223,7 @@ class RayExecutor:
         data_env = str(Path(data_env).resolve()) if data_env else None
         refs = {task.remote(prepared[i], prepared[i].threads, self.train_fn, self.fresh,
                             data_env): i for i in todo}
-        pending, errors = list(refs), []
+        pending, errors, failures = list(refs), [], FailureLog()
         t0 = last = time.perf_counter()
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=self.progress_every)
@@ -232,9 +234,9 @@ class RayExecutor:
                     out, trained = ray.get(ref)
                 except ray.exceptions.RayError as e:
                     msg = _one_line(getattr(e, "cause", None) or e)
-                    errors.append(f"{name}: {msg}")
+                    errors.append((run_label(self.names, configs[i]), msg))
                     self.failed.append(str(name))
-                    self.log(f"  FAILED {name}: {msg}")
+                    self.log(failures.line(run_label(self.names, configs[i]), msg))
                     continue
                 res = results[i] = RunResult(**out)
                 if trained:
@@ -242,7 +244,8 @@ class RayExecutor:
                     info = read_json(run_dir(prepared[i]) / "executor.json", {})
                     self.cpu_s += info.get("cpu_s", 0.0)
                 how = f"{res.train_time:.1f} s training" if trained else "another driver's run"
-                self.log(f"  {name}: test {res.test_acc:.2%}, {how} ({res.stopped})")
+                self.log(f"  {run_label(self.names, configs[i])}: {held_out(configs[i])} "
+                         f"{res.test_acc:.2%}, {how} ({res.stopped})")
             now = time.perf_counter()
             if ready or now - last >= self.progress_every:
                 last = now
@@ -250,7 +253,7 @@ class RayExecutor:
                                                   len(todo), len(errors), now - t0))
         if errors:
             raise CnnlabError(f"{len(errors)} of {len(todo)} runs failed on Ray ("
-                              f"{'; '.join(errors[:3])}); the other runs are saved, and "
+                              f"{failure_summary(errors)}); the other runs are saved, and "
                               "running the same command again trains only the missing ones")
         return results  # type: ignore[return-value]
 

@@ -83,11 +83,13 @@ def run_jobs(jobs: list[Job], executor: Any, runs_dir: str | Path,
     """
     ready = [j for j in jobs if available(j.requires)]
     configs, ids, how = _plan(ready, runs_dir, data_dir)
-    results = dict(zip([c.out_name.split("/", 1)[1] for c in configs],
-                       executor.map(configs) if configs else [], strict=True))
     names: dict[str, list[str]] = {}
     for job, rid in zip(ready, ids, strict=True):
         names.setdefault(rid, []).append(job.out_name)
+    if isinstance(getattr(executor, "names", None), dict):  # console lines name the jobs
+        executor.names.update({f"{identity.BY_ID}/{rid}": n for rid, n in names.items()})
+    results = dict(zip([c.out_name.split("/", 1)[1] for c in configs],
+                       executor.map(configs) if configs else [], strict=True))
     ids_of = iter(ids)
     records = []
     seen: set[str] = set()
@@ -102,6 +104,8 @@ def run_jobs(jobs: list[Job], executor: Any, runs_dir: str | Path,
             seen.add(rid)
             rec.update(out_name=f"{identity.BY_ID}/{rid}", run_id=rid, run_dir=res["run_dir"],
                        result=res, reused=reused,
+                       # what result.test_acc measured: "validation" (held-out training data)
+                       evaluated_on="validation" if job.config.get("validation") else "test",
                        shared_with=[n for n in names[rid] if n != job.out_name])
         else:
             rec["out_name"] = job.out_name

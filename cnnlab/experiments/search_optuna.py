@@ -56,12 +56,25 @@ def _seed_list(v: Any, where: str) -> list[int]:
     return seeds
 
 
+INSTALL = "pip install 'cnnlab[search]'"
+
+
+def import_optuna(where: str) -> Any:
+    """The ``optuna`` module, or a one-line :class:`CnnlabError` saying how to install it."""
+    try:
+        import optuna
+    except ImportError as e:
+        raise CnnlabError(f"{where} searches with Optuna, which is not installed ({e}); "
+                          f"install it with {INSTALL}") from None
+    return optuna
+
+
 class OptunaSearch:
     """One ``[[searches]]`` entry with a ``space``: its study, its probes, its winner."""
 
     def __init__(self, recipe: Recipe, search: dict[str, Any], runs_dir: str | Path,
                  quick: bool = False, seeds: int | None = None):
-        import optuna
+        optuna = import_optuna(f"recipe {recipe.name}, search {search.get('label', '?')}")
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 

@@ -359,3 +359,28 @@ def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
     if layout == "nhwc" and len(dims) > 1:
         dims = (dims[-1], *dims[:-1])
     return dims
+
+
+INPUT_FORM = "--input is CxHxW, e.g. 1x28x28; for HxWxC use --layout nhwc"
+
+
+def input_hint(text: str, layout: str = "nchw") -> str:
+    """What a shape error under ``--input text`` most likely means, for the error message: a
+    missing channel axis (``28x28``), channels last (``28x28x1``), else the expected form."""
+    try:
+        dims = [int(v) for v in re.split(r"\s*[x,]\s*", text.partition(":")[0].strip())]
+    except ValueError:
+        return INPUT_FORM
+    if layout == "nhwc":
+        if len(dims) == 2:
+            return (f"--input {text} has no channel axis: with --layout nhwc give HxWxC, "
+                    f"e.g. {dims[0]}x{dims[1]}x1")
+        return "with --layout nhwc, --input is HxWxC, e.g. 28x28x1"
+    if len(dims) == 2:
+        return (f"--input {text} has no channel axis: {INPUT_FORM}; a grey "
+                f"{dims[0]}x{dims[1]} image is 1x{dims[0]}x{dims[1]}")
+    if len(dims) == 3 and dims[2] in (1, 3, 4) and dims[0] > 4:
+        return (f"--input {text} looks channels-last (HxWxC): {INPUT_FORM} "
+                f"(or give {dims[2]}x{dims[0]}x{dims[1]})")
+    return INPUT_FORM
+

@@ -21,10 +21,11 @@ which the TOML/JSON reader (:mod:`cnnlab.ir.specfile`) shares.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
-from cnnlab.common.errors import SpecError
+from cnnlab.common.errors import CnnlabWarning, SpecError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.layers import (
     ALIASES,
@@ -197,6 +198,12 @@ def _layer(word: str, column: int) -> LayerItem:
                 if len(nums) < 2:
                     raise SpecError("conv needs a kernel and a filter count, e.g. conv5x5x32",
                                     column, word)
+                if len(nums) == 2 and nums[0] == nums[1] and "filters" not in args:
+                    k = nums[0]
+                    warnings.warn(CnnlabWarning(
+                        f"spec at column {column} ('{word}'): read as a kernel of {k} on every "
+                        f"axis with {k} filters (conv{k}x{k}x{k} in 2D); for another filter "
+                        f"count write conv{k}x{k}xN, e.g. conv{k}x{k}x32"), stacklevel=2)
                 args.setdefault("kernel", nums[:-1])
                 args.setdefault("filters", nums[-1])
             elif kind in ("maxpool", "avgpool"):

@@ -47,6 +47,7 @@ from cnnlab.training.batched_optim import StackedOptimizer
 from cnnlab.training.engine import Loop, TrainingDiverged
 from cnnlab.training.optim import lr_at
 from cnnlab.training.runlog import Progress, RunLog
+from cnnlab.training.threads import auto_threads
 from cnnlab.training.trainer import (
     RunResult,
     TrainConfig,
@@ -100,8 +101,7 @@ class _Group:
         self.t_wall = time.perf_counter()
         self.cfgs, self.k = cfgs, len(cfgs)
         c0 = cfgs[0]
-        if c0.threads:
-            torch.set_num_threads(c0.threads)
+        torch.set_num_threads(c0.threads or auto_threads())  # default: the free cores
         self.device = dev = resolve_device(c0.device)
         opened = [open_run(c) for c in cfgs]
         self.names = [o[0] for o in opened]
@@ -227,7 +227,7 @@ class _Group:
                 do_log = it % c0.log_every == 0 or at_end
                 do_eval = it % c0.eval_every == 0 or at_end
                 do_ckpt = it % ckpt_every == 0 or at_end
-                if not (do_log or do_eval or do_ckpt or it == stop_at):
+                if not (do_log or do_eval or do_ckpt or it == stop_at or bar.due()):
                     continue
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()

@@ -224,7 +224,7 @@ class Loop:
             do_log = it % cfg.log_every == 0 or at_end
             do_eval = it % cfg.eval_every == 0 or at_end
             do_ckpt = it % ckpt_every == 0 or at_end
-            if not (do_log or do_eval or do_ckpt or it == stop_at):
+            if not (do_log or do_eval or do_ckpt or it == stop_at or bar.due()):
                 continue
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -240,8 +240,9 @@ class Loop:
             if do_ckpt or stopped == "target":
                 self._checkpoint(it, ckpt_dir)
             last = self.history[-1] if self.history else {}
-            bar.update(it, f"loss {last.get('test_loss', math.nan):.4f} "
-                           f"test acc {last.get('test_acc', math.nan):.2%}", force=do_eval)
+            held = "validation" if cfg.validation else "test"  # what the eval set is
+            bar.update(it, f"loss {last['test_loss']:.4f} {held} acc {last['test_acc']:.2%}"
+                       if "test_acc" in last else "", force=do_eval)
             if stopped == "target":
                 break
             if stop_at is not None and it >= stop_at:

@@ -66,20 +66,45 @@ def read_metrics(path: Path | str) -> list[dict[str, Any]]:
     return out
 
 
-class Progress:
-    """A one-line progress bar on a terminal; silent when ``stream`` is not a TTY."""
+#: without a terminal, a progress line at least this often (seconds)
+EVERY_S = 30.0
 
-    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO | None = None):
+
+class Progress:
+    """Progress of a run: a one-line bar on a terminal; without a terminal (a log file, a
+    batch job) a plain line at least every ``every`` seconds -- iteration, the accuracy so
+    far, speed and ETA -- so a long run is never silent. ``enabled`` True forces the bar,
+    False silences both."""
+
+    def __init__(self, total: int, enabled: bool | None = None, stream: TextIO | None = None,
+                 every: float | None = None, start: int = 0):
         self.stream = stream or sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
+        tty = self.stream.isatty()
+        self.enabled = tty if enabled is None else enabled
+        self.lines = enabled is None and not tty  # plain lines instead of the bar
+        self.every = EVERY_S if every is None else every
         self.total = max(total, 1)
         self.last = 0.0
         self.status = ""
+        self.t0 = time.monotonic()
+        self.next_line = self.t0 + self.every
+        self.it0 = start  # the speed counts from here (a resumed run's first iteration)
+
+    def due(self) -> bool:
+        """Whether a plain line is due (the loop then calls :meth:`update` between its logging
+        steps); cheap: one clock read."""
+        return self.lines and time.monotonic() >= self.next_line
 
     def update(self, it: int, status: str | None = None, force: bool = False) -> None:
         if status is not None:
             self.status = status
         now = time.monotonic()
+        if self.lines:
+            if now >= self.next_line:
+                self.next_line = now + self.every
+                self.stream.write(self.line(it, now) + "\n")
+                self.stream.flush()
+            return
         if not self.enabled or (not force and now - self.last < 0.25):
             return
         self.last = now
@@ -88,8 +113,19 @@ class Progress:
         self.stream.write(f"\r[{bar:<30}] {it}/{self.total} {self.status}\033[K")
         self.stream.flush()
 
+    def line(self, it: int, now: float) -> str:
+        """``iteration 1200/20000 (6%), <status>, 12.0 it/s, ETA 23 min``."""
+        done = it - self.it0
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - it) / rate if rate > 0 else float("inf")
+        when = ("?" if eta == float("inf") else f"{eta:.0f} s" if eta < 120 else
+                f"{eta / 60:.0f} min" if eta < 7200 else f"{eta / 3600:.1f} h")
+        status = f", {self.status}" if self.status else ""
+        return (f"iteration {it}/{self.total} ({it / self.total:.0%}){status}, "
+                f"{rate:.1f} it/s, ETA {when}")
+
     def close(self) -> None:
-        if self.enabled:
+        if self.enabled and not self.lines:
             self.stream.write("\n")
             self.stream.flush()
 

@@ -23,7 +23,7 @@ import jinja2
 from markupsafe import Markup
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import read_json, write_text
+from cnnlab.common.files import check_plain, read_json, write_text
 from cnnlab.common.plotting import pyplot
 from cnnlab.experiments import findings as fnd
 from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
@@ -323,8 +323,11 @@ def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
           title: str = "cnnlab report") -> list[Path]:
     """Write the HTML report (and PDF); returns the files written."""
-    sections = [section(d) for d in collect(paths)]
     out = Path(out)
+    check_plain(out, "--out")
+    if pdf:
+        check_plain(out.with_suffix(".pdf"), "--pdf")
+    sections = [section(d) for d in collect(paths)]
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, page(sections, title))  # an older report is replaced only on success
     written = [out]

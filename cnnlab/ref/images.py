@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import atomic_write
+from cnnlab.common.files import atomic_write, check_plain
 
 FORMATS = (".csv", ".npy", ".png")
 SIZE_MODES = ("same", "valid", "full")
@@ -126,8 +126,7 @@ def check_out(path: str) -> None:
                           "end the name with .csv, .npy or .png")
     if not p.parent.is_dir():
         raise CnnlabError(f"--out {path}: folder {p.parent} does not exist; create it first")
-    if p.is_dir():
-        raise CnnlabError(f"--out {path}: is a folder; give a file name")
+    check_plain(p, "--out")
 
 
 def format_matrix(result: Any) -> str:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import write_text
+from cnnlab.common.files import open_append, write_text
 
 EVAL_TAGS = {"train_acc": "accuracy/train", "test_acc": "accuracy/test",
              "train_loss": "loss/train", "test_loss": "loss/test"}
@@ -106,7 +106,7 @@ class RunLog:
             write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         elif self.path.exists():
             self.path.unlink()
-        self.file = self.path.open("a")
+        self.file = open_append(self.path)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter

@@ -193,6 +193,18 @@ def read_plain(path: Path, where: str | None = None, limit: int = MAX_READ) -> b
     return data
 
 
+def check_utf8_name(path: str | Path, what: str = "") -> None:
+    """Raise unless ``path``'s name is valid UTF-8 (a name read from the disk with undecodable
+    bytes holds surrogates: it cannot be printed, drawn or written into a report)."""
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+        where = f"{what} {shown}" if what else shown
+        raise CnnlabError(f"{where}: the name is not valid UTF-8; rename it (e.g. with "
+                          "convmv or mv) to use it with cnnlab") from None
+
+
 _MISSING: Any = object()
 
 

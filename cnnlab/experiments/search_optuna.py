@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import check_plain
 from cnnlab.experiments.recipe import Job, Recipe, group_config, opts_string, slug, train_config
 from cnnlab.experiments.search_space import check_space, param_count, suggest
 
@@ -54,6 +55,20 @@ def _seed_list(v: Any, where: str) -> list[int]:
     if not seeds or not all(isinstance(s, int) for s in seeds):
         raise CnnlabError(f"{where}: seeds must be a count or a list of integers")
     return seeds
+
+
+#: what optuna raises on a damaged journal: a garbage or binary line (JSONDecodeError,
+#: UnicodeDecodeError), a record of the wrong shape (TypeError, KeyError, AssertionError)
+JOURNAL_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError)
+
+
+def journal_error(path: Path, e: BaseException) -> CnnlabError:
+    """The one line for a damaged Optuna journal (a line cut off by a kill is not damage:
+    optuna skips it)."""
+    msg = " ".join(str(e).split())[:120]
+    return CnnlabError(f"Optuna journal {path}: damaged ({type(e).__name__}: {msg}); restore it "
+                       "from a copy, or delete it to start the search over (its finished runs "
+                       "are read back, not trained again)")
 
 
 class OptunaSearch:
@@ -90,14 +105,19 @@ class OptunaSearch:
         self.storage_path = Path(runs_dir) / recipe.name / f"{slug(self.label)}.optuna.jsonl"
         self.storage_path.parent.mkdir(parents=True, exist_ok=True)
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
-        self.study = optuna.create_study(
-            study_name=self.label, storage=storage, load_if_exists=True,
-            directions=["minimize", "maximize"])
+        check_plain(self.storage_path, "Optuna journal")  # appended to: a plain file only
+        try:
+            storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
+            self.study = optuna.create_study(
+                study_name=self.label, storage=storage, load_if_exists=True,
+                directions=["minimize", "maximize"])
+            trials = len(self.study.trials)
+        except JOURNAL_ERRORS as e:
+            raise journal_error(self.storage_path, e) from None
         # a resumed session must not replay the random draws of the first: offset the seed
         # by the trials already in the study
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=int(spec["sampler_seed"]) + len(self.study.trials), multivariate=True,
+            seed=int(spec["sampler_seed"]) + trials, multivariate=True,
             constant_liar=True, n_startup_trials=min(6, self.n_trials))
         # enqueued points not yet in the study (a recipe may add some to a resumed search)
         seen = [t.params for t in self.study.trials] + [
@@ -270,6 +290,7 @@ class OptunaSearch:
     def _records(self, group: str, seeds: list[int], kind: str,
                  values: dict[str, Any]) -> list[dict[str, Any]]:
         from cnnlab.common.files import read_json
+        from cnnlab.experiments.results import check_result
         from cnnlab.training.rundir import run_path
 
         out = []
@@ -277,6 +298,8 @@ class OptunaSearch:
             name = Job(self.recipe.name, group, seed, {}).out_name
             folder = run_path(self.runs_dir, name)
             res = read_json(folder / "result.json", {})
+            if res:
+                res = asdict(check_result(res, folder / "result.json"))
             res.pop("history", None)
             out.append({"group": group, "seed": seed, "kind": kind, "values": values,
                         "out_name": name, "run_dir": str(folder), "result": res})

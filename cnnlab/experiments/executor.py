@@ -277,6 +277,10 @@ class LocalExecutor:
         todo = [i for i, r in enumerate(results) if r is None and i not in broken]
         if not todo and not broken:
             return results  # type: ignore[return-value]
+        if not todo:
+            raise CnnlabError(f"{len(broken)} of {len(broken)} runs failed ("
+                              f"{'; '.join(list(broken.values())[:3])}); the other runs are "
+                              "saved")
         threads = self.threads
         todo_cfgs = [configs[i] if configs[i].threads is not None
                      else replace(configs[i], threads=threads) for i in todo]

@@ -66,8 +66,8 @@ def _problem(data: dict[str, Any]) -> str | None:
         return f"iteration_to_target {it!r} is not null or a count"
     history = data.get("history", [])
     if not isinstance(history, list) or not all(
-            isinstance(r, dict) and all(_number(v) for v in r.values()) for r in history):
-        return "history is not a list of tables of numbers"
+            isinstance(r, dict) and (_number(r.get("iteration", 0))) for r in history):
+        return "history is not a list of evaluation records"
     return None
 
 

@@ -62,13 +62,29 @@ def _seed_list(v: Any, where: str) -> list[int]:
 JOURNAL_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError)
 
 
-def journal_error(path: Path, e: BaseException) -> CnnlabError:
-    """The one line for a damaged Optuna journal (a line cut off by a kill is not damage:
-    optuna skips it)."""
-    msg = " ".join(str(e).split())[:120]
-    return CnnlabError(f"Optuna journal {path}: damaged ({type(e).__name__}: {msg}); restore it "
-                       "from a copy, or delete it to start the search over (its finished runs "
-                       "are read back, not trained again)")
+def open_study(path: Path, label: str) -> Any:
+    """The two-objective study ``label`` in the journal file ``path`` (created if absent).
+
+    The journal must be a plain file (it is appended to); a damaged one (a garbage or binary
+    line, a record of the wrong shape) is one line naming it. A line cut off by a kill is not
+    damage: optuna skips it."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_plain(path, "Optuna journal")
+    try:
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        study = optuna.create_study(study_name=label, storage=storage, load_if_exists=True,
+                                    directions=["minimize", "maximize"])
+        study.trials  # noqa: B018 - reads the whole journal: damage shows here
+    except JOURNAL_ERRORS as e:
+        msg = " ".join(str(e).split())[:120]
+        raise CnnlabError(f"Optuna journal {path}: damaged ({type(e).__name__}: {msg}); "
+                          "restore it from a copy, or delete it to start the search over (its "
+                          "finished runs are read back, not trained again)") from None
+    return study
 
 
 class OptunaSearch:
@@ -77,8 +93,6 @@ class OptunaSearch:
     def __init__(self, recipe: Recipe, search: dict[str, Any], runs_dir: str | Path,
                  quick: bool = False, seeds: int | None = None):
         import optuna
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
         sheet = getattr(recipe, "budget", "cpu") == "sheet" and not quick
         spec = {**DEFAULTS, **search, **(search.get("quick", {}) if quick else {}),
@@ -104,16 +118,8 @@ class OptunaSearch:
                               "held-out training examples, never on test)")
         self.storage_path = Path(runs_dir) / recipe.name / f"{slug(self.label)}.optuna.jsonl"
         self.storage_path.parent.mkdir(parents=True, exist_ok=True)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        check_plain(self.storage_path, "Optuna journal")  # appended to: a plain file only
-        try:
-            storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
-            self.study = optuna.create_study(
-                study_name=self.label, storage=storage, load_if_exists=True,
-                directions=["minimize", "maximize"])
-            trials = len(self.study.trials)
-        except JOURNAL_ERRORS as e:
-            raise journal_error(self.storage_path, e) from None
+        self.study = open_study(self.storage_path, self.label)
+        trials = len(self.study.trials)
         # a resumed session must not replay the random draws of the first: offset the seed
         # by the trials already in the study
         self.study.sampler = optuna.samplers.TPESampler(

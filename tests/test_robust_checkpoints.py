@@ -175,3 +175,23 @@ def test_full_disk_in_any_checkpoint_file_is_the_os_error_line(
     assert not [p for p in ck.iterdir() if p.name.startswith(".")]
     monkeypatch.setattr(files, "atomic_write", real)
     assert main(_argv(tmp_path, "disk", "--resume")) == 0
+
+
+# ----------------------------------------------------------------------- read-only folder
+
+
+def test_read_only_folder_under_tensorboard_is_one_line(
+        tmp_path: Path, monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The disk turns read-only under TensorBoard's background writer thread: one error line
+    from the training thread, no thread traceback before it."""
+    from tensorboard.summary.writer import record_writer
+
+    def write(self, data):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(tmp_path / "runs" / "tb"))
+
+    monkeypatch.setattr(record_writer.RecordWriter, "write", write)
+    argv = [a for a in _argv(tmp_path, "tb") if a != "--no-tensorboard"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Read-only file system" in err, err
+    assert "Traceback" not in err and "Exception in thread" not in err

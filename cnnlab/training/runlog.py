@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
@@ -91,6 +92,24 @@ class Progress:
             self.stream.flush()
 
 
+def _quiet_writer_thread_errors() -> None:
+    """Keep TensorBoard's background writer thread from printing a traceback when the disk
+    fails under it (read-only, full): the same ``OSError`` is raised again in the training
+    thread at the writer's next call, which the CLI turns into its one line."""
+    previous = threading.excepthook
+    if getattr(previous, "cnnlab_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(
+                args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook.cnnlab_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class RunLog:
     """Writes one run's metrics to TensorBoard and ``metrics.jsonl``.
 
@@ -111,6 +130,7 @@ class RunLog:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            _quiet_writer_thread_errors()
             self.writer = SummaryWriter(log_dir=str(run_dir),
                                         purge_step=start + 1 if start else None)
 

@@ -85,9 +85,12 @@ DAMAGE = [
 ]
 
 
-def _edit_state(f: Path, **changes) -> None:
+def _edit_state(f: Path, resign: bool = False, **changes) -> None:
+    """Change ``state.json``; ``resign`` also rewrites its digest (a consistent record)."""
     info = json.loads(f.read_text())
     info.update(changes)
+    if resign:
+        info["digest"] = checkpoint.digest(info)
     f.write_text(json.dumps(info))
 
 
@@ -149,7 +152,7 @@ def test_wrong_architecture_checkpoint_is_one_error(work: Path) -> None:
     key = next(iter(weights))
     weights[key] = torch.zeros(3, 3, dtype=torch.float64)
     save_file(weights, str(ck / "model.safetensors"))
-    _edit_state(ck / "state.json", files={
+    _edit_state(ck / "state.json", resign=True, files={
         **json.loads((ck / "state.json").read_text())["files"],
         "model.safetensors": checkpoint._sha256(ck / "model.safetensors")})
     with pytest.raises(CnnlabError, match=f"model.safetensors: {key}"):
@@ -209,22 +212,22 @@ def _argv(root: Path, name: str, *extra: str) -> list[str]:
 def test_full_disk_keeps_the_last_checkpoint(tmp_path: Path, monkeypatch,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     calls = {"n": 0}
-    real = checkpoint.save_file
+    real = checkpoint.write_bytes
 
-    def save_file_enospc(tensors, filename, *a, **k):
+    def write_bytes_enospc(path, data):
         calls["n"] += 1
         if calls["n"] > 3:  # the second checkpoint's first file: the disk is full
-            raise OSError(errno.ENOSPC, "No space left on device", filename)
-        return real(tensors, filename, *a, **k)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, data)
 
-    monkeypatch.setattr(checkpoint, "save_file", save_file_enospc)
+    monkeypatch.setattr(checkpoint, "write_bytes", write_bytes_enospc)
     assert main(_argv(tmp_path, "disk")) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "No space left on device" in err and "Traceback" not in err
     ck = tmp_path / "runs" / "disk" / "checkpoints"
     assert checkpoint.latest(ck) == ck / "step-00000010"
     assert not [p for p in ck.iterdir() if p.name.startswith(".tmp")]
-    monkeypatch.setattr(checkpoint, "save_file", real)
+    monkeypatch.setattr(checkpoint, "write_bytes", real)
     assert main(_argv(tmp_path, "disk", "--resume")) == 0
 
 

@@ -35,13 +35,16 @@ def save_figure(fig: Any, stem: Path | str, formats: Iterable[str] = FORMATS,
                 **savefig: Any) -> list[Path]:
     """Write ``fig`` as ``stem.<format>`` for each format (folders made as needed); the
     keyword arguments go to ``Figure.savefig`` (``dpi``, ``bbox_inches``...). Returns the
-    paths written; the figure stays open.
+    paths written (each atomically, through :func:`cnnlab.common.files.atomic_write`); the
+    figure stays open.
     """
+    from cnnlab.common.files import atomic_write
+
     stem = Path(stem)
     stem.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for fmt in formats:
         path = stem.parent / f"{stem.name}.{fmt}"
-        fig.savefig(path, **savefig)
+        atomic_write(path, lambda fh, fmt=fmt: fig.savefig(fh, format=fmt, **savefig))
         paths.append(path)
     return paths

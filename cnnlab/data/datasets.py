@@ -115,9 +115,9 @@ def write_idx(path: Path | str, array: np.ndarray) -> None:
     path = Path(path)
     arr = np.ascontiguousarray(array, dtype=np.uint8)
     head = bytes([0, 0, 0x08, arr.ndim]) + struct.pack(f">{arr.ndim}I", *arr.shape)
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "wb") as f:
-        f.write(head + arr.tobytes())
+    data = head + arr.tobytes()
+    atomic_write(path, lambda fh: fh.write(gzip.compress(data) if path.suffix == ".gz"
+                                           else data))
 
 
 def sha256(path: Path) -> str:

@@ -22,6 +22,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json, write_json
 from cnnlab.experiments.runlines import FailureLog, failure_summary, held_out, run_label
 
@@ -57,13 +58,37 @@ def same_config(cfg: TrainConfig) -> bool:
 
 
 def finished(cfg: TrainConfig) -> RunResult | None:
-    """The saved result of a run that already finished with this config, else ``None``."""
-    from cnnlab.training.trainer import RunResult
+    """The saved result of a run that already finished with this config, else ``None``; a
+    damaged ``result.json`` is one :class:`CnnlabError` naming it (:func:`read_result`)."""
+    from cnnlab.experiments.results import read_result
 
     path = run_dir(cfg) / "result.json"
     if not path.is_file() or not same_config(cfg):
         return None
-    return RunResult(**read_json(path))
+    try:
+        return read_result(path)
+    except CnnlabError as e:
+        raise CnnlabError(f"{e}; delete it to train that run again") from None
+
+
+def finished_all(configs: list[TrainConfig], log: Callable[[str], None]
+                 ) -> tuple[list[RunResult | None], dict[int, str]]:
+    """:func:`finished` of each config, and one error per damaged ``result.json`` (logged;
+    the caller trains the others and reports these at the end: one broken file must not
+    stop the whole experiment)."""
+    results: list[RunResult | None] = []
+    errors: dict[int, str] = {}
+    for i, c in enumerate(configs):
+        try:
+            results.append(finished(c))
+        except CnnlabError as e:
+            results.append(None)
+            errors[i] = f"{c.out_name}: {e}"
+            log(f"  {c.out_name}: FAILED ({e}); the other runs go on")
+            continue
+        if results[-1] is not None:
+            log(f"  done before: {c.out_name}")
+    return results, errors
 
 
 def _diverged_result(cfg: TrainConfig, err: Exception) -> RunResult:
@@ -250,13 +275,14 @@ class LocalExecutor:
     def map(self, configs: list[TrainConfig]) -> list[RunResult]:
         from cnnlab.training.trainer import RunResult
 
-        results: list[RunResult | None] = [finished(c) for c in configs]
-        todo = [i for i, r in enumerate(results) if r is None]
-        for i, r in enumerate(results):
-            if r is not None:
-                self.log(f"  done before: {configs[i].out_name}")
-        if not todo:
+        results, broken = finished_all(configs, self.log)
+        todo = [i for i, r in enumerate(results) if r is None and i not in broken]
+        if not todo and not broken:
             return results  # type: ignore[return-value]
+        if not todo:
+            raise CnnlabError(f"{len(broken)} of {len(broken)} runs failed ("
+                              f"{'; '.join(list(broken.values())[:3])}); the other runs are "
+                              "saved")
         threads = self.threads
         todo_cfgs = [configs[i] if configs[i].threads is not None
                      else replace(configs[i], threads=threads) for i in todo]
@@ -264,7 +290,10 @@ class LocalExecutor:
                                                           self.max_group)]
         cfg_of = dict(zip(todo, todo_cfgs, strict=True))
         ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=ctx,
+        errors: list[tuple[str, str]] = [(run_label(self.names, configs[i]), msg)
+                                         for i, msg in broken.items()]
+        failures = FailureLog()
+        with ProcessPoolExecutor(max_workers=max(1, min(self.jobs, len(tasks))), mp_context=ctx,
                                  max_tasks_per_child=1 if self.fresh else None) as pool:
             futures = {}
             for task in tasks:
@@ -277,8 +306,6 @@ class LocalExecutor:
                     fut = pool.submit(_run_group, [cfg_of[i] for i in task], threads,
                                       self.train_many_fn, self.fresh, self.train_fn)
                 futures[fut] = task
-            errors: list[tuple[str, str]] = []
-            failures = FailureLog()
             for fut in as_completed(futures):
                 task = futures[fut]
                 try:
@@ -299,9 +326,7 @@ class LocalExecutor:
                              f"{held_out(configs[i])} {res.test_acc:.2%}, "
                              f"{res.train_time:.1f} s training ({res.stopped})")
         if errors:
-            from cnnlab.common.errors import CnnlabError
-
-            raise CnnlabError(f"{len(errors)} of {len(tasks)} training tasks failed ("
+            raise CnnlabError(f"{len(errors)} of {len(tasks) + len(broken)} training tasks failed ("
                               f"{failure_summary(errors)}); the other runs are saved, and "
                               "running the same command again trains only the missing ones")
         return results  # type: ignore[return-value]

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json
-from cnnlab.experiments.executor import finished, run_dir, run_one
+from cnnlab.experiments.executor import finished, finished_all, run_dir, run_one
 from cnnlab.experiments.runlines import FailureLog, failure_summary, held_out, run_label
 
 if TYPE_CHECKING:
@@ -205,13 +205,10 @@ class RayExecutor:
     def map(self, configs: list[TrainConfig]) -> list[RunResult]:
         from cnnlab.training.trainer import RunResult
 
-        results: list[RunResult | None] = [finished(c) for c in configs]
-        for i, r in enumerate(results):
-            if r is not None:
-                self.log(f"  done before: {configs[i].out_name}")
-        todo = [i for i, r in enumerate(results) if r is None]
-        self.failed = []
-        if not todo:
+        results, broken = finished_all(configs, self.log)
+        todo = [i for i, r in enumerate(results) if r is None and i not in broken]
+        self.failed = [str(configs[i].out_name) for i in broken]
+        if not todo and not broken:
             return results  # type: ignore[return-value]
         ray = self.connect()
         opts = {"num_cpus": self.threads_per_run, "num_gpus": self.gpus_per_run,
@@ -223,7 +220,8 @@ class RayExecutor:
         data_env = str(Path(data_env).resolve()) if data_env else None
         refs = {task.remote(prepared[i], prepared[i].threads, self.train_fn, self.fresh,
                             data_env): i for i in todo}
-        pending, errors, failures = list(refs), [], FailureLog()
+        pending, failures = list(refs), FailureLog()
+        errors = [(run_label(self.names, configs[i]), msg) for i, msg in broken.items()]
         t0 = last = time.perf_counter()
         while pending:
             ready, pending = ray.wait(pending, num_returns=1, timeout=self.progress_every)
@@ -250,9 +248,9 @@ class RayExecutor:
             if ready or now - last >= self.progress_every:
                 last = now
                 self.log("  ray: " + self.progress([prepared[refs[r]] for r in pending],
-                                                  len(todo), len(errors), now - t0))
+                                                  len(todo), len(errors) - len(broken), now - t0))
         if errors:
-            raise CnnlabError(f"{len(errors)} of {len(todo)} runs failed on Ray ("
+            raise CnnlabError(f"{len(errors)} of {len(todo) + len(broken)} runs failed on Ray ("
                               f"{failure_summary(errors)}); the other runs are saved, and "
                               "running the same command again trains only the missing ones")
         return results  # type: ignore[return-value]

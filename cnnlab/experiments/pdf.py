@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+from cnnlab.common.files import atomic_write, write_bytes
 from cnnlab.common.plotting import pyplot
 
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -34,15 +35,22 @@ def chromium() -> str | None:
 
 
 def pdf_chromium(exe: str, html_path: Path, pdf_path: Path, timeout: float = 120) -> bool:
-    """Print ``html_path`` to ``pdf_path`` with the browser ``exe``; whether a PDF came out."""
+    """Print ``html_path`` to ``pdf_path`` with the browser ``exe``; whether a PDF came out.
+
+    The browser prints into a private temporary folder; the PDF then replaces ``pdf_path``
+    through the atomic writer (so only a plain file is ever replaced)."""
     with tempfile.TemporaryDirectory() as profile:
+        printed = Path(profile) / "out.pdf"
         cmd = [exe, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--no-pdf-header-footer",
-               f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
+               f"--print-to-pdf={printed}", html_path.resolve().as_uri()]
         try:
             subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
         except (OSError, subprocess.SubprocessError):
             return False
-    return pdf_path.is_file() and pdf_path.stat().st_size > 0
+        if not printed.is_file() or printed.stat().st_size == 0:
+            return False
+        write_bytes(pdf_path, printed.read_bytes())
+    return True
 
 
 def _text_lines(s: dict[str, Any]) -> list[str]:
@@ -69,8 +77,12 @@ def pdf_matplotlib(sections: list[dict[str, Any]], pdf_path: Path) -> None:
     """
     from matplotlib.backends.backend_pdf import PdfPages
 
+    atomic_write(pdf_path, lambda fh: _pages(sections, fh, PdfPages))
+
+
+def _pages(sections: list[dict[str, Any]], fh: Any, pdf_pages: Any) -> None:
     plt = pyplot()
-    with PdfPages(pdf_path) as pdf:
+    with pdf_pages(fh) as pdf:
         for s in sections:
             lines = _text_lines(s)
             for start in range(0, len(lines), 60):

@@ -16,6 +16,7 @@ import io
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ import jinja2
 from markupsafe import Markup
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import read_json, write_text
+from cnnlab.common.files import check_plain, check_utf8_name, read_json, write_text
 from cnnlab.common.plotting import pyplot
 from cnnlab.experiments import findings as fnd
 from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
@@ -32,6 +33,7 @@ from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
     pdf_chromium,
     pdf_matplotlib,
 )
+from cnnlab.experiments.results import check_result, read_result
 
 # every run has its own: not shown in the configuration tables (seeds are averaged over),
 # nor are the trainer's RESULT_FREE_KEYS (where and how a run was executed)
@@ -50,7 +52,7 @@ def _adhoc(run_dirs: list[Path]) -> dict[str, Any]:
     """Plain run folders as one experiment document, compared against the first."""
     jobs = []
     for d in run_dirs:
-        res = read_json(d / "result.json")
+        res = asdict(read_result(d / "result.json"))
         cfg = read_json(d / "config.json", {})
         jobs.append({"group": d.name, "seed": cfg.get("seed", 0), "kind": "variant",
                      "values": {}, "out_name": d.name, "run_dir": str(d), "result": res})
@@ -87,6 +89,8 @@ def _check_doc(doc: Any, f: Path) -> list[str]:
             if not isinstance(rec, dict) or not isinstance(rec.get("out_name"), str) or not \
                     isinstance(rec.get("result", {}), dict):
                 raise CnnlabError(f"{f}: jobs[{i}] is not a job record")
+            if rec.get("result"):
+                check_result(rec["result"], f"{f}: jobs[{i}].result")
             folder = root / rec["out_name"]
             if not folder.is_dir() and isinstance(rec.get("run_dir"), str):
                 folder = Path(rec["run_dir"])
@@ -115,6 +119,7 @@ def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
             f for f in p.rglob("experiment.json") if not _hidden(f, p))
         for f in found:
             try:
+                check_utf8_name(f)
                 doc = read_json(f)
                 doc_skipped = _check_doc(doc, f)
             except CnnlabError as e:
@@ -129,8 +134,8 @@ def collect(paths: list[str | Path]) -> list[dict[str, Any]]:
                 r.parent for r in p.rglob("result.json") if not _hidden(r, p))
             for r in runs:
                 try:
-                    if not isinstance(read_json(r / "result.json"), dict):
-                        raise CnnlabError(f"{r / 'result.json'}: not a JSON table")
+                    check_utf8_name(r, "run")
+                    read_result(r / "result.json")
                     _readable_run(r)
                 except CnnlabError as e:
                     skipped.append(str(e))
@@ -323,8 +328,11 @@ def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
           title: str = "cnnlab report") -> list[Path]:
     """Write the HTML report (and PDF); returns the files written."""
-    sections = [section(d) for d in collect(paths)]
     out = Path(out)
+    check_plain(out, "--out")
+    if pdf:
+        check_plain(out.with_suffix(".pdf"), "--pdf")
+    sections = [section(d) for d in collect(paths)]
     out.parent.mkdir(parents=True, exist_ok=True)
     write_text(out, page(sections, title))  # an older report is replaced only on success
     written = [out]

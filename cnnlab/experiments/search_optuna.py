@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import check_plain
 from cnnlab.experiments.recipe import Job, Recipe, group_config, opts_string, slug, train_config
 from cnnlab.experiments.search_space import check_space, param_count, suggest
 
@@ -69,14 +70,42 @@ def import_optuna(where: str) -> Any:
     return optuna
 
 
+#: what optuna raises on a damaged journal: a garbage or binary line (JSONDecodeError,
+#: UnicodeDecodeError), a record of the wrong shape (TypeError, KeyError, AssertionError)
+JOURNAL_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, AssertionError)
+
+
+def open_study(path: Path, label: str) -> Any:
+    """The two-objective study ``label`` in the journal file ``path`` (created if absent).
+
+    The journal must be a plain file (it is appended to); a damaged one (a garbage or binary
+    line, a record of the wrong shape) is one line naming it. A line cut off by a kill is not
+    damage: optuna skips it."""
+    optuna = import_optuna(f"Optuna journal {path}")
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    check_plain(path, "Optuna journal")
+    try:
+        storage = JournalStorage(JournalFileBackend(str(path)))
+        study = optuna.create_study(study_name=label, storage=storage, load_if_exists=True,
+                                    directions=["minimize", "maximize"])
+        study.trials  # noqa: B018 - reads the whole journal: damage shows here
+    except JOURNAL_ERRORS as e:
+        msg = " ".join(str(e).split())[:120]
+        raise CnnlabError(f"Optuna journal {path}: damaged ({type(e).__name__}: {msg}); "
+                          "restore it from a copy, or delete it to start the search over (its "
+                          "finished runs are read back, not trained again)") from None
+    return study
+
+
 class OptunaSearch:
     """One ``[[searches]]`` entry with a ``space``: its study, its probes, its winner."""
 
     def __init__(self, recipe: Recipe, search: dict[str, Any], runs_dir: str | Path,
                  quick: bool = False, seeds: int | None = None):
         optuna = import_optuna(f"recipe {recipe.name}, search {search.get('label', '?')}")
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
 
         sheet = getattr(recipe, "budget", "cpu") == "sheet" and not quick
         spec = {**DEFAULTS, **search, **(search.get("quick", {}) if quick else {}),
@@ -102,15 +131,12 @@ class OptunaSearch:
                               "held-out training examples, never on test)")
         self.storage_path = Path(runs_dir) / recipe.name / f"{slug(self.label)}.optuna.jsonl"
         self.storage_path.parent.mkdir(parents=True, exist_ok=True)
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        storage = JournalStorage(JournalFileBackend(str(self.storage_path)))
-        self.study = optuna.create_study(
-            study_name=self.label, storage=storage, load_if_exists=True,
-            directions=["minimize", "maximize"])
+        self.study = open_study(self.storage_path, self.label)
+        trials = len(self.study.trials)
         # a resumed session must not replay the random draws of the first: offset the seed
         # by the trials already in the study
         self.study.sampler = optuna.samplers.TPESampler(
-            seed=int(spec["sampler_seed"]) + len(self.study.trials), multivariate=True,
+            seed=int(spec["sampler_seed"]) + trials, multivariate=True,
             constant_liar=True, n_startup_trials=min(6, self.n_trials))
         # enqueued points not yet in the study (a recipe may add some to a resumed search)
         seen = [t.params for t in self.study.trials] + [
@@ -283,6 +309,7 @@ class OptunaSearch:
     def _records(self, group: str, seeds: list[int], kind: str,
                  values: dict[str, Any]) -> list[dict[str, Any]]:
         from cnnlab.common.files import read_json
+        from cnnlab.experiments.results import check_result
         from cnnlab.training.rundir import run_path
 
         out = []
@@ -290,6 +317,8 @@ class OptunaSearch:
             name = Job(self.recipe.name, group, seed, {}).out_name
             folder = run_path(self.runs_dir, name)
             res = read_json(folder / "result.json", {})
+            if res:
+                res = asdict(check_result(res, folder / "result.json"))
             res.pop("history", None)
             out.append({"group": group, "seed": seed, "kind": kind, "values": values,
                         "out_name": name, "run_dir": str(folder), "result": res})

@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import atomic_write
+from cnnlab.common.files import atomic_write, check_plain
 
 FORMATS = (".csv", ".npy", ".png")
+#: the largest image ``cnnlab filter`` decodes (4096 x 4096): a PNG's header may claim any
+#: size, and a few kB of compressed zeros can decode to gigabytes (a decompression bomb)
+MAX_PIXELS = 1 << 24
 SIZE_MODES = ("same", "valid", "full")
 
 
@@ -75,11 +78,7 @@ def load_matrix(path: str) -> Any:
         elif ext == ".npy":
             data = np.load(p, allow_pickle=False)
         else:
-            from PIL import Image
-
-            with Image.open(p) as im:
-                im = im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
-                data = np.asarray(im, dtype=float)
+            data = _read_png(p, path)
     except (ValueError, OSError) as e:
         first = str(e).splitlines()[0].split(";")[0] if str(e) else type(e).__name__
         raise CnnlabError(f"input {path}: cannot read it as {ext[1:].upper()} ({first}); a "
@@ -92,6 +91,28 @@ def load_matrix(path: str) -> Any:
     if not np.all(np.isfinite(data)):
         raise CnnlabError(f"input {path}: contains NaN or infinite values")
     return data.astype(float)
+
+
+def _read_png(p: Path, path: str) -> Any:
+    """A PNG as a float array, refused before decoding when it has over :data:`MAX_PIXELS`."""
+    import warnings
+
+    import numpy as np
+    from PIL import Image
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        try:
+            with Image.open(p) as im:
+                w, h = im.size
+                if w * h > MAX_PIXELS:
+                    raise Image.DecompressionBombError(f"{w} x {h} pixels")
+                im = im.convert("L" if im.mode in ("1", "L", "LA", "I", "I;16", "F") else "RGB")
+                return np.asarray(im, dtype=float)
+        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+            size = str(e) if " x " in str(e) and len(str(e)) < 40 else "more pixels"
+            raise CnnlabError(f"input {path}: the image has {size}, over the {MAX_PIXELS:,} "
+                              "pixels cnnlab filter decodes; scale it down first") from None
 
 
 def save(result: Any, path: str, stretch: bool = False) -> None:
@@ -126,8 +147,7 @@ def check_out(path: str) -> None:
                           "end the name with .csv, .npy or .png")
     if not p.parent.is_dir():
         raise CnnlabError(f"--out {path}: folder {p.parent} does not exist; create it first")
-    if p.is_dir():
-        raise CnnlabError(f"--out {path}: is a folder; give a file name")
+    check_plain(p, "--out")
 
 
 def format_matrix(result: Any) -> str:

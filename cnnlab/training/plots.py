@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import check_utf8_name
 from cnnlab.common.plotting import pyplot, save_figure
 from cnnlab.training.runlog import read_metrics
 
@@ -35,6 +36,7 @@ def plot_runs(runs: list[Path | str], out_dir: Path | str,
     data = []
     for i, run in enumerate(runs):
         run = Path(run)
+        check_utf8_name(run, "run")
         if not (run / "metrics.jsonl").is_file():
             raise CnnlabError(f"{run} is not a run folder (no metrics.jsonl)")
         data.append((labels[i] if labels else run.name, read_metrics(run)))

@@ -15,12 +15,14 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from cnnlab.common.errors import CnnlabError
+from cnnlab.common.files import check_utf8_name
 
 
 def check_name(out_name: str) -> None:
     """Reject names that are empty, absolute, or climb out of the runs folder."""
     if not out_name or not out_name.strip():
         raise CnnlabError("--out-name must not be empty")
+    check_utf8_name(out_name, "--out-name")
     p = PurePath(out_name)
     if p.is_absolute() or out_name.startswith(("/", "\\", "~")):
         raise CnnlabError(f"--out-name {out_name!r} must be a relative name inside the runs "

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.common.files import write_text
+from cnnlab.common.files import open_append, write_text
 
 EVAL_TAGS = {"train_acc": "accuracy/train", "test_acc": "accuracy/test",
              "train_loss": "loss/train", "test_loss": "loss/test", "train_time": "time/train"}
@@ -130,6 +131,24 @@ class Progress:
             self.stream.flush()
 
 
+def _quiet_writer_thread_errors() -> None:
+    """Keep TensorBoard's background writer thread from printing a traceback when the disk
+    fails under it (read-only, full): the same ``OSError`` is raised again in the training
+    thread at the writer's next call, which the CLI turns into its one line."""
+    previous = threading.excepthook
+    if getattr(previous, "cnnlab_quiet", False):
+        return
+
+    def hook(args: threading.ExceptHookArgs) -> None:
+        if type(args.thread).__name__ == "_AsyncWriterThread" and isinstance(
+                args.exc_value, OSError):
+            return
+        previous(args)
+
+    hook.cnnlab_quiet = True  # type: ignore[attr-defined]
+    threading.excepthook = hook
+
+
 class RunLog:
     """Writes one run's metrics to TensorBoard and ``metrics.jsonl``.
 
@@ -145,11 +164,12 @@ class RunLog:
             write_text(self.path, "".join(json.dumps(r) + "\n" for r in keep))
         elif self.path.exists():
             self.path.unlink()
-        self.file = self.path.open("a")
+        self.file = open_append(self.path)
         self.writer = None
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
+            _quiet_writer_thread_errors()
             self.writer = SummaryWriter(log_dir=str(run_dir),
                                         purge_step=start + 1 if start else None)
 

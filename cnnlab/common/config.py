@@ -33,9 +33,15 @@ def check_range(key: str, v: float, bounds: tuple, where: str = "flags") -> None
     if isinstance(v, float) and not math.isfinite(v) or v < lo or v > hi or (
             lo_open and v == lo) or (hi_open and v == hi):
         lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
-        name = (f"--{key.replace('_', '-')}" if where == "flags" else
-                f"{where}: {key}" if where.startswith("--") else f"{where}: key {key!r}")
-        raise CnnlabError(f"{name} must be in {lb}{_num(lo)}, {_num(hi)}{hb}, got {v!r}")
+        raise CnnlabError(f"{_key(key, where)} must be in {lb}{_num(lo)}, {_num(hi)}{hb}, "
+                          f"got {v!r}")
+
+
+def _key(key: str, where: str) -> str:
+    """How an error names a key: ``--lr`` (flags), ``--augment: shift``, ``file: key 'lr'``."""
+    if where == "flags":
+        return f"--{key.replace('_', '-')}"
+    return f"{where}: {key}" if where.startswith("--") else f"{where}: key {key!r}"
 
 
 def _num(x: float) -> str:
@@ -161,7 +167,10 @@ def check_value(tp: Any, v: Any) -> Any:
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError("expected a number (without quotes)")
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:  # an int past 1e308
+            raise ValueError("expected a finite number") from None
         if not math.isfinite(v):
             raise ValueError("expected a finite number")
         return v
@@ -200,7 +209,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
             v = check_value(tp, v)
         except ValueError as e:
             shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
-            raise CnnlabError(f"{where}: key {k!r}: {shown} is not {_type_word(tp)} ({e})"
+            raise CnnlabError(f"{_key(k, where)} {shown} is not {_type_word(tp)} ({e})"
                               ) from None
         bounds = fields[k].metadata.get(RANGE)
         if bounds is not None and isinstance(v, int | float):

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.common.config import check_range
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import load_mapping
 
@@ -38,6 +40,17 @@ QUICK_DEFAULTS = {"plots": False, "tensorboard": False}
 #: cluster; ``seeds`` there, else :data:`SHEET_SEEDS`).
 BUDGETS = ("cpu", "sheet")
 SHEET_SEEDS = 5
+#: The most training runs one recipe may expand into (configurations x seeds): a sweep of
+#: 10^8 points or ``seeds = 10^12`` is refused before anything is built or trained.
+MAX_RUNS = 10_000
+#: Domains of the recipe's own numbers (TrainConfig keys carry theirs on the field), checked
+#: by :func:`cnnlab.common.config.check_range` like every other number.
+RECIPE_RANGES: dict[str, tuple] = {
+    "seeds": (1, MAX_RUNS), "order": (-10**9, 10**9)}
+SEARCH_RANGES: dict[str, tuple] = {
+    "trials": (1, MAX_RUNS), "batch": (1, MAX_RUNS), "seeds": (1, MAX_RUNS),
+    "validation": (1, 10**9), "sampler_seed": (0, 2**62), "screen_margin": (0, 1),
+    "target": (0, 100, True)}
 
 
 @dataclass
@@ -164,9 +177,9 @@ def _check_types(data: dict[str, Any], path: Path) -> None:
                  .replace("int", "an integer"), data[key])
     if "sheet" in data and not isinstance(data["sheet"], str | dict):
         fail("sheet", "a string or a [sheet] table", data["sheet"])
-    for key in ("seeds",):
-        if key in data and data[key] < 1:
-            fail(key, "an integer >= 1", data[key])
+    for key, bounds in RECIPE_RANGES.items():
+        if key in data:
+            check_range(key, data[key], bounds, str(path))
     for key in ("variants", "sweeps", "searches"):
         for i, item in enumerate(data.get(key, [])):
             if not isinstance(item, dict):
@@ -181,6 +194,15 @@ def _check_types(data: dict[str, Any], path: Path) -> None:
                     fail(f"{key}[{i}].grid.{k}", "a non-empty array of values", v)
             if key == "searches" and "values" in item and not isinstance(item["values"], list):
                 fail(f"{key}[{i}].values", "an array", item["values"])
+            for table in (item, item.get("quick", {}), item.get("sheet", {})) \
+                    if key == "searches" else ():
+                for k, bounds in SEARCH_RANGES.items():
+                    v = table.get(k) if isinstance(table, dict) else None
+                    if v is None or k == "seeds" and isinstance(v, list):
+                        continue
+                    if isinstance(v, bool) or not isinstance(v, int | float):
+                        fail(f"{key}[{i}].{k}", "a number", v)
+                    check_range(k, v, bounds, f"{path}: {key}[{i}]")
     kind = data.get("findings", {}).get("kind", "compare")
     if not isinstance(kind, str):
         fail("findings.kind", "a string", kind)
@@ -219,8 +241,9 @@ def _sheet_split(data: dict[str, Any], path: Path) -> dict[str, Any]:
                               "source = \"...\" (TOML cannot hold both as 'sheet')")
         _check_keys(table, set(_train_keys()) | {"seeds"}, f"{path}: [sheet]")
         seeds = table.get("seeds", SHEET_SEEDS)
-        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        if not isinstance(seeds, int) or isinstance(seeds, bool):
             raise CnnlabError(f"{path}: [sheet] seeds must be an integer >= 1, got {seeds!r}")
+        check_range("seeds", seeds, RECIPE_RANGES["seeds"], f"{path}: [sheet]")
         data["sheet_budget"] = data.pop("sheet")
     if "source" in data:
         if "sheet" in data:
@@ -331,12 +354,27 @@ def _own_layer(entry: dict[str, Any], quick: bool, budget: str) -> dict[str, Any
     return entry.get("sheet", {}) if budget == "sheet" else {}
 
 
+def check_run_count(recipe: Recipe, quick: bool, n_seeds: int) -> int:
+    """The number of runs :func:`expand` would make, counted before any is made; more than
+    :data:`MAX_RUNS` is one error naming the count."""
+    configs = len(recipe.variants)
+    for sw in recipe.sweeps:
+        configs += math.prod(len(_thin(list(v), quick)) for v in sw["grid"].values())
+    runs = configs * n_seeds
+    if runs > MAX_RUNS:
+        raise CnnlabError(f"recipe {recipe.name}: {configs:,} configuration(s) x {n_seeds:,} "
+                          f"seed(s) = {runs:,} runs, over the limit of {MAX_RUNS:,} per "
+                          "recipe; use fewer sweep values or seeds (--seeds N)")
+    return runs
+
+
 def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None,
            budget: str | None = None) -> list[Job]:
     """The variant and sweep jobs of ``recipe`` in ``budget`` (default ``recipe.budget``;
     searches are run by :mod:`cnnlab.experiments.search`)."""
     budget = check_budget(budget or recipe.budget)
     n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds_for(budget))
+    check_run_count(recipe, quick, n_seeds)
     jobs: list[Job] = []
     for v in recipe.variants:
         own = {k: val for k, val in v.items() if k not in VARIANT_KEYS}

@@ -121,6 +121,16 @@ def sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, old)
 
 
+#: What continues a stopped command: only commands that keep work have advice, and each
+#: names a flag that command has (tests/test_advice.py parses it with the real parser).
+STOP_ADVICE: dict[str, str] = {
+    "train": "; continue with --resume",
+    "experiment": "; finished runs are kept: run the same command again to continue "
+                  "(interrupted runs resume from their last checkpoint)",
+    "search": "; run the same command again to continue the search",
+}
+
+
 def _debug() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
 
@@ -146,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
-        print("cnnlab: terminated (SIGTERM); continue with --resume", file=sys.stderr)
+        print(f"cnnlab: terminated (SIGTERM){STOP_ADVICE.get(args.command, '')}",
+              file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
+        print(f"cnnlab: interrupted{STOP_ADVICE.get(args.command, '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # output piped into `head` and closed early: not an error of ours

@@ -28,7 +28,8 @@ CASES = [
      "Net", "--module {m}:Net: Net() needs argument(s) n"),
     (NET + "def make():\n    raise ValueError('bad width')\n", "make",
      "--module: calling {m}:make() raised ValueError: bad width"),
-    (NET + "def make():\n    raise SystemExit(3)\n", "make", "calling {m}:make() called sys.exit(3)"),
+    (NET + "def make():\n    raise SystemExit(3)\n", "make",
+     "calling {m}:make() called sys.exit(3)"),
     ("def make():\n    return 42\n", "make", "--module {m}:make: got a int, not a torch.nn.Module"),
     (NET + "x = 1\n", "make", "--module: '{m}' has no attribute 'make'"),
 ]

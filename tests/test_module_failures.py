@@ -20,7 +20,7 @@ CASES = [
      "--module: importing '{m}' called sys.exit(0); a module for --module must not exit"),
     ("import sys\nsys.exit('usage: x')\n", "make", "called sys.exit('usage: x')"),
     ("import no_such_dependency_xyz\n", "make",
-     "--module: importing '{m}': No module named 'no_such_dependency_xyz'"),
+     "--module: cannot import '{m}': No module named 'no_such_dependency_xyz'"),
     (NET + "def make(width, depth=2):\n    return nn.Linear(width, 2)\n", "make",
      "--module {m}:make: make() needs argument(s) width; point --module at a function that "
      "takes none"),

@@ -84,6 +84,7 @@ def _user_code(what: str, fn: Any, *args: Any) -> Any:
         raise CnnlabError(f"--module: {what}: syntax error in {e.filename}, line {e.lineno}: "
                           f"{e.msg}; fix the module") from None
     except ImportError as e:
+        what = what.replace("importing ", "cannot import ", 1)
         raise CnnlabError(f"--module: {what}: {e}; check the name and that its folder is the "
                           "current one or on PYTHONPATH") from None
     except Exception as e:  # noqa: BLE001 - the user's code, not cnnlab's

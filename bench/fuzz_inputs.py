@@ -28,7 +28,9 @@ PIECES = ["conv", "fc", "maxpool", "avgpool", "dropout", "bn", "relu", "tanh", "
           "cat", "scale", "gap", "flatten", "softmax", "x", "3", "5", "0", "-1", "2.5",
           "99999999", "65537", "(", ")", "{", "}", "|", "*", ",", "=", "p", "eps", "stride",
           "padding", "same", "full", "bias", "maybe", "abc", "gamma", "1/sqrt2", " ", "->",
-          "nan", "inf", "1e999", "groups", "dilation", "keep", "\x00", "é"]
+          "nan", "inf", "1e999", "groups", "dilation", "keep", "\x00", "é",
+          # digits that are not ASCII ('²'.isdigit() is True), and numbers int() refuses
+          "²", "٣", "9" * 5000, "-", "1e-3"]
 LAYERS = ["conv3x3x8", "conv5x5x4(padding=same)", "conv3x3x8(stride=2)", "maxpool2", "relu",
           "bn", "dropout0.5", "fc10", "flatten", "gap", "res{conv3x3x8(padding=same) relu}",
           "add{relu | tanh}", "cat{maxpool2 | avgpool2}"]
@@ -130,6 +132,8 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--kinds", default=",".join(KINDS),
+                    help=f"comma-separated subset of {', '.join(KINDS)}")
     args = ap.parse_args()
     rng = random.Random(args.seed)
     counts: Counter = Counter()
@@ -137,7 +141,7 @@ def main() -> int:
     examples: dict[str, str] = {}
     slow = big = 0
     worst_cpu = worst_mb = 0.0
-    names = list(KINDS)
+    names = [k for k in args.kinds.split(",") if k in KINDS] or list(KINDS)
     worst: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

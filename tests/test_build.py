@@ -159,7 +159,7 @@ def run_cli(capsys: pytest.CaptureFixture, *argv: str) -> tuple[int, str, str]:
     (["conv3x8(padding=-2)", "--input", "1x3"], "padding must be an integer >= 0, got -2"),
     (["add{conv3x3x8(padding=same) | }", "--input", "1x8x8"],
      "layer add1: cannot add shapes (8, 8, 8) and (1, 8, 8)"),
-    (["fc2", "--input", "1x0x8"], "--input '1x0x8': every size must be positive"),
+    (["fc2", "--input", "1x0x8"], "--input '1x0x8': every size must be >= 1, got 0"),
     (["fc2", "--input", "abc"], "--input 'abc': expected sizes joined by 'x'"),
     (["missing.toml"], "cannot read architecture file missing.toml"),
     (["fc2"], "no input shape: add --input CxHxW"),

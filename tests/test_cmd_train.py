@@ -84,9 +84,9 @@ def test_demo_never_replaces_an_earlier_demo(tmp_path):
 
 
 @pytest.mark.parametrize("flags, message", [
-    (["--lr", "-1"], "--lr must be > 0"),
+    (["--lr", "-1"], "--lr must be in (0, 1000], got -1.0"),
     (["--keep-prob", "0"], "--keep-prob must be in (0, 1]"),
-    (["--l2", "-0.1"], "--l2 must be >= 0"),
+    (["--l2", "-0.1"], "--l2 must be in [0, 1,000,000], got -0.1"),
     (["--model", "nope"], "unknown model 'nope'"),
 ])
 def test_bad_flags_fail_before_the_run_folder_exists(tmp_path, capsys, flags, message):

@@ -19,7 +19,7 @@ BASE = (RECIPE_DIR / "huji_q4_subset.toml").read_text()
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('kind = "compare"', 'kind = ["compare"]', "findings.kind must be a string"),
     ("seeds = 3", 'seeds = "many"', "seeds must be an integer"),
-    ("seeds = 3", "seeds = 0", "seeds must be an integer >= 1"),
+    ("seeds = 3", "seeds = 0", "key 'seeds' must be in [1, 10,000], got 0"),
     ('label = "full set"', "label = 7", "label must be a string"),
     ('plots = ["train_acc+test_acc", "ratio"]', "plots = 3", "findings.plots must be"),
 ])

@@ -38,6 +38,9 @@ BAD_SPECS = [
     "res{" * (MAX_DEPTH + 1) + "relu" + "}" * (MAX_DEPTH + 1),
     "res{" * 2000 + "relu" + "}" * 2000,
     " ".join(["relu"] * (MAX_LAYERS + 1)),
+    # digits that are not ASCII, numbers past int()'s 4,300 digits (issue 24)
+    "fc10*²", "fc10*٣", "conv3x3x٣", "fc²", "fc" + "9" * 5000, "fc10*" + "9" * 5000,
+    "conv3x3x8(padding=" + "9" * 5000 + ")", "conv3x3x8(padding=" + "9" * 5000 + "x1)",
 ]
 
 
@@ -170,7 +173,8 @@ def test_deep_json_is_one_error(tmp_path: Path) -> None:
 PIECES = ["conv", "fc", "maxpool", "avgpool", "dropout", "bn", "relu", "res", "add", "cat",
           "scale", "gap", "flatten", "x", "3", "0", "-1", "2.5", "99999999", "(", ")", "{",
           "}", "|", "*", ",", "=", "p", "eps", "stride", "padding", "same", "bias", "maybe",
-          "abc", "gamma", "1/sqrt2", " ", "->", "nan", "inf", "1e999", "\x00", "é"]
+          "abc", "gamma", "1/sqrt2", " ", "->", "nan", "inf", "1e999", "\x00", "é",
+          "²", "٣", "9" * 5000]  # '²'.isdigit() is True; int() refuses 4,300 digits
 
 
 @settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -18,7 +18,7 @@ from fractions import Fraction
 from typing import Any
 
 from cnnlab.analysis.costs import other_cost, other_desc, other_params
-from cnnlab.analysis.receptive import Field, input_field, node_field
+from cnnlab.analysis.receptive import Field, check_field_work, input_field, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, infer_shapes, window_params
@@ -278,10 +278,14 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
     shapes = infer_shapes(graph, input_shape)
     tokens = isinstance(graph.nodes[0].op, ir.Input) and graph.nodes[0].op.tokens
     image = tuple(input_shape) if tokens else tuple(input_shape[1:])
+    check_field_work(shapes, len(image))
     fields: dict[str, Field | str] = {}
     rows: list[LayerStats] = []
     unsupported: list[str] = []
-    for node in graph.nodes:
+    # a field holds a value per unit of each image axis: drop it after its last reader, so
+    # memory is one (or a few, across branches) field(s) deep, not layers x input size
+    last_use = {i: n for n, node in enumerate(graph.nodes) for i in node.inputs}
+    for n, node in enumerate(graph.nodes):
         out = shapes[node.name]
         if isinstance(node.op, ir.Input):
             fields[node.name] = input_field(image, tokens)
@@ -293,6 +297,9 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
         x = in_shapes[0] if in_shapes else ()
         fld = node_field(node, [fields[i] for i in node.inputs], in_shapes, out, image)
         fields[node.name] = fld
+        for i in set(node.inputs):
+            if last_use[i] == n:
+                del fields[i]
         weights, biases = _params(node, x)
         # a parameter tensor used by several nodes is counted at its first use
         dup = min(node.shared, weights + biases)

@@ -47,22 +47,9 @@ def register(p: argparse.ArgumentParser) -> None:
 
 
 def _load_module(target: str):
-    import importlib
+    from cnnlab.models.resolve import load_module
 
-    if ":" not in target:
-        raise CnnlabError(f"--module {target!r}: expected package.module:factory")
-    mod_name, attr = target.split(":", 1)
-    sys.path.insert(0, str(Path.cwd()))
-    try:
-        mod = importlib.import_module(mod_name)
-    except ImportError as e:
-        raise CnnlabError(f"--module: cannot import {mod_name!r}: {e}") from None
-    factory = getattr(mod, attr, None)
-    if factory is None:
-        raise CnnlabError(f"--module: {mod_name!r} has no attribute {attr!r}")
-    # a class (pkg.mod:Class) or a factory function is called; a module instance is used as is
-    is_factory = isinstance(factory, type) or callable(factory) and not hasattr(factory, "forward")
-    return factory() if is_factory else factory
+    return load_module(target)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -155,8 +155,11 @@ def run(args: argparse.Namespace) -> int:
         return _show(args.name, args.quick, args.budget, args.format)
     from cnnlab.experiments.run import run_experiment
 
-    if args.seeds is not None and args.seeds < 1:
-        raise CnnlabError("--seeds must be >= 1")
+    if args.seeds is not None:
+        from cnnlab.common.config import check_range
+        from cnnlab.experiments.recipe import MAX_RUNS
+
+        check_range("seeds", args.seeds, (1, MAX_RUNS))
     budget = getattr(args, "budget", "cpu")
     runs_dir = args.runs_dir or ("runs/experiments-quick" if args.quick else
                                  "runs/experiments-sheet" if budget == "sheet" else

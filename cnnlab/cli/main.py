@@ -68,6 +68,33 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
+def join_dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """``--input -1x28x28`` -> ``--input=-1x28x28``: argparse takes a value that starts with
+    '-' for an option (and says "expected one argument"), so the value would never reach the
+    range check that explains what is wrong with it. Joined only after an option that takes
+    one value, and only when the next word is not itself an option of the command."""
+    sub = next((a for a in parser._actions if isinstance(a, argparse._SubParsersAction)), None)
+    if sub is None or not argv or argv[0] not in sub.choices:
+        return argv
+    cmd = sub.choices[argv[0]]
+    takes_value = {s for a in cmd._actions if a.nargs is None and a.option_strings
+                   for s in a.option_strings}
+    out = argv[:1]
+    i = 1
+    while i < len(argv):
+        word = argv[i]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (word in takes_value and word.startswith("--") and nxt is not None
+                and nxt.startswith("-") and nxt != "--"
+                and nxt.split("=", 1)[0] not in cmd._option_string_actions):
+            out.append(f"{word}={nxt}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def os_error_message(e: OSError) -> str:
     """One line for an OS error: what failed (permission, read-only, disk full...) and the
     path, e.g. ``cannot write runs/a/config.json: No space left on device``."""
@@ -116,6 +143,16 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 _python_show_warning = warnings.showwarning
 
 
+#: What continues a stopped command: only commands that keep work have advice, and each
+#: names a flag that command has (tests/test_advice.py parses it with the real parser).
+STOP_ADVICE: dict[str, str] = {
+    "train": "; continue with --resume",
+    "experiment": "; finished runs are kept: run the same command again to continue "
+                  "(interrupted runs resume from their last checkpoint)",
+    "search": "; run the same command again to continue the search",
+}
+
+
 def _debug() -> bool:
     return os.environ.get("CNNLAB_DEBUG", "") not in ("", "0")
 
@@ -157,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     if argv and argv[0] in ALIASES:
         argv[0] = ALIASES[argv[0]]
     parser = build_parser(only=argv[0] if argv and argv[0] in COMMANDS else "")
-    args = parse(parser, argv)
+    args = parse(parser, join_dash_values(parser, argv))
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
@@ -169,10 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cnnlab: error: {e}", file=sys.stderr)
         return 2
     except Terminated:
-        print("cnnlab: terminated (SIGTERM); continue with --resume", file=sys.stderr)
+        print(f"cnnlab: terminated (SIGTERM){STOP_ADVICE.get(args.command, '')}",
+              file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        print("cnnlab: interrupted", file=sys.stderr)
+        print(f"cnnlab: interrupted{STOP_ADVICE.get(args.command, '')}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # output piped into `head` and closed early: not an error of ours

@@ -20,6 +20,44 @@ from cnnlab.common.errors import CnnlabError
 
 T = TypeVar("T")
 
+#: Field metadata key of a numeric field's domain ``(low, high, low open?, high open?)``:
+#: :func:`from_dict` (and so every flag, config file and recipe) checks it. Every ``int`` and
+#: ``float`` field of a config dataclass has one (``tests/test_robust_inputs.py`` checks).
+RANGE = "range"
+
+
+def check_range(key: str, v: float, bounds: tuple, where: str = "flags") -> None:
+    """``v`` inside ``bounds`` = ``(low, high, low_open, high_open)``, finite; else one error
+    naming the key as a flag (``where="flags"``) or as ``where: key 'name'``."""
+    lo, hi, lo_open, hi_open = (tuple(bounds) + (False, False))[:4]
+    if isinstance(v, float) and not math.isfinite(v) or v < lo or v > hi or (
+            lo_open and v == lo) or (hi_open and v == hi):
+        lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
+        raise CnnlabError(f"{_key(key, where)} must be in {lb}{_num(lo)}, {_num(hi)}{hb}, "
+                          f"got {v!r}")
+
+
+def _key(key: str, where: str) -> str:
+    """How an error names a key: ``--lr`` (flags), ``--augment: shift``, ``file: key 'lr'``."""
+    if where == "flags":
+        return f"--{key.replace('_', '-')}"
+    return f"{where}: {key}" if where.startswith("--") else f"{where}: key {key!r}"
+
+
+def _num(x: float) -> str:
+    """``1000000`` -> ``1,000,000``; ``2**62`` -> ``2^62``; floats as ``%g``."""
+    if isinstance(x, int):
+        return f"2^{x.bit_length() - 1}" if x > 10**12 and x & (x - 1) == 0 else f"{x:,}"
+    return f"{x:g}"
+
+
+def check_ranges(obj: Any, where: str = "flags") -> None:
+    """Every field of the dataclass instance ``obj`` that declares a :data:`RANGE`."""
+    for f in dataclasses.fields(obj):
+        v = getattr(obj, f.name)
+        if RANGE in f.metadata and v is not None:
+            check_range(f.name, v, f.metadata[RANGE], where)
+
 
 def _base_type(tp: Any) -> tuple[type, bool]:
     """(scalar type, optional?) for a field annotation such as ``float | None``."""
@@ -129,7 +167,10 @@ def check_value(tp: Any, v: Any) -> Any:
     if tp is float:
         if isinstance(v, bool) or not isinstance(v, int | float):
             raise ValueError("expected a number (without quotes)")
-        v = float(v)
+        try:
+            v = float(v)
+        except OverflowError:  # an int past 1e308
+            raise ValueError("expected a finite number") from None
         if not math.isfinite(v):
             raise ValueError("expected a finite number")
         return v
@@ -154,6 +195,7 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
             f"{where}: unknown key(s) {', '.join(unknown)}; known keys: {', '.join(sorted(names))}"
         )
     hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
     clean: dict[str, Any] = {}
     for k, v in data.items():
         full = hints[k]
@@ -167,8 +209,11 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
             v = check_value(tp, v)
         except ValueError as e:
             shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:57] + "..."
-            raise CnnlabError(f"{where}: key {k!r}: {shown} is not {_type_word(tp)} ({e})"
+            raise CnnlabError(f"{_key(k, where)} {shown} is not {_type_word(tp)} ({e})"
                               ) from None
+        bounds = fields[k].metadata.get(RANGE)
+        if bounds is not None and isinstance(v, int | float):
+            check_range(k, v, bounds, where)
         choices = _choices(full)
         if choices and v not in choices:
             raise CnnlabError(f"{where}: key {k!r}: {v!r} is not one of "

@@ -22,7 +22,8 @@ class SpecError(CnnlabError):
         if column is not None:
             where = f" at column {column}"
             if token:
-                where += f" ('{token}')"
+                shown = token if len(token) <= 40 else token[:37] + "..."
+                where += f" ('{shown}')"
         super().__init__(f"spec{where}: {message}")
         self.column = column
         self.token = token

@@ -13,20 +13,23 @@ Two ways of using it, compared by an experiment: per mini-batch while training
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch.nn import functional as F
 
+from cnnlab.common.config import RANGE, check_range
 from cnnlab.common.errors import CnnlabError
 from cnnlab.data.datasets import Dataset
 
 
 @dataclass(frozen=True)
 class Augment:
-    shift: int = 0
-    rotate: float = 0.0
-    noise: float = 0.0
+    # domains: a shift is whole pixels (bounded again by the image in check_image), a rotation
+    # past 180 degrees repeats, noise beyond 1000 standard deviations is only noise
+    shift: int = field(default=0, metadata={RANGE: (0, 65536)})
+    rotate: float = field(default=0.0, metadata={RANGE: (0, 180)})
+    noise: float = field(default=0.0, metadata={RANGE: (0, 1000)})
     # the value of an empty pixel, so shifted-in borders look like background after
     # normalisation (0 for raw [0, 1] images)
     fill: float = 0.0
@@ -34,22 +37,33 @@ class Augment:
     @classmethod
     def parse(cls, text: str, fill: float = 0.0) -> Augment:
         """``"shift=2,rotate=10,noise=0.1"``; an empty string means no augmentation."""
-        known = {f.name for f in fields(cls)} - {"fill"}
+        bounds = {f.name: f.metadata[RANGE] for f in fields(cls) if RANGE in f.metadata}
+        known = set(bounds)
         values: dict[str, float] = {}
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, _, val = part.partition("=")
             key = key.strip()
             if key not in known or not val:
-                raise CnnlabError(f"augment: expected key=value with key in "
+                raise CnnlabError(f"--augment: expected key=value with key in "
                                   f"{', '.join(sorted(known))}, got {part!r}")
             try:
                 values[key] = float(val)
             except ValueError:
-                raise CnnlabError(f"augment: {key} needs a number, got {val!r}") from None
-            if values[key] < 0:
-                raise CnnlabError(f"augment: {key} must be >= 0")
+                raise CnnlabError(f"--augment: {key} needs a number, got {val!r}") from None
+            check_range(key, values[key], bounds[key], where="--augment")
+            if key == "shift" and values[key] != int(values[key]):
+                raise CnnlabError(f"--augment: shift is whole pixels, got {val!r}; "
+                                  f"use shift={int(values[key])}")
         return cls(shift=int(values.get("shift", 0)), rotate=values.get("rotate", 0.0),
                    noise=values.get("noise", 0.0), fill=fill)
+
+    def check_image(self, shape: tuple[int, ...]) -> None:
+        """A shift must leave part of the image in view: ``shift=99999`` on 28x28 images
+        would train on blank ones."""
+        if self.shift and len(shape) >= 2 and self.shift >= min(shape[-2:]):
+            h, w = shape[-2:]
+            raise CnnlabError(f"--augment: shift={self.shift} moves the whole {h}x{w} image "
+                              f"out of view; use shift < {min(h, w)} (a few pixels is usual)")
 
     @property
     def active(self) -> bool:

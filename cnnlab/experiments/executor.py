@@ -16,7 +16,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, replace
 from multiprocessing import get_context
 from pathlib import Path
@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json, write_json
 from cnnlab.experiments.runlines import FailureLog, failure_summary, held_out, run_label
+from cnnlab.experiments.workers import RunBusy, in_run, run_locks, stop_workers, worker_init
 
 if TYPE_CHECKING:
     from cnnlab.training.trainer import RunResult, TrainConfig
@@ -110,27 +111,35 @@ def _cpu_seconds() -> float:
 
 def _run_one(cfg: TrainConfig, threads: int,
              train_fn: Callable[[TrainConfig], RunResult] | None,
-             fresh: bool = True) -> dict[str, Any]:
-    """Child-process body: set threads, start or resume the run, record peak memory."""
+             fresh: bool = True, wait: bool = False) -> dict[str, Any]:
+    """Child-process body: set threads, start or resume the run, record peak memory.
+
+    The run's lock (:func:`~cnnlab.experiments.workers.run_locks`) is held throughout: a run
+    that another process is training raises :class:`~cnnlab.experiments.workers.RunBusy`
+    (or, with ``wait``, is waited for and then read back or resumed)."""
     import torch
 
     from cnnlab.training.engine import TrainingDiverged
 
     torch.set_num_threads(threads)
     folder = run_dir(cfg)
-    cfg = prepared(cfg)
-    if train_fn is None:
-        from cnnlab.training.trainer import train as train_fn
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    try:
-        result = train_fn(cfg)
-    except TrainingDiverged as e:
-        result = _diverged_result(cfg, e)
-        folder.mkdir(parents=True, exist_ok=True)
-        if not (folder / "config.json").is_file():
-            write_json(folder / "config.json", asdict(cfg))
-        write_json(folder / "result.json", asdict(result))
-    _write_info(folder, threads, time.perf_counter() - t0, _cpu_seconds() - cpu0, fresh)
+    with in_run(), run_locks([folder], wait):
+        done = finished(cfg)  # by another process, while this one waited for the lock
+        if done is not None:
+            return asdict(done)
+        cfg = prepared(cfg)
+        if train_fn is None:
+            from cnnlab.training.trainer import train as train_fn
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        try:
+            result = train_fn(cfg)
+        except TrainingDiverged as e:
+            result = _diverged_result(cfg, e)
+            folder.mkdir(parents=True, exist_ok=True)
+            if not (folder / "config.json").is_file():
+                write_json(folder / "config.json", asdict(cfg))
+            write_json(folder / "result.json", asdict(result))
+        _write_info(folder, threads, time.perf_counter() - t0, _cpu_seconds() - cpu0, fresh)
     return asdict(result)
 
 
@@ -181,21 +190,26 @@ def _run_group(cfgs: list[TrainConfig], threads: int,
     import torch
 
     torch.set_num_threads(threads)
-    cfgs = [prepared(c) for c in cfgs]
-    if train_many_fn is None:
-        from cnnlab.training.batched import train_many as train_many_fn
-    t0, cpu0 = time.perf_counter(), _cpu_seconds()
-    try:
-        results = [asdict(r) for r in train_many_fn(cfgs)]
-    except Exception as err:  # noqa: BLE001 - a group error must not lose its runs
-        print(f"  group of {len(cfgs)} failed ({type(err).__name__}: {err}); training its "
-              "runs one by one", file=sys.stderr, flush=True)
+    with in_run(), run_locks([run_dir(c) for c in cfgs]):
+        cfgs = [prepared(c) for c in cfgs]
+        if train_many_fn is None:
+            from cnnlab.training.batched import train_many as train_many_fn
+        t0, cpu0 = time.perf_counter(), _cpu_seconds()
+        try:
+            results = [asdict(r) for r in train_many_fn(cfgs)]
+        except Exception as err:  # noqa: BLE001 - a group error must not lose its runs
+            print(f"  group of {len(cfgs)} failed ({type(err).__name__}: {err}); training "
+                  "its runs one by one", file=sys.stderr, flush=True)
+            failed = True
+        else:
+            failed = False
+            wall, cpu, k = time.perf_counter() - t0, _cpu_seconds() - cpu0, len(cfgs)
+            names = [c.out_name for c in cfgs]
+            for c in cfgs:
+                _write_info(run_dir(c), threads, wall / k, cpu / k, fresh, group=names,
+                            group_wall_s=wall, group_cpu_s=cpu)
+    if failed:  # the locks are free again: each run takes its own
         return [_run_one(c, threads, train_fn, fresh) for c in cfgs]
-    wall, cpu, k = time.perf_counter() - t0, _cpu_seconds() - cpu0, len(cfgs)
-    names = [c.out_name for c in cfgs]
-    for c in cfgs:
-        _write_info(run_dir(c), threads, wall / k, cpu / k, fresh, group=names,
-                    group_wall_s=wall, group_cpu_s=cpu)
     return results
 
 
@@ -268,12 +282,21 @@ class LocalExecutor:
         self.log = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
         self.names: dict[str, list[str]] = {}  # out_name -> the jobs' names, for the console
 
+    def _record(self, cfg: TrainConfig, results: list, i: int, res_dict: dict[str, Any]) -> None:
+        from cnnlab.training.trainer import RunResult
+
+        res = RunResult(**res_dict)
+        results[i] = res
+        self.trained += 1
+        self.cpu_s += read_json(run_dir(cfg) / "executor.json", {}).get("cpu_s", 0.0)
+        self.log(f"  {run_label(self.names, cfg)}: {held_out(cfg)} {res.test_acc:.2%}, "
+                 f"{res.train_time:.1f} s training ({res.stopped})")
+
     @property
     def threads(self) -> int:
         return max(1, self.cores // self.jobs)
 
     def map(self, configs: list[TrainConfig]) -> list[RunResult]:
-        from cnnlab.training.trainer import RunResult
 
         results, broken = finished_all(configs, self.log)
         todo = [i for i, r in enumerate(results) if r is None and i not in broken]
@@ -290,12 +313,14 @@ class LocalExecutor:
                                                           self.max_group)]
         cfg_of = dict(zip(todo, todo_cfgs, strict=True))
         ctx = get_context("spawn")
+        pool = ProcessPoolExecutor(max_workers=min(self.jobs, len(tasks)), mp_context=ctx,
+                                   max_tasks_per_child=1 if self.fresh else None,
+                                   initializer=worker_init, initargs=(stop := ctx.Event(),))
         errors: list[tuple[str, str]] = [(run_label(self.names, configs[i]), msg)
                                          for i, msg in broken.items()]
         failures = FailureLog()
-        with ProcessPoolExecutor(max_workers=max(1, min(self.jobs, len(tasks))), mp_context=ctx,
-                                 max_tasks_per_child=1 if self.fresh else None) as pool:
-            futures = {}
+        futures: dict = {}
+        try:
             for task in tasks:
                 if len(task) == 1:
                     fut = pool.submit(_run_one, cfg_of[task[0]], threads, self.train_fn,
@@ -306,25 +331,35 @@ class LocalExecutor:
                     fut = pool.submit(_run_group, [cfg_of[i] for i in task], threads,
                                       self.train_many_fn, self.fresh, self.train_fn)
                 futures[fut] = task
-            for fut in as_completed(futures):
-                task = futures[fut]
-                try:
-                    out = fut.result()
-                except Exception as err:  # noqa: BLE001 - one broken run must not stop the rest
+            while futures:
+                done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    task = futures.pop(fut)
                     names = ", ".join(run_label(self.names, configs[i]) for i in task)
-                    msg = str(err).splitlines()[0] if str(err) else type(err).__name__
-                    errors.append((names, msg))
-                    self.log(failures.line(names, msg))
-                    continue
-                for i, res_dict in zip(task, out if len(task) > 1 else [out], strict=True):
-                    res = RunResult(**res_dict)
-                    results[i] = res
-                    info = run_dir(configs[i]) / "executor.json"
-                    self.trained += 1
-                    self.cpu_s += read_json(info, {}).get("cpu_s", 0.0)
-                    self.log(f"  {run_label(self.names, configs[i])}: "
-                             f"{held_out(configs[i])} {res.test_acc:.2%}, "
-                             f"{res.train_time:.1f} s training ({res.stopped})")
+                    try:
+                        out = fut.result()
+                    except RunBusy as err:
+                        # another cnnlab process trains it: wait for it, then read its
+                        # result (or resume the run, should that process have stopped)
+                        self.log(f"  {names}: {err}; waiting for it")
+                        for i in task:
+                            futures[pool.submit(_run_one, cfg_of[i], threads, self.train_fn,
+                                                self.fresh, True)] = [i]
+                        continue
+                    except Exception as err:  # noqa: BLE001 - one broken run must not stop the rest
+                        msg = str(err).splitlines()[0] if str(err) else type(err).__name__
+                        errors.append((names, msg))
+                        self.log(failures.line(names, msg))
+                        continue
+                    for i, res_dict in zip(task, out if len(task) > 1 else [out], strict=True):
+                        self._record(configs[i], results, i, res_dict)
+        except BaseException:
+            # Ctrl-C or SIGTERM: no queued run starts, running ones checkpoint and stop
+            self.log("  stopping: queued runs are not started, running ones checkpoint "
+                     "their current step")
+            stop_workers(pool, futures, stop)
+            raise
+        pool.shutdown(wait=True)
         if errors:
             raise CnnlabError(f"{len(errors)} of {len(tasks) + len(broken)} training tasks failed ("
                               f"{failure_summary(errors)}); the other runs are saved, and "

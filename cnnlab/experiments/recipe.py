@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import copy
 import itertools
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cnnlab.common.config import check_range
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import load_mapping
+from cnnlab.experiments.recipe_types import MAX_RUNS, RECIPE_RANGES, check_types
 
 RECIPE_DIR = Path(__file__).resolve().parent / "recipes"
 RECIPE_KEYS = {"title", "source", "sheet", "question", "text", "seeds", "order", "base", "quick",
@@ -107,7 +110,7 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
         raise CnnlabError(f"no recipe {str(name_or_path)!r}; known: {', '.join(recipe_names())}")
     data = load_mapping(path, "recipe")
     _check_keys(data, RECIPE_KEYS, str(path))
-    _check_types(data, path)
+    check_types(data, path)
     data = _sheet_split(data, path)
     for key in ("title", "sheet", "question"):
         if key not in data:
@@ -137,57 +140,10 @@ def load_recipe(name_or_path: str | Path) -> Recipe:
     recipe = Recipe(name=path.stem, path=str(path), **data)
     try:
         _check_expansion(recipe, path)
-    except (TypeError, AttributeError, ValueError, KeyError) as e:  # a shape _check_types
+    except (TypeError, AttributeError, ValueError, KeyError) as e:  # a shape check_types
         raise CnnlabError(f"{path}: malformed recipe ({type(e).__name__}: {e}); "  # misses
                           "see docs/experiments.md for the format") from None
     return recipe
-
-
-#: The recipe's top-level keys and the TOML type each must have.
-_TOP_TYPES: dict[str, tuple[type, ...]] = {
-    "title": (str,), "source": (str,), "question": (str,), "text": (str,),
-    "seeds": (int,), "order": (int,), "base": (dict,), "quick": (dict,),
-    "variants": (list,), "sweeps": (list,), "searches": (list,), "analyze": (dict,),
-    "findings": (dict,), "measure": (dict,)}
-
-
-def _check_types(data: dict[str, Any], path: Path) -> None:
-    """Each key has the TOML type the format gives it (docs/experiments.md): strings,
-    integers, tables, arrays of tables; a wrong one is a one-line error naming it."""
-    def fail(where: str, want: str, got: Any) -> None:
-        raise CnnlabError(f"{path}: {where} must be {want}, got {got!r}"[:300])
-
-    for key, types in _TOP_TYPES.items():
-        if key in data and (not isinstance(data[key], types) or isinstance(data[key], bool)):
-            fail(key, " or ".join(t.__name__ for t in types).replace("dict", "a table")
-                 .replace("list", "an array of tables").replace("str", "a string")
-                 .replace("int", "an integer"), data[key])
-    if "sheet" in data and not isinstance(data["sheet"], str | dict):
-        fail("sheet", "a string or a [sheet] table", data["sheet"])
-    for key in ("seeds",):
-        if key in data and data[key] < 1:
-            fail(key, "an integer >= 1", data[key])
-    for key in ("variants", "sweeps", "searches"):
-        for i, item in enumerate(data.get(key, [])):
-            if not isinstance(item, dict):
-                fail(f"{key}[{i}]", "a table ([[{key}]])", item)
-            for sub in ("quick", "set", "grid", "sheet", "space", "final"):
-                if sub in item and not isinstance(item[sub], dict):
-                    fail(f"{key}[{i}].{sub}", "a table", item[sub])
-            if "label" in item and not isinstance(item["label"], str):
-                fail(f"{key}[{i}].label", "a string", item["label"])
-            for k, v in item.get("grid", {}).items() if key == "sweeps" else ():
-                if not isinstance(v, list) or not v:
-                    fail(f"{key}[{i}].grid.{k}", "a non-empty array of values", v)
-            if key == "searches" and "values" in item and not isinstance(item["values"], list):
-                fail(f"{key}[{i}].values", "an array", item["values"])
-    kind = data.get("findings", {}).get("kind", "compare")
-    if not isinstance(kind, str):
-        fail("findings.kind", "a string", kind)
-    for key in ("plots", "table", "metric", "speed"):
-        v = data.get("findings", {}).get(key)
-        if v is not None and not isinstance(v, list | str):
-            fail(f"findings.{key}", "a string or an array of strings", v)
 
 
 def _check_expansion(recipe: Recipe, path: Path) -> None:
@@ -219,8 +175,9 @@ def _sheet_split(data: dict[str, Any], path: Path) -> dict[str, Any]:
                               "source = \"...\" (TOML cannot hold both as 'sheet')")
         _check_keys(table, set(_train_keys()) | {"seeds"}, f"{path}: [sheet]")
         seeds = table.get("seeds", SHEET_SEEDS)
-        if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 1:
+        if not isinstance(seeds, int) or isinstance(seeds, bool):
             raise CnnlabError(f"{path}: [sheet] seeds must be an integer >= 1, got {seeds!r}")
+        check_range("seeds", seeds, RECIPE_RANGES["seeds"], f"{path}: [sheet]")
         data["sheet_budget"] = data.pop("sheet")
     if "source" in data:
         if "sheet" in data:
@@ -331,12 +288,27 @@ def _own_layer(entry: dict[str, Any], quick: bool, budget: str) -> dict[str, Any
     return entry.get("sheet", {}) if budget == "sheet" else {}
 
 
+def check_run_count(recipe: Recipe, quick: bool, n_seeds: int) -> int:
+    """The number of runs :func:`expand` would make, counted before any is made; more than
+    :data:`MAX_RUNS` is one error naming the count."""
+    configs = len(recipe.variants)
+    for sw in recipe.sweeps:
+        configs += math.prod(len(_thin(list(v), quick)) for v in sw["grid"].values())
+    runs = configs * n_seeds
+    if runs > MAX_RUNS:
+        raise CnnlabError(f"recipe {recipe.name}: {configs:,} configuration(s) x {n_seeds:,} "
+                          f"seed(s) = {runs:,} runs, over the limit of {MAX_RUNS:,} per "
+                          "recipe; use fewer sweep values or seeds (--seeds N)")
+    return runs
+
+
 def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None,
            budget: str | None = None) -> list[Job]:
     """The variant and sweep jobs of ``recipe`` in ``budget`` (default ``recipe.budget``;
     searches are run by :mod:`cnnlab.experiments.search`)."""
     budget = check_budget(budget or recipe.budget)
     n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds_for(budget))
+    check_run_count(recipe, quick, n_seeds)
     jobs: list[Job] = []
     for v in recipe.variants:
         own = {k: val for k, val in v.items() if k not in VARIANT_KEYS}

@@ -225,8 +225,11 @@ def run_experiment(names: str | list[str], runs_dir: str | Path | None = None,
     wanted = [names] if isinstance(names, str) else list(names)
     if "all" in wanted:
         wanted = recipe_names()
-    if seeds is not None and seeds < 1:
-        raise CnnlabError("seeds must be >= 1")
+    if seeds is not None:
+        from cnnlab.common.config import check_range
+        from cnnlab.experiments.recipe import MAX_RUNS
+
+        check_range("seeds", seeds, (1, MAX_RUNS))
     if runs_dir is None:
         runs_dir = ("runs/experiments-quick" if quick else
                     "runs/experiments-sheet" if budget == "sheet" else "runs/experiments")

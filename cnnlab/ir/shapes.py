@@ -347,12 +347,17 @@ MAX_INPUT_ELEMENTS = 1 << 40
 
 def parse_shape(text: str, layout: str = "nchw") -> tuple[int, ...]:
     """``"1x28x28"`` -> (1, 28, 28); with layout nhwc ``"28x28x1"`` -> (1, 28, 28)."""
-    if not re.fullmatch(r"\s*\d+(\s*[x,]\s*\d+)*\s*", text or ""):
+    num = r"\s*[+-]?[0-9]+\s*"  # ASCII digits: '²' and '٣' are not sizes
+    if not re.fullmatch(rf"{num}([x,]{num})*", text or ""):
         raise CnnlabError(f"--input {text!r}: expected sizes joined by 'x', e.g. 1x28x28 "
                           "(channels x height x width)")
-    dims = tuple(int(v) for v in re.split(r"\s*[x,]\s*", text.strip()))
+    words = re.split(r"\s*[x,]\s*", text.strip())
+    # more than 18 digits is over any bound (and int() refuses 4,300 digits)
+    dims = tuple(int(v) if len(v.lstrip("+-0")) <= 18 else -1 if v.startswith("-")
+                 else MAX_INPUT_ELEMENTS + 1 for v in words)
     if any(d <= 0 for d in dims):
-        raise CnnlabError(f"--input {text!r}: every size must be positive")
+        raise CnnlabError(f"--input {text!r}: every size must be >= 1, got "
+                          f"{next(d for d in dims if d <= 0)}")
     if any(d > MAX_INPUT_SIZE for d in dims) or math.prod(dims) > MAX_INPUT_ELEMENTS:
         raise CnnlabError(f"--input {text!r}: too large (at most {MAX_INPUT_SIZE:,} per axis "
                           f"and {MAX_INPUT_ELEMENTS:,} values per example), e.g. 3x224x224")

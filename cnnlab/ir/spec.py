@@ -127,8 +127,16 @@ def emit(graph: ir.Graph, items: list[Any], start: str, names: _Names | None = N
 
 # ----------------------------------------------------------------------------- parser
 
-_TOKEN = re.compile(r"\s*(->|[{}|,*]|[A-Za-z_][A-Za-z0-9_.]*(?:\([^()]*\))?|\d+|\S)")
-_WORD = re.compile(r"^([A-Za-z_]+?)((?:\d+(?:\.\d+)?)(?:x\d+(?:\.\d+)?)*)?$")
+_TOKEN = re.compile(r"\s*(->|[{}|,*]|[A-Za-z_][A-Za-z0-9_.]*(?:\([^()]*\))?|[0-9]+|\S)")
+_WORD = re.compile(r"^([A-Za-z_]+?)((?:[0-9]+(?:\.[0-9]+)?)(?:x[0-9]+(?:\.[0-9]+)?)*)?$")
+
+
+def _int(text: str, token: str, column: int) -> int:
+    """An ASCII integer; one that is longer than any bound is an error here (``int()`` would
+    refuse 4,300 digits with a ValueError)."""
+    if len(text.lstrip("+-0")) > 18:
+        raise SpecError(f"number {text[:20]}... is too large", column, token)
+    return int(text)
 
 
 def _value(text: str, token: str, column: int) -> Any:
@@ -138,10 +146,10 @@ def _value(text: str, token: str, column: int) -> Any:
         return True
     if low in ("false", "no", "off"):
         return False
-    if re.fullmatch(r"\d+(x\d+)+", t):
-        return [int(v) for v in t.split("x")]
-    if re.fullmatch(r"-?\d+", t):
-        return int(t)
+    if re.fullmatch(r"[0-9]+(x[0-9]+)+", t):
+        return [_int(v, token, column) for v in t.split("x")]
+    if re.fullmatch(r"-?[0-9]+", t):
+        return _int(t, token, column)
     try:
         return float(t)
     except ValueError:
@@ -184,7 +192,7 @@ def _layer(word: str, column: int) -> LayerItem:
     kind = ALIASES[kind]
     nums: list[Any] = []
     if nums_text:
-        nums = [float(v) if "." in v else int(v) for v in nums_text.split("x")]
+        nums = [float(v) if "." in v else _int(v, word, column) for v in nums_text.split("x")]
     try:
         if nums:
             named = {"conv": ("kernel", "out"), "maxpool": ("kernel",),
@@ -294,7 +302,7 @@ class _Parser:
             out: list[Any] = [block]
         elif tok in ("{", "}", "|", "*"):
             raise SpecError(f"unexpected '{tok}'", col, tok)
-        elif re.fullmatch(r"\d+", tok):
+        elif re.fullmatch(r"[0-9]+", tok):
             raise SpecError("a number on its own; glue it to a layer, e.g. fc10", col, tok)
         elif not re.match(r"[A-Za-z_]", tok):
             raise SpecError(f"unexpected character {tok!r}", col, tok)
@@ -304,7 +312,7 @@ class _Parser:
         if t is not None and t[0] == "*":
             self.take()
             n = self.peek()
-            if n is None or not n[0].isdigit() or int(n[0]) < 1:
+            if n is None or not re.fullmatch("[0-9]+", n[0]) or int(n[0][:12]) < 1:
                 raise SpecError("'*' must be followed by a repeat count >= 1", t[1], "*")
             self.take()
             count = int(n[0]) if len(n[0]) < 12 else MAX_LAYERS + 1

@@ -9,6 +9,10 @@ file (all three via :func:`cnnlab.models.zoo.resolve`), an IR graph, a live ``nn
 
 from __future__ import annotations
 
+import inspect
+import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from cnnlab.analysis.analyze import Analysis, analyze_graph
@@ -85,3 +89,70 @@ def analyze(model: Any, input: Shape | str | None = None, batch: int = 1,
     """
     graph, shape = model_graph(model, input, layout, dtype)
     return analyze_graph(graph, shape, batch=batch, compare=compare)
+
+
+def _user_code(what: str, fn: Any, *args: Any) -> Any:
+    """Run code of the user's (an import, a factory call): whatever it raises, even
+    ``sys.exit(0)``, becomes one line naming ``what`` (``CNNLAB_DEBUG=1`` re-raises)."""
+    try:
+        return fn(*args)
+    except CnnlabError:
+        raise
+    except SystemExit as e:
+        if os.environ.get("CNNLAB_DEBUG", "") not in ("", "0"):
+            raise
+        raise CnnlabError(f"--module: {what} called sys.exit({e.code!r}); a module for --module "
+                          "must not exit: put its script code under "
+                          "if __name__ == \"__main__\":") from None
+    except SyntaxError as e:
+        raise CnnlabError(f"--module: {what}: syntax error in {e.filename}, line {e.lineno}: "
+                          f"{e.msg}; fix the module") from None
+    except ImportError as e:
+        what = what.replace("importing ", "cannot import ", 1)
+        raise CnnlabError(f"--module: {what}: {e}; check the name and that its folder is the "
+                          "current one or on PYTHONPATH") from None
+    except Exception as e:  # noqa: BLE001 - the user's code, not cnnlab's
+        if os.environ.get("CNNLAB_DEBUG", "") not in ("", "0"):
+            raise
+        msg = " ".join(str(e).split())[:200]
+        raise CnnlabError(f"--module: {what} raised {type(e).__name__}: {msg}; fix the module "
+                          "(CNNLAB_DEBUG=1 shows the traceback)") from None
+
+
+def load_module(target: str) -> Any:
+    """The live ``nn.Module`` named by ``--module package.module:factory``: a module instance
+    is used as is; a class or a function is called without arguments. Every failure of the
+    user's code (import error, syntax error, an exception, ``sys.exit``, a factory that needs
+    arguments, something that is not a module) is one line naming the module."""
+    import importlib
+
+    mod_name, _, attr = target.partition(":")
+    if not mod_name.strip() or not attr.strip():
+        raise CnnlabError(f"--module {target!r}: expected package.module:factory, e.g. "
+                          "mynets:make_net")
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    mod = _user_code(f"importing {mod_name!r}", importlib.import_module, mod_name)
+    factory = getattr(mod, attr, None)
+    if factory is None:
+        raise CnnlabError(f"--module: {mod_name!r} has no attribute {attr!r}")
+    # a class (pkg.mod:Class) or a factory function is called; a module instance is used as is
+    if isinstance(factory, type) or callable(factory) and not hasattr(factory, "forward"):
+        try:
+            sig = inspect.signature(factory)
+        except (TypeError, ValueError):
+            sig = None
+        need = [p.name for p in (sig.parameters.values() if sig else ())
+                if p.default is p.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD,
+                                                       p.KEYWORD_ONLY)]
+        if need:
+            raise CnnlabError(f"--module {target}: {attr}() needs argument(s) "
+                              f"{', '.join(need)}; point --module at a function that takes "
+                              f"none, e.g. def make(): return {attr}({need[0]}=...)")
+        factory = _user_code(f"calling {target}()", factory)
+    from torch import nn
+
+    if not isinstance(factory, nn.Module):
+        raise CnnlabError(f"--module {target}: got a {type(factory).__name__}, not a "
+                          "torch.nn.Module; return the network from the factory")
+    return factory

@@ -10,6 +10,7 @@ register their own models.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -369,9 +370,15 @@ def resolve(source: str, **options: object) -> ModelDef:
     try:
         spec.parse(source)
     except SpecError as e:
-        if " " not in source.strip():
+        word = source.strip()
+        kind = re.match(r"[A-Za-z_]+", word)
+        layer = kind is not None and (kind.group().lower() in spec.ALIASES or any(
+            kind.group().lower().startswith(a) for a in spec.ALIASES if len(a) > 2))
+        if " " not in word and not layer:
             # one word that is neither a model nor a layer: most likely a mistyped model name
             raise CnnlabError(f"unknown model {source!r}; known models: "
                               f"{', '.join(names())}; or a spec string ({e})") from None
+        if " " not in word:  # a layer with a mistake ('fc10*²'): the spec's reason first
+            raise CnnlabError(f"{e} (and {word!r} is not a model name)") from None
         raise
     return ModelDef("custom", source, (), "")

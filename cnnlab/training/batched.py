@@ -44,7 +44,7 @@ from cnnlab.training.batched_key import (
 )
 from cnnlab.training.batched_model import StackedNets, stacked_loss
 from cnnlab.training.batched_optim import StackedOptimizer
-from cnnlab.training.engine import Loop, TrainingDiverged
+from cnnlab.training.engine import STOP, Loop, StopRequested, TrainingDiverged
 from cnnlab.training.optim import lr_at
 from cnnlab.training.runlog import Progress, RunLog
 from cnnlab.training.threads import auto_threads
@@ -227,8 +227,10 @@ class _Group:
                 do_log = it % c0.log_every == 0 or at_end
                 do_eval = it % c0.eval_every == 0 or at_end
                 do_ckpt = it % ckpt_every == 0 or at_end
-                if not (do_log or do_eval or do_ckpt or it == stop_at or bar.due()):
+                halt = STOP.is_set()
+                if not (do_log or do_eval or do_ckpt or it == stop_at or halt or bar.due()):
                     continue
+                do_ckpt = do_ckpt or halt
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 dt = time.perf_counter() - t
@@ -252,6 +254,8 @@ class _Group:
                         if self.alive[k] and lp.history]
                 bar.update(it, f"{sum(self.alive)} models, mean test acc "
                                f"{sum(accs) / max(len(accs), 1):.2%}", force=do_eval)
+                if halt:
+                    raise StopRequested(f"stopped on request at iteration {it} (checkpointed)")
                 if stop_at is not None and it >= stop_at:
                     raise KeyboardInterrupt(f"stopped at iteration {it}")
                 t = time.perf_counter()

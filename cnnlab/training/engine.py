@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,16 @@ class TrainingDiverged(CnnlabError):
 class Outcome:
     iteration: int
     stopped: str
+
+
+#: A stop request (the experiment executor's workers set it on SIGTERM): the training loops
+#: finish the current step, write a checkpoint at it and raise :class:`StopRequested`, so
+#: the run resumes from exactly there and nothing is lost.
+STOP = threading.Event()
+
+
+class StopRequested(KeyboardInterrupt):
+    """The loop stopped on :data:`STOP` after checkpointing the iteration it had reached."""
 
 
 def loss_and_correct(out: torch.Tensor, y: torch.Tensor, ds: Dataset,
@@ -224,8 +235,10 @@ class Loop:
             do_log = it % cfg.log_every == 0 or at_end
             do_eval = it % cfg.eval_every == 0 or at_end
             do_ckpt = it % ckpt_every == 0 or at_end
-            if not (do_log or do_eval or do_ckpt or it == stop_at or bar.due()):
+            halt = STOP.is_set()
+            if not (do_log or do_eval or do_ckpt or it == stop_at or halt or bar.due()):
                 continue
+            do_ckpt = do_ckpt or halt
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t
@@ -245,6 +258,8 @@ class Loop:
                        if "test_acc" in last else "", force=do_eval)
             if stopped == "target":
                 break
+            if halt:
+                raise StopRequested(f"stopped on request at iteration {it} (checkpointed)")
             if stop_at is not None and it >= stop_at:
                 raise KeyboardInterrupt(f"stopped at iteration {it}")
             t = time.perf_counter()

@@ -6,6 +6,7 @@ name is also a path, so it must not escape the runs folder.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import shutil
@@ -45,10 +46,24 @@ def default_name(model: str, dataset: str) -> str:
     return f"{safe or 'custom'}-{dataset}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+#: Keys every run's ``config.json`` has (a TrainConfig's): a folder whose config.json has
+#: them is a cnnlab run even without ``env.json`` (a run stopped between the two writes).
+RUN_CONFIG_KEYS = frozenset({"model", "dataset", "optimizer", "lr", "out_name", "runs_dir"})
+
+
 def is_run(path: Path) -> bool:
-    """Whether ``path`` is a cnnlab run folder (it has the config.json and env.json that
-    every run writes before its first step)."""
-    return (path / "config.json").is_file() and (path / "env.json").is_file()
+    """Whether ``path`` is a cnnlab run folder: it has the config.json and env.json that every
+    run writes before its first step, or a config.json of a run's keys (a run stopped before
+    it wrote env.json: ``--resume`` sends it to ``--overwrite``, which must then work)."""
+    if not (path / "config.json").is_file():
+        return False
+    if (path / "env.json").is_file():
+        return True
+    try:
+        saved = json.loads((path / "config.json").read_bytes()[:1 << 20])
+    except (OSError, ValueError):
+        return False
+    return isinstance(saved, dict) and RUN_CONFIG_KEYS <= set(saved)
 
 
 def check(path: Path, resume: bool, overwrite: bool) -> bool:
@@ -71,8 +86,8 @@ def check(path: Path, resume: bool, overwrite: bool) -> bool:
         raise CnnlabError(f"run folder {path} already exists; use --resume to continue it, "
                           "--overwrite to replace it, or another --out-name")
     if exists and not is_run(path):
-        raise CnnlabError(f"--overwrite: {path} is not a cnnlab run (no config.json and "
-                          "env.json); refusing to delete it -- choose another --out-name or "
+        raise CnnlabError(f"--overwrite: {path} is not a cnnlab run (no run's config.json); "
+                          "refusing to delete it -- choose another --out-name or "
                           "remove it yourself")
     return exists
 

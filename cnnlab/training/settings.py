@@ -4,16 +4,21 @@ so ``cnnlab train --help`` and a wrong flag answer at once (the trainer imports 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from cnnlab.common.config import from_dict
+from cnnlab.common.config import RANGE, check_ranges, from_dict
 from cnnlab.common.errors import CnnlabError
 
 
-def _f(default: Any, help: str) -> Any:
-    return field(default=default, metadata={"help": help})
+def _f(default: Any, help: str, lo: float | None = None, hi: float | None = None,
+       lo_open: bool = False, hi_open: bool = False) -> Any:
+    """A field with its help text and, for a number, its domain (checked by ``from_dict``:
+    every flag, config file and recipe value, in one place)."""
+    meta: dict[str, Any] = {"help": help}
+    if lo is not None and hi is not None:
+        meta[RANGE] = (lo, hi, lo_open, hi_open)
+    return field(default=default, metadata=meta)
 
 
 @dataclass
@@ -29,39 +34,43 @@ class TrainConfig:
     out_name: str | None = _f(None, "run name: the run lives in RUNS_DIR/OUT_NAME")
     runs_dir: str = _f("runs", "folder holding all runs")
     optimizer: Literal["sgd", "momentum", "adam", "adadelta"] = _f("adam", "optimizer")
-    lr: float = _f(1e-4, "(peak) learning rate")
-    momentum: float = _f(0.9, "momentum of --optimizer momentum")
+    lr: float = _f(1e-4, "(peak) learning rate", 0, 1e3, True)
+    momentum: float = _f(0.9, "momentum of --optimizer momentum", 0, 1, False, True)
     schedule: Literal["constant", "onecycle", "cosine", "step"] = _f(
         "constant", "learning-rate schedule")
-    warmup: float = _f(0.25, "onecycle: fraction of the run spent warming up")
-    step_gamma: float = _f(0.7, "step schedule: lr factor per epoch")
-    batch_size: int = _f(50, "mini-batch size")
-    iterations: int | None = _f(None, "training steps (default 20000, the HUJI sheet's)")
-    epochs: float | None = _f(None, "training length in epochs (instead of --iterations)")
-    keep_prob: float | None = _f(None, "dropout keep probability in training (1.0 at test)")
-    l2: float = _f(0.0, "lambda of lambda*(sum W^2 + sum b^2) over the FC layers")
+    warmup: float = _f(0.25, "onecycle: fraction of the run spent warming up", 0, 1)
+    step_gamma: float = _f(0.7, "step schedule: lr factor per epoch", 0, 1e300, True)
+    batch_size: int = _f(50, "mini-batch size", 1, 10**7)
+    iterations: int | None = _f(None, "training steps (default 20000, the HUJI sheet's)", 1, 10**9)
+    epochs: float | None = _f(None, "training length in epochs (instead of --iterations)",
+                              0, 10**6, True)
+    keep_prob: float | None = _f(None, "dropout keep probability in training (1.0 at test)",
+                                 0, 1, True)
+    l2: float = _f(0.0, "lambda of lambda*(sum W^2 + sum b^2) over the FC layers", 0, 10**6)
     batch_norm: bool = _f(False, "batch norm after the convolutions (models that offer it)")
-    label_smoothing: float = _f(0.0, "cross-entropy label smoothing")
-    train_size: int | None = _f(None, "stratified subset of N training examples")
-    validation: int = _f(0, "hold out N training examples and evaluate on them, not test")
+    label_smoothing: float = _f(0.0, "cross-entropy label smoothing", 0, 1, False, True)
+    train_size: int | None = _f(None, "stratified subset of N training examples", 1, 10**9)
+    validation: int = _f(0, "hold out N training examples and evaluate on them, not test", 0, 10**9)
     augment: str = _f("", "augmentation, e.g. shift=2,rotate=10,noise=0.1")
     augment_mode: Literal["batch", "upfront"] = _f("batch", "per mini-batch or enlarge first")
-    augment_copies: int = _f(1, "upfront: augmented copies added to the training set")
+    augment_copies: int = _f(1, "upfront: augmented copies added to the training set", 1, 1000)
     normalize: bool = _f(True, "standardize inputs with the training set's mean and std")
-    eval_every: int = _f(500, "evaluate every N iterations (and at the end)")
-    log_every: int = _f(50, "log batch metrics and step_time (averaged) every N steps")
-    checkpoint_every: int | None = _f(None, "checkpoint every N iterations (default eval_every)")
-    train_eval_size: int = _f(10000, "training examples evaluated for train accuracy")
-    eval_batch_size: int = _f(2000, "batch size of evaluation")
-    target_acc: float | None = _f(None, "stop once test accuracy reaches this (0-1 or %)")
-    seed: int = _f(0, "seed of initialization, data order, dropout and augmentation")
+    eval_every: int = _f(500, "evaluate every N iterations (and at the end)", 1, 10**9)
+    log_every: int = _f(50, "log batch metrics and step_time (averaged) every N steps", 1, 10**9)
+    checkpoint_every: int | None = _f(None, "checkpoint every N iterations (default eval_every)",
+                                      1, 10**9)
+    train_eval_size: int = _f(10000, "training examples evaluated for train accuracy", 1, 10**9)
+    eval_batch_size: int = _f(2000, "batch size of evaluation", 1, 10**7)
+    target_acc: float | None = _f(None, "stop once test accuracy reaches this (0-1 or %)",
+                                  0, 100, True)
+    seed: int = _f(0, "seed of initialization, data order, dropout and augmentation", 0, 2**62)
     device: Literal["auto", "cpu", "cuda"] = _f("auto", "training device")
     precision: Literal["fp32", "bf16", "fp16", "auto"] = _f(
         "fp32", "autocast precision (auto: bf16 where the device computes it natively)")
     channels_last: Literal["auto", "on", "off"] = _f("auto", "channels_last (auto: on GPU)")
     compile: bool = _f(False, "torch.compile the model (GPU)")
     threads: int | None = _f(None, "CPU threads (default: the free cores, the usable CPUs "
-                             "less the load average, at least 1)")
+                             "less the load average, at least 1)", 1, 4096)
     tensorboard: bool = _f(True, "write TensorBoard event files")
     plots: bool = _f(True, "write PNG/SVG plots at the end")
     progress: Literal["auto", "on", "off"] = _f("auto", "progress bar (auto: on a terminal)")
@@ -85,57 +94,22 @@ RESULT_FREE_KEYS: frozenset[str] = frozenset({
 
 
 def check_config(cfg: TrainConfig) -> TrainConfig:
-    """Validate ``cfg`` (one-line errors); ``target_acc`` given in % becomes a fraction."""
+    """Validate ``cfg`` (one-line errors); ``target_acc`` given in % becomes a fraction.
+
+    Every number's domain is declared on its field and checked by
+    :func:`cnnlab.common.config.check_ranges` (the same check ``from_dict`` makes on every
+    flag, config file and recipe value): torch would reject some later with a traceback
+    (``--threads -1``, ``--label-smoothing 2``) or train to NaN (``--lr 1e40``).
+    """
     if cfg.iterations is not None and cfg.epochs is not None:
         raise CnnlabError("give --iterations or --epochs, not both")
+    check_ranges(cfg)
     if cfg.target_acc is not None and cfg.target_acc > 1:
         cfg.target_acc = cfg.target_acc / 100
-    for name in ("batch_size", "eval_every", "log_every", "eval_batch_size"):
-        if getattr(cfg, name) < 1:
-            raise CnnlabError(f"--{name.replace('_', '-')} must be >= 1")
-    if cfg.iterations is not None and cfg.iterations < 1:
-        raise CnnlabError("--iterations must be >= 1")
-    if cfg.epochs is not None and cfg.epochs <= 0:
-        raise CnnlabError("--epochs must be > 0")
-    if not cfg.lr > 0:
-        raise CnnlabError(f"--lr must be > 0, got {cfg.lr}")
-    if cfg.keep_prob is not None and not 0 < cfg.keep_prob <= 1:
-        raise CnnlabError(f"--keep-prob must be in (0, 1], got {cfg.keep_prob}")
-    if cfg.l2 < 0:
-        raise CnnlabError(f"--l2 must be >= 0, got {cfg.l2}")
-    check_ranges(cfg)
-    if cfg.precision == "fp16" and cfg.device == "cpu":
-        raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
-    return cfg
-
-
-#: field -> (low, high, low open?, high open?); None fields are not checked
-RANGES: dict[str, tuple[float, float, bool, bool]] = {
-    "lr": (0, 1e3, True, False), "momentum": (0, 1, False, True), "warmup": (0, 1, False, False),
-    "step_gamma": (0, 1e300, True, False), "label_smoothing": (0, 1, False, True),
-    "l2": (0, 1e6, False, False), "threads": (1, 4096, False, False),
-    "batch_size": (1, 10**7, False, False), "iterations": (1, 10**9, False, False),
-    "epochs": (0, 10**6, True, False), "validation": (0, 10**9, False, False),
-    "train_size": (1, 10**9, False, False), "augment_copies": (1, 1000, False, False),
-    "checkpoint_every": (1, 10**9, False, False), "train_eval_size": (1, 10**9, False, False),
-    "target_acc": (0, 1, True, False), "seed": (0, 2**62, False, False),
-}
-
-
-def check_ranges(cfg: TrainConfig) -> None:
-    """Each numeric setting inside its domain (:data:`RANGES`), before any work: torch would
-    reject some later with a traceback (``--threads -1``, ``--label-smoothing 2``) or train to
-    NaN (``--lr 1e40``)."""
-    for name, (lo, hi, lo_open, hi_open) in RANGES.items():
-        v = getattr(cfg, name)
-        if v is None:
-            continue
-        if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo) or (
-                hi_open and v == hi):
-            lb, hb = "(" if lo_open else "[", ")" if hi_open else "]"
-            raise CnnlabError(f"--{name.replace('_', '-')} {v!r} is outside {lb}{lo:g}, "
-                              f"{hi:g}{hb}")
     if cfg.augment:
         from cnnlab.data.augment import Augment
 
         Augment.parse(cfg.augment)  # a bad --augment fails before the run folder is made
+    if cfg.precision == "fp16" and cfg.device == "cpu":
+        raise CnnlabError("--precision fp16 needs CUDA; use bf16 on CPU")
+    return cfg

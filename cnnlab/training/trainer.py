@@ -26,7 +26,6 @@ from cnnlab.training import checkpoint, rundir
 from cnnlab.training.engine import Loop, evaluate, loss_and_correct, resolve_precision  # noqa: F401
 from cnnlab.training.runlog import Progress, RunLog
 from cnnlab.training.settings import (  # noqa: F401 - re-exported: the trainer's public names
-    RANGES,
     RESULT_FREE_KEYS,
     TrainConfig,
     check_config,
@@ -101,6 +100,8 @@ def prepare_data(cfg: TrainConfig, device: torch.device) -> tuple[Dataset, float
     from cnnlab.data.derived import subset, validation_split
 
     ds = load(cfg.dataset, cfg.data_dir, device)
+    if cfg.augment:
+        Augment.parse(cfg.augment).check_image(ds.input_shape)
     if cfg.validation:
         ds = validation_split(ds, cfg.validation, cfg.seed)
     if cfg.train_size is not None:

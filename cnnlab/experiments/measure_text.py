@@ -31,9 +31,9 @@ def num(v: float | None, digits: int = 3) -> str:
 
 
 def _figures(res: dict[str, Any], f: Findings) -> None:
-    if res.get("figures"):
-        f.sentences.append("Figures (in this recipe's folder): "
-                           + ", ".join(res["figures"]) + ".")
+    """The measurement's figures (paths relative to the recipe folder): the report embeds
+    them (:func:`cnnlab.experiments.report.section`)."""
+    f.figures += [p for p in res.get("figures") or [] if isinstance(p, str)]
 
 
 # ------------------------------------------------------------------------ video_macs

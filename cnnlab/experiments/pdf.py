@@ -45,6 +45,27 @@ def pdf_chromium(exe: str, html_path: Path, pdf_path: Path, timeout: float = 120
     return pdf_path.is_file() and pdf_path.stat().st_size > 0
 
 
+#: page sizes in inches for the matplotlib fallback
+PAPER_INCHES = {"a4": (8.27, 11.69), "letter": (8.5, 11.0)}
+
+
+def _theory_lines(t: dict[str, Any]) -> list[str]:
+    """One sheet's theory answers as lines of monospaced text."""
+    lines = [f"{t['sheet']}: {t['title']}", ""]
+    for it in t["items"]:
+        lines += [it["question"]]
+        for par in it.get("paragraphs", []):
+            lines += textwrap.wrap(par, 95)
+        lines += (it.get("pre") or "").split("\n") if it.get("pre") else []
+        if it.get("table"):
+            lines += [" | ".join(it["table"]["header"])]
+            lines += [" | ".join(map(str, row)) for row in it["table"]["rows"]]
+        if it.get("command"):
+            lines += [f"Reproduce: {it['command']}"]
+        lines.append("")
+    return lines
+
+
 def _text_lines(s: dict[str, Any]) -> list[str]:
     """One question as lines of monospaced text."""
     r, f = s["recipe"], s["findings"]
@@ -54,6 +75,8 @@ def _text_lines(s: dict[str, Any]) -> list[str]:
     lines.append("")
     for t in f.sentences:
         lines += textwrap.wrap("- " + t, 95)
+    for q, text in f.answers:
+        lines += [""] + textwrap.wrap(f"{q} {text}", 95)
     for ps in f.params:
         lines += ["", f"Parameters of {ps.get('label', ps['model'])}: {ps['total']:,}"]
         lines += [textwrap.shorten("  " + x, 110) for x in ps["steps"]]
@@ -63,26 +86,66 @@ def _text_lines(s: dict[str, Any]) -> list[str]:
     return lines
 
 
-def pdf_matplotlib(sections: list[dict[str, Any]], pdf_path: Path) -> None:
+def pdf_matplotlib(sections: list[dict[str, Any]], pdf_path: Path, paper: str = "a4",
+                   title: str = "cnnlab report", authors: tuple[str, ...] | list[str] = (),
+                   theory: list[dict[str, Any]] | None = None) -> None:
     """Fallback PDF from the report's sections (:func:`cnnlab.experiments.report.section`):
-    a text page per question (findings, tables, parameter steps), then its figures.
+    pages of monospaced text (title, authors, theory answers, then per question its
+    findings, answers, tables and parameter steps), two figures to a page after each
+    question; every page ``paper``-sized (``a4`` or ``letter``).
     """
+    size = PAPER_INCHES[paper]
+    head = [title, ", ".join(authors), ""] if authors else [title, ""]
+    theory_lines = [x for t in theory or [] for x in _theory_lines(t)]
+    blocks = [(_text_lines(s), s["plots"]) for s in sections]
+    if theory_lines or not blocks:
+        blocks.insert(0, (head + theory_lines, []))
+    else:  # the title heads the first question's page: no page for the title alone
+        blocks[0] = (head + blocks[0][0], blocks[0][1])
+    _flow(blocks, pdf_path, size)
+
+
+LINE_IN = 7 * 1.25 / 72  # one line of 7-point text, in inches
+FIG_IN = 3.9             # one figure with its title, in inches
+
+
+def _flow(blocks: list[tuple[list[str], list[tuple[str, str]]]], pdf_path: Path,
+          size: tuple[float, float]) -> None:
+    """Lay the text lines and figures of ``blocks`` out top to bottom on pages of ``size``,
+    a new page only when the next line or figure does not fit (no page holds a heading
+    alone). A question starts on a new page when less than a quarter of one is left."""
     from matplotlib.backends.backend_pdf import PdfPages
 
     plt = pyplot()
+    w, h = size
+    top, bottom = h - 0.5, 0.5
     with PdfPages(pdf_path) as pdf:
-        for s in sections:
-            lines = _text_lines(s)
-            for start in range(0, len(lines), 60):
-                fig = plt.figure(figsize=(8.27, 11.69))
-                fig.text(0.05, 0.97, "\n".join(lines[start:start + 60]), va="top",
-                         family="monospace", fontsize=7)
+        fig, y = None, top
+
+        def new_page() -> None:
+            nonlocal fig, y
+            if fig is not None:
                 pdf.savefig(fig)
                 plt.close(fig)
-            for title, b64 in s["plots"]:
+            fig, y = plt.figure(figsize=size), top
+
+        for lines, plots in blocks:
+            if fig is None or y - bottom < (h - 1) / 4:
+                new_page()
+            for line in lines:
+                if y - LINE_IN < bottom:
+                    new_page()
+                fig.text(0.5 / w, y / h, line, va="top", family="monospace", fontsize=7)
+                y -= LINE_IN
+            for name, b64 in plots:
+                if y - FIG_IN < bottom:
+                    new_page()
                 img = plt.imread(io.BytesIO(base64.b64decode(b64)), format="png")
-                fig = plt.figure(figsize=(8.27, 5))
-                fig.figimage(img, xo=20, yo=20)
-                fig.suptitle(title)
-                pdf.savefig(fig)
-                plt.close(fig)
+                ax = fig.add_axes((0.5 / w, (y - FIG_IN) / h, (w - 1) / w, (FIG_IN - 0.3) / h))
+                ax.imshow(img)
+                ax.set_axis_off()
+                ax.set_title(name, fontsize=9)
+                y -= FIG_IN
+        if fig is not None:
+            pdf.savefig(fig)
+            plt.close(fig)

@@ -41,6 +41,11 @@ PLOT_LABELS = {"test_acc": "test accuracy", "train_acc": "train accuracy",
                "test_loss": "test loss", "ratio": "test / train accuracy",
                "batch_loss": "mini-batch loss", "regularizer": "regularizer (without lambda)",
                "step_time": "seconds per step"}
+#: the figures are printed at about their own size (one per row, 16 cm wide on A4), so a
+#: legend in LEGEND_PT points reads as that many points on paper
+FIGSIZE = (6.4, 3.4)
+LEGEND_PT = 9
+PAPERS = ("a4", "letter")
 
 
 # ------------------------------------------------------------------------ input
@@ -169,7 +174,7 @@ def figure(groups: list[fnd.Group], plot: str) -> Any | None:
     """
     plt = pyplot()
     metrics = plot.split("+")
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=100)
     drawn, positive = 0, True
     for gi, g in enumerate(groups):
         for metric in metrics:
@@ -190,14 +195,21 @@ def figure(groups: list[fnd.Group], plot: str) -> Any | None:
         plt.close(fig)
         return None
     title = " and ".join(PLOT_LABELS.get(m, m) for m in metrics)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(title if len(metrics) == 1 else "accuracy" if "acc" in plot else plot)
+    ax.set_xlabel("iteration", fontsize=LEGEND_PT)
+    ax.set_ylabel(title if len(metrics) == 1 else "accuracy" if "acc" in plot else plot,
+                  fontsize=LEGEND_PT)
+    ax.tick_params(labelsize=LEGEND_PT - 1)
     if positive and metrics[0] in ("regularizer", "batch_loss", "train_loss", "test_loss",
                                    "test_error"):
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=LEGEND_PT + 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    # many curves: the legend goes beside the axes, in columns, so it never hides a curve
+    if drawn > 6:
+        ax.legend(fontsize=LEGEND_PT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  ncol=1 + drawn // 14, frameon=False)
+    else:
+        ax.legend(fontsize=LEGEND_PT, loc="best")
     fig.tight_layout()
     return fig
 
@@ -211,6 +223,30 @@ def png_base64(fig: Any) -> str:
 
 
 # ------------------------------------------------------------------------ sections
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def measure_figures(doc: dict[str, Any], names: list[str], missing: list[str]
+                    ) -> list[tuple[str, str]]:
+    """(title, base64 PNG) of the figures a recipe's measurement wrote into its folder;
+    one that is gone, outside the folder or not a PNG is named in ``missing`` instead."""
+    if "_path" not in doc:
+        return []
+    folder = Path(doc["_path"]).parent.resolve()
+    out = []
+    for name in names:
+        path = (folder / name).resolve()
+        data = b""
+        if path.is_relative_to(folder) and path.is_file():
+            data = path.read_bytes()
+        if not data.startswith(PNG_MAGIC):
+            missing.append(f"figure {name}: not found as a PNG in {folder}")
+            continue
+        title = Path(name).stem.replace("_", " ")
+        out.append((title, base64.b64encode(data).decode("ascii")))
+    return out
+
 
 
 
@@ -268,6 +304,8 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
         if fig is not None:
             plots.insert(0, ("accuracy vs parameters: every probe, Pareto fronts",
                              png_base64(fig)))
+    missing: list[str] = []
+    plots += measure_figures(doc, f.figures, missing)
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
     common, diff = _configs(groups or job_groups)
@@ -277,7 +315,7 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
     train_s = sum(r.get("train_time") or 0 for r in runs)
     cpu_s = sum(r.get("cpu_s") or 0 for r in runs)
     loads = [(r["load_avg"], r["cores"]) for r in runs if r.get("load_avg") is not None]
-    skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped]
+    skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped] + missing
     return {"recipe": recipe, "findings": f, "plots": plots, "common": common, "diff": diff,
             "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "loads": loads,
             "load_note": _load_note(loads), "skipped": skipped,
@@ -307,11 +345,19 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def page(sections: list[dict[str, Any]], title: str = "cnnlab report") -> str:
-    """The HTML page of sections from :func:`section` (``templates/report.html.j2``)."""
+def page(sections: list[dict[str, Any]], title: str = "cnnlab report",
+         authors: tuple[str, ...] | list[str] = (), paper: str = "a4",
+         theory: list[dict[str, Any]] | None = None) -> str:
+    """The HTML page of sections from :func:`section` (``templates/report.html.j2``):
+    ``authors`` under the title, ``paper`` (``a4`` or ``letter``) the printed page size,
+    ``theory`` the answer sections of :mod:`cnnlab.experiments.theory` before the practical
+    ones."""
+    if paper not in PAPERS:
+        raise CnnlabError(f"--paper {paper}: not a paper size; choose one of {', '.join(PAPERS)}")
     stamp = time.strftime("%Y-%m-%d %H:%M")
     text = _templates().get_template("report.html.j2").render(
-        title=title, stamp=stamp, sections=sections)
+        title=title, stamp=stamp, sections=sections, authors=list(authors),
+        paper="A4" if paper == "a4" else "letter", theory=theory or [])
     return text + "\n"
 
 
@@ -321,19 +367,22 @@ def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str
 
 
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
-          title: str = "cnnlab report") -> list[Path]:
-    """Write the HTML report (and PDF); returns the files written."""
-    sections = [section(d) for d in collect(paths)]
+          title: str = "cnnlab report", authors: tuple[str, ...] | list[str] = (),
+          paper: str = "a4", theory: list[dict[str, Any]] | None = None) -> list[Path]:
+    """Write the HTML report (and PDF); returns the files written. With ``theory`` (the
+    sheets' theory answers) and no ``paths``, the document holds the theory alone."""
+    sections = [section(d) for d in collect(paths)] if paths or not theory else []
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, page(sections, title))  # an older report is replaced only on success
+    # an older report is replaced only on success
+    write_text(out, page(sections, title, authors, paper, theory))
     written = [out]
     if pdf:
         pdf_path = out.with_suffix(".pdf")
         exe = chromium()
         if exe is None or not pdf_chromium(exe, out, pdf_path):
             try:
-                pdf_matplotlib(sections, pdf_path)
+                pdf_matplotlib(sections, pdf_path, paper, title, authors, theory or [])
             except Exception as e:  # any backend failure: say which ways were tried
                 raise CnnlabError(f"--pdf: Chromium is not installed or failed, and the "
                                   f"matplotlib fallback failed too ({e})") from None

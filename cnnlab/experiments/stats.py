@@ -399,3 +399,7 @@ class Findings:
     tables: list[tuple[str, dict]] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     params: list[dict[str, Any]] = field(default_factory=list)
+    #: figure files a measurement wrote, relative to the recipe folder (embedded by the report)
+    figures: list[str] = field(default_factory=list)
+    #: answer paragraphs: (sub-question, the answer in words), one per sub-question
+    answers: list[tuple[str, str]] = field(default_factory=list)

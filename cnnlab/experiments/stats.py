@@ -286,6 +286,39 @@ def compare_stats(a: Stat, b: Stat) -> Interval:
     return difference(a.obs(), b.obs())
 
 
+#: the marker of a difference between single runs; a section whose every configuration has
+#: one seed says so once (:func:`one_seed_note`) and drops the marker from its sentences
+ONE_SEED_EACH = "one seed each, no interval"
+
+
+def untested(a: Stat, b: Stat) -> str | None:
+    """Why ``a - b`` has no interval when a side has a single seed ("one seed each, no
+    interval", "one seed on one side, no interval"); ``None`` when it has one or when a
+    batched group's shared clock is the reason (:func:`diff_text` says that)."""
+    if a.merged or b.merged or shared_clock(a, b) or not a.values or not b.values:
+        return None
+    if a.n == 1 and b.n == 1:
+        return ONE_SEED_EACH
+    if min(a.n, b.n) == 1:
+        return "one seed on one side, no interval"
+    return None
+
+
+def diff_amount(metric: str, a: Stat, b: Stat) -> str:
+    """``a - b`` alone, signed, with its unit: "+1.52 percentage points"."""
+    unit = " percentage points" if _kind(metric) == "pct" else ""
+    ref = max(abs(a.mean), abs(b.mean))
+    return _num(metric, a.mean - b.mean, signed=True, ref=ref) + unit
+
+
+def one_seed_note(name: str | None) -> str:
+    """The one sentence a one-seed section carries (instead of a verdict per difference)."""
+    how = (f"`cnnlab experiment run {name} --seeds 3` measures them" if name else
+           "train every configuration with more seeds for them")
+    return (f"One seed per configuration: no number here has a confidence interval and no "
+            f"difference is tested, so none is called significant or not; {how}.")
+
+
 def diff_text(metric: str, a: Stat, b: Stat) -> str:
     """``a - b`` with its interval and how it was computed:
     "+1.52 percentage points (95% CI +0.80 to +2.24, paired by seed, 3 seeds)",

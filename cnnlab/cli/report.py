@@ -22,8 +22,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--paper", choices=("a4", "letter"), default="a4",
                         help="the PDF's page size (default a4)")
     parser.add_argument("--sheet", choices=SHEETS, default=None,
-                        help="add the sheet's theory answers (verify's claims, the analyzer's "
-                             "tables, the errata), each with the command that reproduces it")
+                        help="one answer document for a sheet: its theory answers (the "
+                             "analyzer's tables, verify's claims, the errata), each with the "
+                             "command that reproduces it, then its experiments from DIRs")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,6 +46,6 @@ def run(args: argparse.Namespace) -> int:
         title = title or SHEET_TITLES[args.sheet]
     paths = args.paths or ([] if args.sheet else ["runs/experiments"])
     for path in write(paths, args.out, args.pdf, title or "cnnlab report", args.author,
-                      args.paper, theory):
+                      args.paper, theory, args.sheet):
         print(path)
     return 0

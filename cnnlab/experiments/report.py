@@ -368,10 +368,22 @@ def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str
 
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
           title: str = "cnnlab report", authors: tuple[str, ...] | list[str] = (),
-          paper: str = "a4", theory: list[dict[str, Any]] | None = None) -> list[Path]:
+          paper: str = "a4", theory: list[dict[str, Any]] | None = None,
+          sheet: str | None = None) -> list[Path]:
     """Write the HTML report (and PDF); returns the files written. With ``theory`` (the
-    sheets' theory answers) and no ``paths``, the document holds the theory alone."""
-    sections = [section(d) for d in collect(paths)] if paths or not theory else []
+    sheets' theory answers) and no ``paths``, the document holds the theory alone; ``sheet``
+    (``huji``, ``eth``, ``sheet3``, ``ttic``) keeps that sheet's experiments only."""
+    docs = collect(paths) if paths or not theory else []
+    if sheet and sheet != "all":
+        from cnnlab.experiments.theory import MARKS
+
+        docs = [d for d in docs if any(m in str(d["recipe"].get("sheet", ""))
+                                       for m in MARKS[sheet])]
+        if not docs and paths:
+            print(f"cnnlab: warning: no experiment of the {sheet} sheet under "
+                  f"{', '.join(map(str, paths))}; the document holds the theory answers only",
+                  file=sys.stderr)
+    sections = [section(d) for d in docs]
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     # an older report is replaced only on success

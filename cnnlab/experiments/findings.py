@@ -8,7 +8,7 @@ A difference whose interval contains 0 (or that has none: one seed) is "not dist
 this budget", never a ranking; a sweep names its best value only when the intervals separate
 it from every other. One function per ``[findings] kind`` of a recipe: :func:`curves`,
 :func:`compare`, :func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the
-findings of the recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure.describe`).
+findings of the recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure_text.describe`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from typing import Any
 
 from cnnlab.common.files import read_json
 from cnnlab.experiments.answers import answer
-from cnnlab.experiments.measure import describe as describe_measure
+from cnnlab.experiments.measure_text import describe as describe_measure
 from cnnlab.experiments.recipe import opts_string, value_label
 from cnnlab.experiments.stats import (
     LOWER_IS_BETTER,

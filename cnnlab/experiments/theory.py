@@ -26,7 +26,9 @@ SHEET_TITLES = {
 #: sections' headings
 MARKS = {"huji": ("HUJI",), "eth": ("ETH",), "sheet3": ("PS3", "Problem Sheet 3"),
          "ttic": ("TTIC",)}
-ERRATA = Path(__file__).resolve().parents[2] / "docs" / "errata.md"
+#: docs/errata.md of the source tree this module is in (absent from an installed wheel)
+ERRATA = next((p / "docs" / "errata.md" for p in Path(__file__).resolve().parents
+               if (p / "docs" / "errata.md").is_file()), Path("docs") / "errata.md")
 
 
 def _analysis(spec: str, input_: str | None = None, batch: int = 1,

@@ -244,6 +244,12 @@ def _num(metric: str, x: float, signed: bool = False, ref: float | None = None) 
     return f"{x:{sign}.{digits}f}"
 
 
+def number(metric: str, x: float, signed: bool = False, ref: float | None = None) -> str:
+    """One number of ``metric`` as every sentence of the report writes it (a fraction as
+    percent digits without the sign; ``ref`` picks a plain number's decimals)."""
+    return _num(metric, x, signed, ref)
+
+
 def fmt(metric: str, stat: Stat) -> str:
     """``mean ± half-width of the 95% interval`` ("98.91 ± 0.05%"); one seed (or a count all
     seeds agree on) gives the mean alone; ``n/a`` without values."""

@@ -23,10 +23,10 @@ from cnnlab.experiments.stats import (
     NOT_DISTINGUISHABLE,
     Group,
     Stat,
-    _num,
     compare_stats,
     diff_amount,
     fmt,
+    number,
     rank,
     seeds_note,
     shared_clock,
@@ -50,7 +50,7 @@ def _ci(d: Any, metric: str, a: Any, b: Any) -> str:
     how = (f"paired by seed, {d.n} seeds" if d.method == "paired" else
            f"Welch, {d.n[0]} and {d.n[1]} seeds" if isinstance(d.n, tuple) else
            f"Welch, {d.n} seeds")
-    return f"95% CI {_num(metric, d.lo, True, ref)} to {_num(metric, d.hi, True, ref)}, {how}"
+    return f"95% CI {number(metric, d.lo, True, ref)} to {number(metric, d.hi, True, ref)}, {how}"
 
 
 def contrast(metric: str, a: Group, b: Group) -> Claim:

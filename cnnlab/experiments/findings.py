@@ -3,12 +3,12 @@
 Nothing here knows an answer in advance. Each sentence is a template filled from the runs of
 an ``experiment.json``: a configuration as mean ± 95% confidence interval with its seed count,
 a comparison as a difference with its 95% interval, paired by seed where the runs share their
-data order, else Welch (:mod:`cnnlab.experiments.stats`, :mod:`cnnlab.experiments.intervals`).
+data order, else Welch (:mod:`.stats`, :mod:`.intervals`).
 A difference whose interval contains 0 (or that has none: one seed) is "not distinguishable at
 this budget", never a ranking; a sweep names its best value only when the intervals separate
 it from every other. One function per ``[findings] kind`` of a recipe: :func:`curves`,
 :func:`compare`, :func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the
-findings of the recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure_text.describe`).
+findings of the recipe's ``[measure]`` step (:func:`.measure_text.describe`).
 """
 
 from __future__ import annotations

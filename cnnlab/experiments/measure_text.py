@@ -2,7 +2,7 @@
 
 One function per kind of :mod:`cnnlab.experiments.measure`, each reading the ``result`` of the
 ``"measure"`` entry of an ``experiment.json`` (so a report needs no torch run) and appending
-to a :class:`~cnnlab.experiments.stats.Findings`. As in :mod:`cnnlab.experiments.findings`,
+to a :class:`~.stats.Findings`. As in :mod:`.findings`,
 every comparison ("equal", "cheaper", "higher at 7 of 9 scales") is decided by the numbers.
 """
 

@@ -1,7 +1,7 @@
 """The report: one self-contained HTML file (plots inline as base64 PNG) and optionally a PDF.
 
 Per question: the sheet's text, the configurations, tables, plots and the findings of
-:mod:`cnnlab.experiments.findings`. Input is experiment folders (``experiment.json``), folders
+:mod:`.findings`. Input is experiment folders (``experiment.json``), folders
 holding them, or plain run folders (``result.json``), which are reported together as "other runs".
 The page is rendered from the jinja2 templates in ``templates/`` (package data) with every value
 escaped; the PDF comes from :mod:`cnnlab.experiments.pdf` (Chromium, else matplotlib).

@@ -43,7 +43,7 @@ LOWER_IS_BETTER = {"test_error", "test_loss", "train_loss", "step_ms", "train_ti
 @dataclass
 class Stat:
     """One metric over the seeds of a group; ``seeds``/``keys`` (the run's seed and
-    :func:`~cnnlab.experiments.intervals.data_order`), when given, run parallel to ``values``.
+    :func:`~.intervals.data_order`), when given, run parallel to ``values``.
     """
 
     values: list[float]

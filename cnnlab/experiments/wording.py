@@ -59,7 +59,7 @@ def contrast(metric: str, a: Group, b: Group) -> Claim:
 
 
 def contrast_stats(metric: str, la: str, sa: Stat, lb: str, sb: Stat) -> Claim:
-    """:func:`contrast` of two :class:`~cnnlab.experiments.stats.Stat` labelled ``la``, ``lb``."""
+    """:func:`contrast` of two :class:`~.stats.Stat` labelled ``la``, ``lb``."""
     name = METRICS.get(metric, (metric, ""))[0]
     if not sa.values or not sb.values:
         return Claim("missing", f"{la if not sa.values else lb} has no {name}")

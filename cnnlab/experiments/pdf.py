@@ -132,6 +132,10 @@ def _flow(blocks: list[tuple[list[str], list[tuple[str, str]]]], pdf_path: Path,
         for lines, plots in blocks:
             if fig is None or y - bottom < (h - 1) / 4:
                 new_page()
+            wide = int((w - 1) * 72 / (7 * 0.6))  # characters of 7-pt monospace per line
+            lines = [part for line in lines for part in (
+                textwrap.wrap(line, wide, subsequent_indent="    ", drop_whitespace=False)
+                if len(line) > wide else [line])]
             for line in lines:
                 if y - LINE_IN < bottom:
                     new_page()

@@ -155,3 +155,21 @@ def test_a_one_seed_section_says_so_once_with_the_command(tmp_path: Path) -> Non
     assert q == "5.3" and text.startswith("Two digits, then add (5.2) reached test acc ")
     assert "+1.00 percentage points. If more seeds confirm the gap, the reason is this: " \
         in text
+
+
+def test_ttic_3a_3b_from_the_stored_measurement() -> None:
+    macs = [{"width": 256, "bottleneck": nb, "formula_bottleneck": 2 * 256 * nb * 7,
+             "analyzer_bottleneck": 2 * 256 * nb * 7, "hook_bottleneck": 2 * 256 * nb * 7,
+             "cheaper": nb < 128} for nb in (64, 128, 192)]
+    init = [{"gamma": 2 ** -0.5, "branch": "synthetic", "var": [1.0, 0.998, 1.004]},
+            {"gamma": 1.0, "branch": "synthetic", "var": [1.0, 2.01, 3.98]},
+            {"gamma": 2 ** -0.5, "branch": "relu", "var": [1.0, 0.7, 0.5]}]
+    doc = {"recipe": {"name": "ttic_bottleneck"},
+           "measure": {"result": {"macs": macs, "init": init}}}
+    got = dict(answers.answer(doc, Findings()))
+    assert "2·N·N_bottle·(L - 1), against N²·(L - 1)" in got["3(a)"]
+    assert "agree with the formula for N = 256, N_bottle = 64, 128, 192, and the bottleneck " \
+        "is cheaper exactly when N_bottle < N/2 = 128" in got["3(a)"]
+    assert "Var L_3 = 1.004, against 3.98 with gamma = 1" in got["3(b)"]
+    init[0]["var"][-1] = None  # a NaN stored as null: no number made up
+    assert "3(b)" not in dict(answers.answer(doc, Findings()))

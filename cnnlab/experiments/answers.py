@@ -402,9 +402,42 @@ def _ttic_video(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
                 "frame's shape and the direction from the change between frames"))]
 
 
+def _bottleneck_ab(res: dict[str, Any]) -> list[tuple[str, str]]:
+    """TTIC 3(a) and 3(b) from the ``[measure]`` step's stored numbers."""
+    out = []
+    rows = res.get("macs") or []
+    if rows:
+        n = rows[0]["width"]
+        exact = all(r["formula_bottleneck"] == r["analyzer_bottleneck"] == r["hook_bottleneck"]
+                    for r in rows)
+        rule = all(r["cheaper"] == (r["bottleneck"] < n / 2) for r in rows)
+        out.append(("3(a)", paragraph(
+            "The L - 1 residual blocks multiply N·N_bottle (down) and N_bottle·N (up): "
+            "2·N·N_bottle·(L - 1), against N²·(L - 1) for a plain MLP",
+            f"the analyzer and forward hooks {'agree with' if exact else 'differ from'} "
+            f"the formula for N = {n}, N_bottle = "
+            + ", ".join(str(r["bottleneck"]) for r in rows)
+            + (f", and the bottleneck is cheaper exactly when N_bottle < N/2 = {n // 2}"
+               if rule else "")
+            + " (`cnnlab analyze 'res{fc64 relu fc256 relu}*4' --input 256`)")))
+    synth = {round(r["gamma"], 6): r for r in res.get("init") or []
+             if r.get("branch") == "synthetic" and r.get("var")}
+    half, one = synth.get(round(2 ** -0.5, 6)), synth.get(1.0)
+    if half is not None and half["var"][-1] is not None:
+        depth = len(half["var"])
+        tail = (f", against {one['var'][-1]:.4g} with gamma = 1, where it doubles at every "
+                f"layer" if one is not None and one["var"][-1] is not None else "")
+        out.append(("3(b)", paragraph(
+            "gamma = 1/sqrt2: with L_l and Lh_l independent, zero mean and unit variance, "
+            "Var(gamma(L_l + Lh_l)) = gamma²·(1 + 1) = 1, and the mean stays 0",
+            f"measured at initialization over {depth} layers: Var L_{depth} = "
+            f"{half['var'][-1]:.4g}{tail}")))
+    return out
+
+
 @writer("ttic_bottleneck")
 def _ttic_bottleneck(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
-    out = []
+    out = _bottleneck_ab((doc.get("measure") or {}).get("result") or {})
     for opt in ("SGD", "Adam"):
         deep = [g for g in f.groups if g.runs and g.label.startswith(f"{opt}, gamma 1/sqrt2")]
         if not deep:

@@ -170,6 +170,6 @@ def test_ttic_3a_3b_from_the_stored_measurement() -> None:
     assert "2·N·N_bottle·(L - 1), against N²·(L - 1)" in got["3(a)"]
     assert "agree with the formula for N = 256, N_bottle = 64, 128, 192, and the bottleneck " \
         "is cheaper exactly when N_bottle < N/2 = 128" in got["3(a)"]
-    assert "Var L_3 = 1.004, against 3.98 with gamma = 1" in got["3(b)"]
+    assert "Var L_3 = 1.004, against 3.98 with gamma = 1, where the variances" in got["3(b)"]
     init[0]["var"][-1] = None  # a NaN stored as null: no number made up
     assert "3(b)" not in dict(answers.answer(doc, Findings()))

@@ -425,11 +425,12 @@ def _bottleneck_ab(res: dict[str, Any]) -> list[tuple[str, str]]:
     half, one = synth.get(round(2 ** -0.5, 6)), synth.get(1.0)
     if half is not None and half["var"][-1] is not None:
         depth = len(half["var"])
-        tail = (f", against {one['var'][-1]:.4g} with gamma = 1, where it doubles at every "
-                f"layer" if one is not None and one["var"][-1] is not None else "")
+        tail = (f", against {one['var'][-1]:.4g} with gamma = 1, where the variances of "
+                f"independent terms add, one unit per layer" if one is not None
+                and one["var"][-1] is not None else "")
         out.append(("3(b)", paragraph(
-            "gamma = 1/sqrt2: with L_l and Lh_l independent, zero mean and unit variance, "
-            "Var(gamma(L_l + Lh_l)) = gamma²·(1 + 1) = 1, and the mean stays 0",
+            "The answer is gamma = 1/sqrt2: with L_l and Lh_l independent, zero mean and unit "
+            "variance, Var(gamma(L_l + Lh_l)) = gamma²·(1 + 1) = 1, and the mean stays 0",
             f"measured at initialization over {depth} layers: Var L_{depth} = "
             f"{half['var'][-1]:.4g}{tail}")))
     return out

@@ -14,6 +14,7 @@ direction the numbers show, and is hedged ("if more seeds confirm it") when they
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from cnnlab.experiments.stats import (
     LOWER_IS_BETTER,
     METRICS,
     NOT_DISTINGUISHABLE,
+    Findings,
     Group,
     Stat,
     compare_stats,
@@ -124,3 +126,52 @@ def paragraph(*parts: str) -> str:
         p = p[0].upper() + p[1:]
         out.append(p if p.endswith((".", "?", "!")) else p + ".")
     return " ".join(out)
+
+
+Writer = Callable[[dict[str, Any], Findings], list[tuple[str, str]]]
+
+
+def writer(table: dict[str, Writer], *names: str) -> Callable[[Writer], Writer]:
+    """Register the decorated answer writer in ``table`` for the recipes ``names``."""
+    def register(fn: Writer) -> Writer:
+        for n in names:
+            table[n] = fn
+        return fn
+    return register
+
+
+def group_named(f: Findings, label: str) -> Group | None:
+    """The group labelled ``label`` that has runs, else ``None``."""
+    return next((g for g in f.groups if g.label == label and g.runs), None)
+
+
+def group_starting(f: Findings, prefix: str) -> Group | None:
+    """The first group whose label starts with ``prefix`` and that has runs."""
+    return next((g for g in f.groups if g.label.startswith(prefix) and g.runs), None)
+
+
+def claim_of(metric: str, a: Group | None, b: Group | None) -> Claim | None:
+    """:func:`contrast` when both groups ran, else ``None``."""
+    return None if a is None or b is None else contrast(metric, a, b)
+
+
+def texts(*claims: Claim | None) -> list[str]:
+    """The texts of the claims that exist."""
+    return [c.text for c in claims if c is not None]
+
+
+def sweep_answer(q: str, f: Findings, what: str, baseline: str, why: str,
+                 metrics: tuple[str, ...] = ("test_acc", "ratio")) -> list[tuple[str, str]]:
+    """A sweep's answer: the best value by each metric (when the intervals single it out)
+    against ``baseline``, then the mechanism ``why``."""
+    ran = [g for g in f.groups if g.runs]
+    if len(ran) < 2:
+        return []
+    parts = []
+    ref = group_named(f, baseline)
+    for m in metrics:
+        top, text = best(ran, m, what)
+        parts.append(text)
+        if top is not None and ref is not None and top is not ref:
+            parts.append(f"against {baseline}: {contrast(m, top, ref).text}")
+    return [(q, paragraph(*parts, why))]

@@ -173,3 +173,10 @@ def test_ttic_3a_3b_from_the_stored_measurement() -> None:
     assert "Var L_3 = 1.004, against 3.98 with gamma = 1, where the variances" in got["3(b)"]
     init[0]["var"][-1] = None  # a NaN stored as null: no number made up
     assert "3(b)" not in dict(answers.answer(doc, Findings()))
+
+
+def test_huji_3_3_without_a_winner_says_so() -> None:
+    doc = {"recipe": {"name": "huji_q3"}, "searches": [{"label": "shallow", "target": 0.95}]}
+    f = Findings(groups=[group("shallow winner", BASE)])
+    got = dict(answers.answer(doc, f))
+    assert got["3.3"].startswith("No deep network reached 95% in this run's search")

@@ -104,9 +104,15 @@ def _huji_q3(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
                 f"The {label} network found has {ps['total']:,} free parameters "
                 f"(`{ps['spec']}`), counted layer by layer above")))
     sh, dp = group_starting(f, "shallow"), group_starting(f, "deep")
-    if sh is None or dp is None:
-        return out
     target = min((float(s.get("target", 0.95)) for s in doc.get("searches", [])), default=0.95)
+    if sh is None or dp is None:
+        missing = " and ".join(n for n, g in (("shallow", sh), ("deep", dp)) if g is None)
+        if doc.get("searches"):
+            out.append(("3.3", paragraph(
+                f"No {missing} network reached {100 * target:g}% in this run's search, so "
+                f"there is no time to convergence to compare; `cnnlab experiment run huji_q3` "
+                f"(without --quick) searches at the full budget")))
+        return out
     its = {}
     for g in (sh, dp):
         stat_its, stat_s, _ = crossing(g, target)

@@ -119,3 +119,20 @@ def test_measurement_figures_are_embedded_not_listed(tmp_path: Path) -> None:
     assert got[0][1].startswith("iVBORw0KGgo")  # base64 of the PNG signature
     assert [m.split(":")[0] for m in missing] == [
         "figure plots/gone.png", "figure plots/fake.png", "figure ../../secret.png"]
+
+
+@pytest.mark.parametrize("n_groups", [2, 12])
+def test_legends_print_at_a_readable_size(n_groups: int) -> None:
+    """Figures are printed at about their own width (16 cm on A4), so the legend's point size
+    scaled by 16 cm over its width is its size on paper: at least 7.5 pt, also with the 12
+    curves of the TTIC bottleneck."""
+    from test_stats_findings import BASE, group
+
+    fig = report.figure([group(f"g{i}", BASE) for i in range(n_groups)], "test_acc")
+    legend = fig.axes[0].get_legend()
+    sizes = [t.get_fontsize() for t in legend.get_texts()]
+    scale = (16 / 2.54) / fig.get_size_inches()[0]  # CSS: figure{width:16cm} in print
+    assert len(sizes) == n_groups and min(sizes) * scale >= 7.5
+    from cnnlab.common.plotting import pyplot
+
+    pyplot().close(fig)

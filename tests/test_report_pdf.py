@@ -136,3 +136,17 @@ def test_legends_print_at_a_readable_size(n_groups: int) -> None:
     from cnnlab.common.plotting import pyplot
 
     pyplot().close(fig)
+
+
+def test_cli_paper_title_and_authors(tmp_path: Path) -> None:
+    from cnnlab.cli.main import main
+
+    make_experiment(tmp_path)
+    out = tmp_path / "r.html"
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out), "--paper", "letter",
+                 "--title", "Ex1", "--author", "Yann LeCun", "--author", "Alex K"]) == 0
+    html = out.read_text()
+    assert "@page{size:letter;" in html and "<h1>Ex1</h1>" in html
+    assert "<p class=authors>Yann LeCun, Alex K</p>" in html
+    assert main(["report", str(tmp_path / "runs"), "--out", str(out)]) == 0
+    assert "@page{size:A4;" in out.read_text() and "class=authors" not in out.read_text()

@@ -12,11 +12,11 @@ import pytest
 from test_executor import InlineExecutor
 from test_stats_findings import BASE, EFFECT, group, paired_ci, pct_ci, shifted
 
-from cnnlab.experiments import answers, findings
 from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.report import answers, findings
+from cnnlab.experiments.report.stats import Findings
+from cnnlab.experiments.report.wording import because, contrast, paragraph
 from cnnlab.experiments.run import run_recipe
-from cnnlab.experiments.stats import Findings
-from cnnlab.experiments.wording import because, contrast, paragraph
 
 WHY = {"higher": "Because up.", "lower": "Because down.", "same": "Because flat."}
 TWO, DIRECT = "two digits, then add (5.2)", "sum directly (5.1)"

@@ -12,7 +12,7 @@ from test_executor import InlineExecutor, fake_train
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.experiments import recipe as ex
-from cnnlab.experiments import report
+from cnnlab.experiments.report import page as report
 from cnnlab.experiments.run import run_recipe
 from cnnlab.training.trainer import TrainConfig
 

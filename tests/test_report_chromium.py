@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from test_report import make_experiment
 
-from cnnlab.experiments import report
+from cnnlab.experiments.report import page as report
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from test_report import make_experiment
 
-from cnnlab.experiments import report
+from cnnlab.experiments.report import page as report
 
 pdfium = pytest.importorskip("pypdfium2", reason="pip install pypdfium2 (the test extra)")
 

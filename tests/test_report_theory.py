@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from cnnlab.cli.main import main
-from cnnlab.experiments import report, theory
+from cnnlab.experiments.report import page as report
+from cnnlab.experiments.report import theory
 
 
 def items(sheet: str) -> dict[str, dict]:

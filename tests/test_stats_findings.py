@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_executor import InlineExecutor
 
-from cnnlab.experiments import findings
 from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.report import findings
+from cnnlab.experiments.report.stats import Group, fmt, quote, table
 from cnnlab.experiments.run import run_recipe
-from cnnlab.experiments.stats import Group, fmt, quote, table
 
 scipy_stats = pytest.importorskip("scipy.stats")
 

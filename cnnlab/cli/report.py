@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from cnnlab.common.errors import CnnlabError
-    from cnnlab.experiments.report import write
+    from cnnlab.experiments.report.page import write
 
     out = Path(args.out)
     if out.is_dir() or args.out.endswith(("/", "\\")):
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     theory = None
     title = args.title
     if args.sheet:
-        from cnnlab.experiments.theory import SHEET_TITLES, answers
+        from cnnlab.experiments.report.theory import SHEET_TITLES, answers
 
         theory = answers(args.sheet)
         title = title or SHEET_TITLES[args.sheet]

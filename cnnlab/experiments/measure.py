@@ -4,7 +4,7 @@ A recipe's ``[measure]`` names a ``kind`` from :data:`KINDS` plus that kind's op
 ``quick`` table of overrides for ``--quick``). :func:`run_measure` runs it after the recipe's
 training jobs, handing it the finished run folders; its numbers go into ``experiment.json``
 under ``"measure"`` (NaN/inf as null) and its figures into ``<recipe folder>/plots``.
-:func:`cnnlab.experiments.measure_text.describe` turns them into findings (sentences and
+:func:`cnnlab.experiments.report.measure_text.describe` turns them into findings (sentences and
 tables) when the report is written.
 
 Kinds (the TTIC sheet; the measurements themselves live in :mod:`cnnlab.ttic`):

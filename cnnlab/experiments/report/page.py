@@ -4,7 +4,7 @@ Per question: the sheet's text, the configurations, tables, plots and the findin
 :mod:`.findings`. Input is experiment folders (``experiment.json``), folders
 holding them, or plain run folders (``result.json``), which are reported together as "other runs".
 The page is rendered from the jinja2 templates in ``templates/`` (package data) with every value
-escaped; the PDF comes from :mod:`cnnlab.experiments.pdf` (Chromium, else matplotlib).
+escaped; the PDF comes from :mod:`cnnlab.experiments.report.pdf` (Chromium, else matplotlib).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from markupsafe import Markup
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json, write_text
 from cnnlab.common.plotting import pyplot
-from cnnlab.experiments import findings as fnd
-from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
+from cnnlab.experiments.report import findings as fnd
+from cnnlab.experiments.report.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
     CHROMIUM_FLAGS,
     chromium,
     pdf_chromium,
@@ -298,7 +298,7 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
             title = " and ".join(PLOT_LABELS.get(m, m) for m in metric.split("+"))
             plots.append((title, png_base64(fig)))
     if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):  # HUJI 3's frontier
-        from cnnlab.experiments.frontier import figure as frontier_figure
+        from cnnlab.experiments.report.frontier import figure as frontier_figure
 
         fig = frontier_figure(doc, fnd.root_of(doc))
         if fig is not None:
@@ -337,7 +337,7 @@ def _escape(value: Any) -> Any:
 @functools.cache
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("cnnlab.experiments", "templates"), autoescape=True,
+        loader=jinja2.PackageLoader("cnnlab.experiments.report", "templates"), autoescape=True,
         finalize=_escape, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True)
     env.filters["json"] = json.dumps
@@ -350,7 +350,7 @@ def page(sections: list[dict[str, Any]], title: str = "cnnlab report",
          theory: list[dict[str, Any]] | None = None) -> str:
     """The HTML page of sections from :func:`section` (``templates/report.html.j2``):
     ``authors`` under the title, ``paper`` (``a4`` or ``letter``) the printed page size,
-    ``theory`` the answer sections of :mod:`cnnlab.experiments.theory` before the practical
+    ``theory`` the answer sections of :mod:`cnnlab.experiments.report.theory` before the practical
     ones."""
     if paper not in PAPERS:
         raise CnnlabError(f"--paper {paper}: not a paper size; choose one of {', '.join(PAPERS)}")
@@ -375,7 +375,7 @@ def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
     (``huji``, ``eth``, ``sheet3``, ``ttic``) keeps that sheet's experiments only."""
     docs = collect(paths) if paths or not theory else []
     if sheet and sheet != "all":
-        from cnnlab.experiments.theory import MARKS
+        from cnnlab.experiments.report.theory import MARKS
 
         docs = [d for d in docs if any(m in str(d["recipe"].get("sheet", ""))
                                        for m in MARKS[sheet])]

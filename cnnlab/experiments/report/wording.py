@@ -1,5 +1,5 @@
 """The wording of answers: a claim two groups' numbers support, the best of several, the
-mechanism sentence, a paragraph (:mod:`cnnlab.experiments.answers` writes one per
+mechanism sentence, a paragraph (:mod:`cnnlab.experiments.report.answers` writes one per
 sub-question).
 
 Each paragraph states the claim the measurements support, with its interval and seed count,
@@ -8,7 +8,7 @@ and the mechanism in one sentence. The claim is decided by the numbers
 difference ("higher", "lower"); one whose interval contains 0 is "not distinguishable at this
 budget"; a difference with one seed on a side is given as the numbers of single runs, without
 a verdict (the section says once how to get intervals:
-:func:`cnnlab.experiments.stats.one_seed_note`). The mechanism sentence is picked by the
+:func:`cnnlab.experiments.report.stats.one_seed_note`). The mechanism sentence is picked by the
 direction the numbers show, and is hedged ("if more seeds confirm it") when they are untested.
 """
 
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from cnnlab.experiments.stats import (
+from cnnlab.experiments.report.stats import (
     LOWER_IS_BETTER,
     METRICS,
     NOT_DISTINGUISHABLE,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab.experiments.stats import Findings, fmt
-from cnnlab.experiments.wording import (
+from cnnlab.experiments.report.stats import Findings, fmt
+from cnnlab.experiments.report.wording import (
     Writer,
     because,
     best,

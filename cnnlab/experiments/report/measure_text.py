@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnlab.experiments.stats import Findings
+from cnnlab.experiments.report.stats import Findings
 
 
 def pct(v: float | None) -> str:
@@ -32,7 +32,7 @@ def num(v: float | None, digits: int = 3) -> str:
 
 def _figures(res: dict[str, Any], f: Findings) -> None:
     """The measurement's figures (paths relative to the recipe folder): the report embeds
-    them (:func:`cnnlab.experiments.report.section`)."""
+    them (:func:`cnnlab.experiments.report.page.section`)."""
     # the PNG of each figure (its SVG twin is for print tools, not the page)
     f.figures += [p for p in res.get("figures") or [] if isinstance(p, str)
                   and p.lower().endswith(".png")]

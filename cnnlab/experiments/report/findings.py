@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
-from cnnlab.experiments.answers import answer
-from cnnlab.experiments.measure_text import describe as describe_measure
 from cnnlab.experiments.recipe import opts_string, value_label
-from cnnlab.experiments.stats import (
+from cnnlab.experiments.report.answers import answer
+from cnnlab.experiments.report.measure_text import describe as describe_measure
+from cnnlab.experiments.report.stats import (
     LOWER_IS_BETTER,
     METRICS,
     NOT_DISTINGUISHABLE,
@@ -274,9 +274,9 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
 
 def search(doc: dict[str, Any], root: Path) -> Findings:
     """HUJI 3: per search the smallest passing size, its parameters, time to the target.
-    Optuna searches over a family: :func:`cnnlab.experiments.frontier.findings`."""
+    Optuna searches over a family: :func:`cnnlab.experiments.report.frontier.findings`."""
     if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):
-        from cnnlab.experiments.frontier import findings as frontier_findings
+        from cnnlab.experiments.report.frontier import findings as frontier_findings
 
         return frontier_findings(doc, root, param_steps)
     f = Findings()

@@ -2,7 +2,7 @@
 
 One writer per recipe (:data:`WRITERS`), each reading the recipe's findings (its groups of
 runs, parameter steps) and writing, per sub-question, the claim the numbers support with its
-interval and seeds, and the mechanism in one sentence (:mod:`cnnlab.experiments.wording`
+interval and seeds, and the mechanism in one sentence (:mod:`cnnlab.experiments.report.wording`
 decides the words from the intervals). A group that did not run (a thinned ``--quick``
 sweep, a skipped variant) leaves its sub-question out rather than guessing.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from cnnlab.experiments import answers_huji, answers_more
-from cnnlab.experiments.stats import Findings
-from cnnlab.experiments.wording import Writer
+from cnnlab.experiments.report import answers_huji, answers_more
+from cnnlab.experiments.report.stats import Findings
+from cnnlab.experiments.report.wording import Writer
 
 #: recipe name -> its answer writer (:mod:`.answers_huji`, :mod:`.answers_more`)
 WRITERS: dict[str, Writer] = {**answers_huji.WRITERS, **answers_more.WRITERS}

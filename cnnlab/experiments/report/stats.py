@@ -2,10 +2,10 @@
 
 A :class:`Group` is the runs of one configuration over seeds; :class:`Stat` is one metric over
 them: mean ± the half-width of its 95% confidence interval (Student t,
-:mod:`cnnlab.experiments.intervals`), and per run the seed and data-order key that let two
-groups be compared paired by seed. :mod:`cnnlab.experiments.findings` writes sentences from
+:mod:`cnnlab.experiments.report.intervals`), and per run the seed and data-order key that let two
+groups be compared paired by seed. :mod:`cnnlab.experiments.report.findings` writes sentences from
 these (:func:`quote`, :func:`diff_text`, :func:`verdict`, :func:`rank`);
-:mod:`cnnlab.experiments.report` renders their tables and curves.
+:mod:`cnnlab.experiments.report.page` renders their tables and curves.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
-from cnnlab.experiments.intervals import Interval, data_order, difference, mean_interval
+from cnnlab.experiments.report.intervals import Interval, data_order, difference, mean_interval
 
 # metric -> (column heading, formatter kind)
 METRICS = {
@@ -288,7 +288,7 @@ def quote(metric: str, stat: Stat) -> str:
 
 def compare_stats(a: Stat, b: Stat) -> Interval:
     """``a - b`` with its 95% interval: paired by seed where the runs share their data order,
-    else Welch (:func:`cnnlab.experiments.intervals.difference`)."""
+    else Welch (:func:`cnnlab.experiments.report.intervals.difference`)."""
     return difference(a.obs(), b.obs())
 
 

@@ -89,7 +89,7 @@ def _text_lines(s: dict[str, Any]) -> list[str]:
 def pdf_matplotlib(sections: list[dict[str, Any]], pdf_path: Path, paper: str = "a4",
                    title: str = "cnnlab report", authors: tuple[str, ...] | list[str] = (),
                    theory: list[dict[str, Any]] | None = None) -> None:
-    """Fallback PDF from the report's sections (:func:`cnnlab.experiments.report.section`):
+    """Fallback PDF from the report's sections (:func:`cnnlab.experiments.report.page.section`):
     pages of monospaced text (title, authors, theory answers, then per question its
     findings, answers, tables and parameter steps), two figures to a page after each
     question; every page ``paper``-sized (``a4`` or ``letter``).

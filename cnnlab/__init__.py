@@ -26,7 +26,7 @@ _API = {
     "RunResult": "cnnlab.training.trainer",
     "load_dataset": "cnnlab.data.datasets",
     "run_experiment": "cnnlab.experiments.run",
-    "report": "cnnlab.experiments.report",
+    "report": "cnnlab.experiments.report.page",
     "CnnlabError": "cnnlab.common.errors",
 }
 _NAMES = {"load_dataset": "load", "report": "write"}

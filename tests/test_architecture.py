@@ -80,7 +80,7 @@ def test_every_subpackage_says_what_lives_there() -> None:
 
 def test_public_api_from_the_top() -> None:
     from cnnlab.data.datasets import load
-    from cnnlab.experiments.report import write
+    from cnnlab.experiments.report.page import write
     from cnnlab.experiments.run import run_experiment
     from cnnlab.models.resolve import analyze
     from cnnlab.training.trainer import TrainConfig, train

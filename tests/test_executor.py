@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from cnnlab.experiments.executor import Executor, LocalExecutor, finished, run_dir
-from cnnlab.experiments.search import smallest_passing
+from cnnlab.experiments.search.run import smallest_passing
 from cnnlab.training.trainer import RunResult, TrainConfig
 
 

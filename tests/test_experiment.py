@@ -9,8 +9,8 @@ import pytest
 from test_executor import InlineExecutor, fake_accuracy
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.experiments import findings
 from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.report import findings
 from cnnlab.experiments.run import run_recipe
 from cnnlab.training.trainer import TrainConfig
 

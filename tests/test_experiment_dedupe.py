@@ -89,7 +89,7 @@ def test_a_finer_measurement_need_retrains_a_coarser_run(tmp_path: Path) -> None
 
 
 def test_the_report_states_the_profile_the_sheet_and_the_reuse(tmp_path: Path) -> None:
-    from cnnlab.experiments.report import collect, render_html
+    from cnnlab.experiments.report.page import collect, render_html
 
     run_experiment(HUJI4, tmp_path, quick=True, executor=InlineExecutor())
     html = render_html(collect([tmp_path]))

@@ -12,7 +12,7 @@ from test_executor import InlineExecutor, fake_train
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.experiments import recipe as ex
-from cnnlab.experiments import report
+from cnnlab.experiments.report import page as report
 from cnnlab.experiments.run import run_recipe
 from cnnlab.training.trainer import TrainConfig
 
@@ -79,8 +79,12 @@ def test_plain_run_folders_are_reported_too(tmp_path: Path) -> None:
     text = out.read_text()
     assert "Other runs" in text
     acc = json.loads((tmp_path / "b" / "result.json").read_text())["test_acc"]
-    assert f"b reached test acc {100 * acc:.2f}% (one seed, no interval) vs a " in text
-    assert "(one seed, no interval): not distinguishable at this budget." in text
+    # one seed per run: said once for the section, with no verdict per difference
+    assert f"b reached test acc {100 * acc:.2f}% vs a " in text
+    assert text.count("One seed per configuration: no number here has a confidence "
+                      "interval") == 1
+    assert "train every configuration with more seeds" in text
+    assert "percentage points: not distinguishable" not in text
 
 
 def test_pdf_falls_back_to_matplotlib(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

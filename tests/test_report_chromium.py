@@ -15,7 +15,7 @@ import pytest
 from test_report import make_experiment
 from waiting import LIMIT_S
 
-from cnnlab.experiments import report
+from cnnlab.experiments.report import page as report
 
 CHROMIUM = "/usr/bin/chromium"
 

@@ -121,7 +121,7 @@ JOURNAL_DAMAGE = {
 
 @pytest.mark.parametrize("damage", list(JOURNAL_DAMAGE))
 def test_damaged_optuna_journal_is_one_line(tmp_path: Path, damage: str) -> None:
-    from cnnlab.experiments import search_optuna
+    from cnnlab.experiments.search import optuna_search as search_optuna
 
     path = _journal(tmp_path)
     path.write_bytes(JOURNAL_DAMAGE[damage](path.read_bytes()))
@@ -132,7 +132,7 @@ def test_damaged_optuna_journal_is_one_line(tmp_path: Path, damage: str) -> None
 
 def test_journal_cut_in_half_keeps_its_whole_lines(tmp_path: Path) -> None:
     """A kill mid-append leaves half a line: optuna skips it, the earlier trials remain."""
-    from cnnlab.experiments import search_optuna
+    from cnnlab.experiments.search import optuna_search as search_optuna
 
     path = _journal(tmp_path)
     data = path.read_bytes()
@@ -141,7 +141,7 @@ def test_journal_cut_in_half_keeps_its_whole_lines(tmp_path: Path) -> None:
 
 
 def test_journal_that_is_not_a_plain_file_is_refused(tmp_path: Path) -> None:
-    from cnnlab.experiments import search_optuna
+    from cnnlab.experiments.search import optuna_search as search_optuna
 
     pytest.importorskip("optuna")
     path = tmp_path / "s.optuna.jsonl"
@@ -257,7 +257,7 @@ def journal_bytes(tmp_path_factory: pytest.TempPathFactory) -> bytes:
 @given(st.integers(0, 10**6), st.binary(max_size=40), st.integers(0, 10**6))
 def test_fuzz_journal_only_cnnlab_errors(tmp_path: Path, journal_bytes: bytes, at: int,
                                          junk: bytes, cut: int) -> None:
-    from cnnlab.experiments import search_optuna
+    from cnnlab.experiments.search import optuna_search as search_optuna
 
     at, cut = at % (len(journal_bytes) + 1), cut % (len(journal_bytes) + 1)
     f = tmp_path / "f.optuna.jsonl"

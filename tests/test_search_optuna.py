@@ -9,11 +9,11 @@ import pytest
 from test_executor import InlineExecutor
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.experiments import findings, frontier
 from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.report import findings, frontier
 from cnnlab.experiments.run import run_recipe
-from cnnlab.experiments.search_optuna import OptunaSearch
-from cnnlab.experiments.search_space import check_space, param_count, suggest
+from cnnlab.experiments.search.optuna_search import OptunaSearch
+from cnnlab.experiments.search.space import check_space, param_count, suggest
 from cnnlab.models import zoo
 
 HEAD = 'title = "t"\nsheet = "s"\nquestion = "3"\nseeds = 2\n'
@@ -166,7 +166,7 @@ def test_findings_and_frontier_figure(tmp_path: Path) -> None:
     assert fig is not None
     ax = fig.axes[0]
     assert ax.get_xscale() == "log" and len(ax.collections[0].get_offsets()) == 10
-    from cnnlab.experiments import report
+    from cnnlab.experiments.report import page as report
 
     plots = report.section(doc)["plots"]
     assert plots[0][0] == "accuracy vs parameters: every probe, Pareto fronts"

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from test_executor import InlineExecutor
 
-from cnnlab.experiments import findings
 from cnnlab.experiments import recipe as ex
+from cnnlab.experiments.report import findings
+from cnnlab.experiments.report.stats import Group, fmt, quote, table
 from cnnlab.experiments.run import run_recipe
-from cnnlab.experiments.stats import Group, fmt, quote, table
 
 scipy_stats = pytest.importorskip("scipy.stats")
 
@@ -94,9 +94,28 @@ def test_no_effect_is_not_ranked() -> None:
 def test_one_seed_says_so_and_ranks_nothing() -> None:
     f = findings.compare([group("base", [0.98]), group("drop", [0.985])], {"baseline": "base"})
     assert f.sentences == [
-        "drop reached test acc 98.50% (one seed, no interval) vs base 98.00% (one seed, no "
-        "interval), a difference of +0.50 percentage points (one seed, no interval): not "
-        "distinguishable at this budget."]
+        "drop reached test acc 98.50% vs base 98.00%, a difference of +0.50 percentage points "
+        "(one seed each, no interval)."]
+
+
+def test_a_large_one_seed_gap_is_stated_not_called_indistinguishable() -> None:
+    """The issue's example: 9.70% vs 82.50% on one seed is a -72.80 point gap between two
+    single runs, not "not distinguishable at this budget"."""
+    f = findings.compare([group("SGD, gamma 1.0, L=4", [0.825]),
+                          group("SGD, gamma 1/sqrt2, L=24", [0.097])],
+                         {"baseline": "SGD, gamma 1.0, L=4"})
+    assert f.sentences == [
+        "SGD, gamma 1/sqrt2, L=24 reached test acc 9.70% vs SGD, gamma 1.0, L=4 82.50%, a "
+        "difference of -72.80 percentage points (one seed each, no interval)."]
+    assert "distinguishable" not in f.sentences[0]
+
+
+def test_one_seed_against_several_says_which_side() -> None:
+    f = findings.compare([group("base", BASE), group("drop", [0.985])], {"baseline": "base"})
+    d = 100 * (0.985 - statistics.fmean(BASE))
+    assert f.sentences == [
+        f"drop reached test acc 98.50% vs base {pct_ci(BASE)}, a difference of {d:+.2f} "
+        f"percentage points (one seed on one side, no interval)."]
 
 
 def test_speed_ratio_only_when_distinguishable() -> None:
@@ -197,9 +216,9 @@ def test_sweep_needs_the_best_apart_from_every_value_not_just_the_runner_up() ->
 def test_sweep_with_one_seed_names_no_best() -> None:
     f = keep_sweep({"keep 1.0": [0.98], "keep 0.5": [0.985]})
     assert f.sentences == [
-        "No keep probability is distinguishably best by test acc at this budget: keep 0.5 had "
-        "the highest mean, 98.50% (one seed, no interval); not distinguishable from it: "
-        "keep 1.0 at 98.00%, a difference of -0.50 percentage points (one seed, no interval)."]
+        "By test acc, highest first: keep 0.5 98.50%, keep 1.0 98.00% (one seed each, no "
+        "interval: an order of single runs, not a ranking)."]
+    assert "best" not in f.sentences[0]
 
 
 def test_lower_is_better_sweeps_speak_of_the_lowest_mean() -> None:

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cnnlab.experiments.intervals import (
+from cnnlab.experiments.report.intervals import (
     data_order,
     difference,
     mean_interval,

@@ -225,7 +225,7 @@ class InProcessExecutor:
 
 def run_quick(recipe: Any, runs: Path, executor: InProcessExecutor | None = None) -> dict:
     """``recipe`` with ``quick=True`` into ``runs``; its experiment.json with its findings."""
-    from cnnlab.experiments.findings import analyze
+    from cnnlab.experiments.report.findings import analyze
     from cnnlab.experiments.run import run_recipe
 
     path = run_recipe(recipe, executor or InProcessExecutor(), runs, quick=True)

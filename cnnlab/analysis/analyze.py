@@ -38,6 +38,15 @@ class Compare:
     conv_weights: int
     local_weights: int
     full_weights: int
+    #: the symbols of ETH Problem 2: input channels and spatial sides, kernel sides, output
+    #: sides, output channels (K), groups, whether there are biases
+    channels: int = 0
+    in_sides: tuple[int, ...] = ()
+    kernel: tuple[int, ...] = ()
+    out_sides: tuple[int, ...] = ()
+    kernels: int = 0
+    groups: int = 1
+    bias: bool = True
 
     @property
     def conv_over_local(self) -> float:
@@ -258,7 +267,11 @@ def _compare(node: ir.Node, in_shape: Shape, out: Shape) -> Compare:
     full_w = math.prod(in_shape) * n_out
     conv_b = op.out_channels if op.bias else 0
     unit_b = n_out if op.bias else 0
-    return Compare(conv_w + conv_b, local_w + unit_b, full_w + unit_b, conv_w, local_w, full_w)
+    return Compare(conv_w + conv_b, local_w + unit_b, full_w + unit_b, conv_w, local_w, full_w,
+                   channels=in_shape[0], in_sides=tuple(in_shape[1:]),
+                   kernel=tuple(window_params(node, in_shape).kernel),
+                   out_sides=tuple(out[1:]), kernels=op.out_channels, groups=op.groups,
+                   bias=bool(op.bias))
 
 
 # ------------------------------------------------------------------------- the pass

@@ -12,6 +12,7 @@ import csv
 import html as html_lib
 import io
 import json
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from cnnlab.analysis.steps import param_steps
@@ -43,8 +44,20 @@ def human_bytes(n: float) -> str:
     return f"{n:.2f} TiB"
 
 
-def _ratio(r: float) -> str:
-    return f"1/{1 / r:,.6g}" if r > 0 else "-"
+def exact_ratio(num: int, den: int) -> str:
+    """``num/den`` as an exact fraction in lowest terms: "1/9,944,428"; one whose numerator is
+    not 1 also as "1/x" ("25/251,919,360 = 1/10,076,774.4"); "-" for an empty denominator."""
+    if den <= 0 or num <= 0:
+        return "-"
+    f = Fraction(num, den)
+    if f.numerator == 1:
+        return f"1/{f.denominator:,}"
+    return f"{f.numerator:,}/{f.denominator:,} = 1/{den / num:,.1f}"
+
+
+def _ratio(num: int, den: int) -> str:
+    """A table cell: the exact ratio, without the decimal echo."""
+    return exact_ratio(num, den).split(" = ")[0]
 
 
 def columns(a: Analysis, layout: str = "nchw") -> tuple[list[str], list[list[str]]]:
@@ -63,7 +76,7 @@ def columns(a: Analysis, layout: str = "nchw") -> tuple[list[str], list[list[str
         if show_cmp:
             c = r.compare
             row += ["", "", "", ""] if c is None else [
-                f"{c.local:,}", f"{c.full:,}", _ratio(c.conv_over_local), _ratio(c.conv_over_full)]
+                f"{c.local:,}", f"{c.full:,}", _ratio(c.conv, c.local), _ratio(c.conv, c.full)]
         rows.append(row)
     return head, rows
 
@@ -131,7 +144,50 @@ def table(a: Analysis, layout: str = "nchw") -> str:
 
     rule = "-" * len(fmt(head))
     out = [fmt(head), rule, *(fmt(r) for r in rows), rule, *total_lines(a, layout)]
-    return "\n".join(out + step_lines(a))
+    return "\n".join(out + compare_lines(a) + step_lines(a))
+
+
+def compare_lines(a: Analysis) -> list[str]:
+    """ETH Problem 2 per compared conv layer: the three parameter counts as formulas in the
+    sheet's symbols (m x m x C input, K kernels of p x p, n x n outputs), the numbers put in,
+    and the ratios exactly, with biases and weights only. A layer that is not square, grouped
+    or bias-free gets the counts and ratios without the formulas."""
+    out: list[str] = []
+    for r in a.layers:
+        c = r.compare
+        if c is None:
+            continue
+        square = (len(c.in_sides) == 2 and len(set(c.in_sides)) == 1 and len(set(c.kernel)) == 1
+                  and len(c.out_sides) == 2 and len(set(c.out_sides)) == 1)
+        out += ["", f"{r.name} against the layers with less sharing (ETH Problem 2):"]
+        if square and c.groups == 1 and c.bias:
+            m, p, n, C, K = c.in_sides[0], c.kernel[0], c.out_sides[0], c.channels, c.kernels
+            valid = " = m - p + 1 (valid, stride 1)" if n == m - p + 1 else ""
+            out += [
+                f"  m = {m} (input m x m x C, C = {C}), K = {K} kernels of p x p, p = {p}, "
+                f"n = {n}{valid} outputs per side",
+                f"  conv:  K(Cp² + 1) = {K}·({C}·{p}² + 1) = {c.conv:,}"
+                f" (weights KCp² = {c.conv_weights:,})",
+                f"  local: n²K(Cp² + 1) = {n}²·{K}·({C}·{p}² + 1) = {c.local:,}"
+                f" (weights n²KCp² = {c.local_weights:,})",
+                f"  full:  n²K(Cm² + 1) = {n}²·{K}·({C}·{m}² + 1) = {c.full:,}"
+                f" (weights n²KCm² = {c.full_weights:,})",
+                f"  conv/local = 1/n² = {exact_ratio(c.conv, c.local)}; weights only "
+                f"1/n² = {exact_ratio(c.conv_weights, c.local_weights)}",
+                f"  conv/full = (Cp² + 1)/(n²(Cm² + 1)) = {exact_ratio(c.conv, c.full)}; "
+                f"weights only p²/(n²m²) = {exact_ratio(c.conv_weights, c.full_weights)}",
+            ]
+        else:
+            out += [
+                f"  conv {c.conv:,} (weights {c.conv_weights:,}), locally connected "
+                f"{c.local:,} (weights {c.local_weights:,}), fully connected {c.full:,} "
+                f"(weights {c.full_weights:,})",
+                f"  conv/local = {exact_ratio(c.conv, c.local)}, weights only "
+                f"{exact_ratio(c.conv_weights, c.local_weights)}; conv/full = "
+                f"{exact_ratio(c.conv, c.full)}, weights only "
+                f"{exact_ratio(c.conv_weights, c.full_weights)}",
+            ]
+    return out
 
 
 def step_lines(a: Analysis) -> list[str]:
@@ -178,6 +234,10 @@ def _layer_dict(r: LayerStats, batch: int, layout: str) -> dict[str, Any]:
             "conv_over_local": c.conv_over_local, "conv_over_full": c.conv_over_full,
             "weights_conv_over_local": c.weights_conv_over_local,
             "weights_conv_over_full": c.weights_conv_over_full,
+            "exact": {"conv_over_local": exact_ratio(c.conv, c.local),
+                      "conv_over_full": exact_ratio(c.conv, c.full),
+                      "weights_conv_over_local": exact_ratio(c.conv_weights, c.local_weights),
+                      "weights_conv_over_full": exact_ratio(c.conv_weights, c.full_weights)},
         }
     return d
 

@@ -4,7 +4,8 @@ A recipe's ``[measure]`` names a ``kind`` from :data:`KINDS` plus that kind's op
 ``quick`` table of overrides for ``--quick``). :func:`run_measure` runs it after the recipe's
 training jobs, handing it the finished run folders; its numbers go into ``experiment.json``
 under ``"measure"`` (NaN/inf as null) and its figures into ``<recipe folder>/plots``.
-:func:`describe` turns them into findings (sentences and tables; :mod:`.measure_text`).
+:func:`cnnlab.experiments.report.measure_text.describe` turns them into findings (sentences and
+tables) when the report is written.
 
 Kinds (the TTIC sheet; the measurements themselves live in :mod:`cnnlab.ttic`):
 
@@ -30,7 +31,6 @@ from typing import Any
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import read_json
-from cnnlab.experiments.stats import Findings
 
 VERSION = 1  # bump when a measurement's code changes what it returns
 
@@ -63,7 +63,6 @@ class Context:
 @dataclass(frozen=True)
 class Kind:
     run: Callable[[dict[str, Any], Context], dict[str, Any]]
-    describe: Callable[[dict[str, Any], Findings], None]
     options: dict[str, Option]
 
 
@@ -198,15 +197,6 @@ def run_measure(recipe: Any, records: list[dict[str, Any]], out: Path, quick: bo
                    "wall_s": time.perf_counter() - t0})
 
 
-def describe(doc: dict[str, Any], f: Findings) -> None:
-    """Add the sentences and tables of a ``"measure"`` entry to ``f``."""
-    kind = doc.get("kind")
-    if kind not in KINDS:
-        f.sentences.append(f"Unknown measurement kind {kind!r}: nothing to report.")
-        return
-    KINDS[kind].describe(doc.get("result") or {}, f)
-
-
 # ------------------------------------------------------------------------ the kinds
 
 
@@ -297,15 +287,13 @@ def pyramid_scales(opts: dict[str, Any], ctx: Context) -> dict[str, Any]:
 
 
 def _kinds() -> dict[str, Kind]:
-    from cnnlab.experiments import measure_text as text
-
     nbs = [32, 64, 127, 128, 129, 192]
     scales = [0.5, 0.625, 0.75, 0.875, 1.0, 1.25, 1.5, 1.75, 2.0]
     return {
-        "video_macs": Kind(video_macs, text.video_macs, {
+        "video_macs": Kind(video_macs, {
             "frames": Option("int", 8), "size": Option("int", 64), "batch": Option("int", 1),
             "clips": Option("int", 3), "clips_dataset": Option("str", "moving-mnist")}),
-        "bottleneck": Kind(bottleneck, text.bottleneck, {
+        "bottleneck": Kind(bottleneck, {
             "width": Option("int", 256), "bottleneck": Option("int", 64),
             "macs_depth": Option("int", 8), "bottlenecks": Option("list[int]", nbs),
             "init_depth": Option("int", 12), "init_samples": Option("int", 4096),
@@ -313,7 +301,7 @@ def _kinds() -> dict[str, Kind]:
             "grad_depths": Option("list[int]", list(range(2, 13))),
             "grad_gammas": Option("list[gamma]", [1.0, 2 ** -0.5, 0.5]),
             "grad_batch": Option("int", 256), "probes": Option("int", 30)}),
-        "pyramid_scales": Kind(pyramid_scales, text.pyramid_scales, {
+        "pyramid_scales": Kind(pyramid_scales, {
             "scales": Option("list[num]", scales), "test_size": Option("int", 2000),
             "variants": Option("list[str]", [])}),
     }

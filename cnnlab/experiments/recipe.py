@@ -28,7 +28,7 @@ RECIPE_KEYS = {"title", "source", "sheet", "question", "text", "seeds", "order",
 VARIANT_KEYS = {"label", "quick", "sheet", "requires"}
 SWEEP_KEYS = {"label", "quick", "sheet", "requires", "set", "grid"}
 SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "sheet", "requires",
-               # an Optuna search over a family (cnnlab.experiments.search_optuna)
+               # an Optuna search over a family (cnnlab.experiments.search.optuna_search)
                "space", "trials", "batch", "seeds", "final_seeds", "validation", "enqueue",
                "sampler_seed", "screen_margin", "final"}
 FINDINGS_KEYS = {"kind", "metric", "baseline", "param", "plots", "table", "speed", "threshold",
@@ -305,7 +305,7 @@ def check_run_count(recipe: Recipe, quick: bool, n_seeds: int) -> int:
 def expand(recipe: Recipe, quick: bool = False, seeds: int | None = None,
            budget: str | None = None) -> list[Job]:
     """The variant and sweep jobs of ``recipe`` in ``budget`` (default ``recipe.budget``;
-    searches are run by :mod:`cnnlab.experiments.search`)."""
+    searches are run by :mod:`cnnlab.experiments.search.run`)."""
     budget = check_budget(budget or recipe.budget)
     n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds_for(budget))
     check_run_count(recipe, quick, n_seeds)

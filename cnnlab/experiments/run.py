@@ -28,7 +28,7 @@ from cnnlab.experiments.recipe import (
     load_recipe,
     train_config,
 )
-from cnnlab.experiments.search import run_searches
+from cnnlab.experiments.search.run import run_searches
 
 
 def _plan(jobs: list[Job], runs_dir: str | Path, data_dir: str | None

@@ -1,6 +1,6 @@
 """HUJI 3.1/3.2 as a real search: the fewest parameters that still reach a target accuracy.
 
-A ``[[searches]]`` entry with a ``space`` table (:mod:`cnnlab.experiments.search_space`) is an
+A ``[[searches]]`` entry with a ``space`` table (:mod:`cnnlab.experiments.search.space`) is an
 Optuna study with two objectives, the analyzer's parameter count (minimised) and the mean
 *validation* accuracy over ``seeds`` (maximised), and the constraint
 ``mean accuracy >= target`` handed to the sampler (multi-objective TPE with constraints, so
@@ -22,7 +22,7 @@ their finished runs are read back by the executor's resume rule.
 
 Then the winner (fewest parameters among trials meeting the target; ties by accuracy) is
 retrained from scratch on ``final_seeds`` (new seeds) with ``validation = 0``, and only those
-runs' test accuracy is reported (:mod:`cnnlab.experiments.frontier`).
+runs' test accuracy is reported (:mod:`cnnlab.experiments.report.frontier`).
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from typing import Any
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import check_plain
 from cnnlab.experiments.recipe import Job, Recipe, group_config, opts_string, slug, train_config
-from cnnlab.experiments.search_space import check_space, param_count, suggest
+from cnnlab.experiments.search.space import check_space, param_count, suggest
 
 DEFAULTS = {"trials": 24, "batch": 4, "seeds": 3, "final_seeds": None,
             "validation": 5000, "sampler_seed": 0, "enqueue": [], "screen_margin": 0.01,
@@ -371,7 +371,7 @@ def run_optuna_searches(recipe: Recipe, specs: list[dict[str, Any]], executor: A
 def _save_frontier(summaries: list[dict[str, Any]], runs_dir: Path, name: str) -> None:
     """``<runs>/<recipe>/frontier.png|svg``: every probe, the Pareto fronts, the winners."""
     from cnnlab.common.plotting import pyplot, save_figure
-    from cnnlab.experiments.frontier import figure
+    from cnnlab.experiments.report.frontier import figure
 
     fig = figure({"searches": summaries}, runs_dir)
     if fig is not None:

@@ -2,7 +2,7 @@
 
 One function per kind of :mod:`cnnlab.experiments.measure`, each reading the ``result`` of the
 ``"measure"`` entry of an ``experiment.json`` (so a report needs no torch run) and appending
-to a :class:`~cnnlab.experiments.stats.Findings`. As in :mod:`cnnlab.experiments.findings`,
+to a :class:`~.stats.Findings`. As in :mod:`.findings`,
 every comparison ("equal", "cheaper", "higher at 7 of 9 scales") is decided by the numbers.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from cnnlab.experiments.stats import Findings
+from cnnlab.experiments.report.stats import Findings
 
 
 def pct(v: float | None) -> str:
@@ -31,9 +31,11 @@ def num(v: float | None, digits: int = 3) -> str:
 
 
 def _figures(res: dict[str, Any], f: Findings) -> None:
-    if res.get("figures"):
-        f.sentences.append("Figures (in this recipe's folder): "
-                           + ", ".join(res["figures"]) + ".")
+    """The measurement's figures (paths relative to the recipe folder): the report embeds
+    them (:func:`cnnlab.experiments.report.page.section`)."""
+    # the PNG of each figure (its SVG twin is for print tools, not the page)
+    f.figures += [p for p in res.get("figures") or [] if isinstance(p, str)
+                  and p.lower().endswith(".png")]
 
 
 # ------------------------------------------------------------------------ video_macs
@@ -243,3 +245,16 @@ def pyramid_scales(res: dict[str, Any], f: Findings) -> None:
         f.sentences.append(f"{ref} was more accurate than {label} at {above} of {len(pairs)} "
                            f"test scales; {label} has {ratio:.3f} of its parameters.")
     _figures(res, f)
+
+
+DESCRIBE = {"video_macs": video_macs, "bottleneck": bottleneck, "pyramid_scales": pyramid_scales}
+
+
+def describe(doc: dict[str, Any], f: Findings) -> None:
+    """Add the sentences, tables and figures of a ``"measure"`` entry of an
+    ``experiment.json`` to ``f`` (by its ``kind``, :data:`DESCRIBE`)."""
+    kind = doc.get("kind")
+    if kind not in DESCRIBE:
+        f.sentences.append(f"Unknown measurement kind {kind!r}: nothing to report.")
+        return
+    DESCRIBE[kind](doc.get("result") or {}, f)

@@ -3,12 +3,12 @@
 Nothing here knows an answer in advance. Each sentence is a template filled from the runs of
 an ``experiment.json``: a configuration as mean ± 95% confidence interval with its seed count,
 a comparison as a difference with its 95% interval, paired by seed where the runs share their
-data order, else Welch (:mod:`cnnlab.experiments.stats`, :mod:`cnnlab.experiments.intervals`).
+data order, else Welch (:mod:`.stats`, :mod:`.intervals`).
 A difference whose interval contains 0 (or that has none: one seed) is "not distinguishable at
 this budget", never a ranking; a sweep names its best value only when the intervals separate
 it from every other. One function per ``[findings] kind`` of a recipe: :func:`curves`,
 :func:`compare`, :func:`sweep`, :func:`search`; :func:`analyze` picks by kind and adds the
-findings of the recipe's ``[measure]`` step (:func:`cnnlab.experiments.measure.describe`).
+findings of the recipe's ``[measure]`` step (:func:`.measure_text.describe`).
 """
 
 from __future__ import annotations
@@ -17,25 +17,30 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
-from cnnlab.experiments.measure import describe as describe_measure
 from cnnlab.experiments.recipe import opts_string, value_label
-from cnnlab.experiments.stats import (
+from cnnlab.experiments.report.answers import answer
+from cnnlab.experiments.report.measure_text import describe as describe_measure
+from cnnlab.experiments.report.stats import (
     LOWER_IS_BETTER,
     METRICS,
     NOT_DISTINGUISHABLE,
+    ONE_SEED_EACH,
     Findings,
     Group,
     compare_stats,
     crossing,
+    diff_amount,
     diff_text,
     fmt,
     fmt_time,
     groups,
+    one_seed_note,
     quote,
     rank,
     seeds_note,
     shared_clock,
     table,
+    untested,
     verdict,
 )
 
@@ -101,6 +106,9 @@ def _versus(m: str, g: Group, base: Group) -> str:
     """One configuration against another by ``m``: both with their intervals, the
     difference with its interval, and the verdict."""
     a, b = g.stat(m), base.stat(m)
+    if (why := untested(a, b)) is not None:  # the numbers as they are, no verdict
+        return (f"{g.label} reached {METRICS[m][0]} {fmt(m, a)} vs {base.label} {fmt(m, b)}, "
+                f"a difference of {diff_amount(m, a, b)} ({why}).")
     return (f"{g.label} reached {METRICS[m][0]} {quote(m, a)} vs {base.label} {quote(m, b)}, "
             f"a difference of {diff_text(m, a, b)}: {verdict(m, a, b)}.")
 
@@ -108,12 +116,15 @@ def _versus(m: str, g: Group, base: Group) -> str:
 def _speed(m: str, g: Group, base: Group) -> str:
     """A cost (time, memory) of ``g`` against ``base``: a ratio only when distinguishable."""
     a, b = g.stat(m), base.stat(m)
-    head = (f"{METRICS[m][0]}: {g.label} {quote(m, a)} vs {base.label} {quote(m, b)}, "
-            f"a difference of {diff_text(m, a, b)}")
     r = a.mean / b.mean
     how = f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
     if m in ("peak_rss_mib", "data_mib"):
         how = f"{r:.2f}x the memory"
+    if (why := untested(a, b)) is not None:
+        return (f"{METRICS[m][0]}: {g.label} {fmt(m, a)} vs {base.label} {fmt(m, b)}, a "
+                f"difference of {diff_amount(m, a, b)}: {how} by the means ({why}).")
+    head = (f"{METRICS[m][0]}: {g.label} {quote(m, a)} vs {base.label} {quote(m, b)}, "
+            f"a difference of {diff_text(m, a, b)}")
     if shared_clock(a, b):
         return f"{head}: not a measured difference."
     d = compare_stats(a, b)
@@ -134,6 +145,10 @@ def _ranked(gs: list[Group], m: str, what: str) -> str | None:
     top, name = rk.top, METRICS[m][0]
     mean_word = "lowest" if m in LOWER_IS_BETTER else "highest"
     st = top.stat(m)
+    if all(g.stat(m).n == 1 and not g.stat(m).merged for g in rk.order):
+        listed = ", ".join(f"{g.label} {fmt(m, g.stat(m))}" for g in rk.order)
+        return (f"By {name}, {mean_word} first: {listed} (one seed each, no interval: an "
+                f"order of single runs, not a ranking).")
 
     def vs(g: Group) -> str:
         return f"{g.label} at {fmt(m, g.stat(m))}, a difference of {diff_text(m, g.stat(m), st)}"
@@ -196,12 +211,16 @@ def _diverged(gs: list[Group], metric: str) -> str | None:
 
 def _against(m: str, best: Group, ref: Group) -> str:
     a, b = best.stat(m), ref.stat(m)
+    why = untested(a, b)
     size = ""
     pa, pb = best.stat("param_count"), ref.stat("param_count")
     if pa.values and pb.values and pa.mean != pb.mean and pa.mean > 0:
         size = (f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters "
                 f"({pb.mean / pa.mean:.1f}x fewer)" if pa.mean < pb.mean else
                 f" with {pa.mean:,.0f} instead of {pb.mean:,.0f} parameters")
+    if why is not None:
+        return (f"Against {ref.label}, {best.label} changed {METRICS[m][0]} from {fmt(m, b)} to "
+                f"{fmt(m, a)}{size}, a difference of {diff_amount(m, a, b)} ({why}).")
     return (f"Against {ref.label}, {best.label} changed {METRICS[m][0]} from {quote(m, b)} to "
             f"{quote(m, a)}{size}, a difference of {diff_text(m, a, b)}: {verdict(m, a, b)}.")
 
@@ -240,10 +259,13 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
                 f.sentences.append(f"{METRICS[m][0]} was the same for every {param}: "
                                    f"{quote(m, a)}.")
                 continue
-            same = "" if compare_stats(a, b).distinguishable else f": {NOT_DISTINGUISHABLE}"
-            f.sentences.append(f"{METRICS[m][0]} was lowest with {lo.label}, {quote(m, b)}, "
-                               f"and highest with {hi.label}, {quote(m, a)}, a difference "
-                               f"of {diff_text(m, a, b)}{same}.")
+            why = untested(a, b)
+            same = (f" ({why})" if why else "" if compare_stats(a, b).distinguishable
+                    else f": {NOT_DISTINGUISHABLE}")
+            q, dt = (fmt, diff_amount) if why else (quote, diff_text)
+            f.sentences.append(f"{METRICS[m][0]} was lowest with {lo.label}, {q(m, b)}, "
+                               f"and highest with {hi.label}, {q(m, a)}, a difference "
+                               f"of {dt(m, a, b)}{same}.")
     return f
 
 
@@ -252,9 +274,9 @@ def sweep(gs: list[Group], spec: dict[str, Any]) -> Findings:
 
 def search(doc: dict[str, Any], root: Path) -> Findings:
     """HUJI 3: per search the smallest passing size, its parameters, time to the target.
-    Optuna searches over a family: :func:`cnnlab.experiments.frontier.findings`."""
+    Optuna searches over a family: :func:`cnnlab.experiments.report.frontier.findings`."""
     if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):
-        from cnnlab.experiments.frontier import findings as frontier_findings
+        from cnnlab.experiments.report.frontier import findings as frontier_findings
 
         return frontier_findings(doc, root, param_steps)
     f = Findings()
@@ -332,7 +354,19 @@ def analyze(doc: dict[str, Any]) -> Findings:
         f.params.append(param_steps(m["model"], m.get("model_opts", "")))
     if doc.get("measure"):
         describe_measure(doc["measure"], f)
+    ran = [g for g in gs if g.runs] + [g for g in f.groups if g.runs and g not in gs]
+    f.answers = answer(doc, f)
+    if ran and all(len(g.runs) == 1 for g in ran):  # said once, not at every number
+        name = recipe.get("name")
+        f.sentences = [_once(t) for t in f.sentences]
+        f.answers = [(q, _once(t)) for q, t in f.answers]
+        f.sentences.insert(0, one_seed_note(name if name and name != "runs" else None))
     return f
+
+
+def _once(text: str) -> str:
+    """``text`` without the per-difference one-seed marker (the section's note says it)."""
+    return text.replace(f" ({ONE_SEED_EACH})", "")
 
 
 # ------------------------------------------------------------------------ parameter steps

@@ -2,10 +2,10 @@
 
 A :class:`Group` is the runs of one configuration over seeds; :class:`Stat` is one metric over
 them: mean ± the half-width of its 95% confidence interval (Student t,
-:mod:`cnnlab.experiments.intervals`), and per run the seed and data-order key that let two
-groups be compared paired by seed. :mod:`cnnlab.experiments.findings` writes sentences from
+:mod:`cnnlab.experiments.report.intervals`), and per run the seed and data-order key that let two
+groups be compared paired by seed. :mod:`cnnlab.experiments.report.findings` writes sentences from
 these (:func:`quote`, :func:`diff_text`, :func:`verdict`, :func:`rank`);
-:mod:`cnnlab.experiments.report` renders their tables and curves.
+:mod:`cnnlab.experiments.report.page` renders their tables and curves.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from cnnlab.common.files import read_json
-from cnnlab.experiments.intervals import Interval, data_order, difference, mean_interval
+from cnnlab.experiments.report.intervals import Interval, data_order, difference, mean_interval
 
 # metric -> (column heading, formatter kind)
 METRICS = {
@@ -43,7 +43,7 @@ LOWER_IS_BETTER = {"test_error", "test_loss", "train_loss", "step_ms", "train_ti
 @dataclass
 class Stat:
     """One metric over the seeds of a group; ``seeds``/``keys`` (the run's seed and
-    :func:`~cnnlab.experiments.intervals.data_order`), when given, run parallel to ``values``.
+    :func:`~.intervals.data_order`), when given, run parallel to ``values``.
     """
 
     values: list[float]
@@ -244,6 +244,12 @@ def _num(metric: str, x: float, signed: bool = False, ref: float | None = None) 
     return f"{x:{sign}.{digits}f}"
 
 
+def number(metric: str, x: float, signed: bool = False, ref: float | None = None) -> str:
+    """One number of ``metric`` as every sentence of the report writes it (a fraction as
+    percent digits without the sign; ``ref`` picks a plain number's decimals)."""
+    return _num(metric, x, signed, ref)
+
+
 def fmt(metric: str, stat: Stat) -> str:
     """``mean ± half-width of the 95% interval`` ("98.91 ± 0.05%"); one seed (or a count all
     seeds agree on) gives the mean alone; ``n/a`` without values."""
@@ -282,8 +288,41 @@ def quote(metric: str, stat: Stat) -> str:
 
 def compare_stats(a: Stat, b: Stat) -> Interval:
     """``a - b`` with its 95% interval: paired by seed where the runs share their data order,
-    else Welch (:func:`cnnlab.experiments.intervals.difference`)."""
+    else Welch (:func:`cnnlab.experiments.report.intervals.difference`)."""
     return difference(a.obs(), b.obs())
+
+
+#: the marker of a difference between single runs; a section whose every configuration has
+#: one seed says so once (:func:`one_seed_note`) and drops the marker from its sentences
+ONE_SEED_EACH = "one seed each, no interval"
+
+
+def untested(a: Stat, b: Stat) -> str | None:
+    """Why ``a - b`` has no interval when a side has a single seed ("one seed each, no
+    interval", "one seed on one side, no interval"); ``None`` when it has one or when a
+    batched group's shared clock is the reason (:func:`diff_text` says that)."""
+    if a.merged or b.merged or shared_clock(a, b) or not a.values or not b.values:
+        return None
+    if a.n == 1 and b.n == 1:
+        return ONE_SEED_EACH
+    if min(a.n, b.n) == 1:
+        return "one seed on one side, no interval"
+    return None
+
+
+def diff_amount(metric: str, a: Stat, b: Stat) -> str:
+    """``a - b`` alone, signed, with its unit: "+1.52 percentage points"."""
+    unit = " percentage points" if _kind(metric) == "pct" else ""
+    ref = max(abs(a.mean), abs(b.mean))
+    return _num(metric, a.mean - b.mean, signed=True, ref=ref) + unit
+
+
+def one_seed_note(name: str | None) -> str:
+    """The one sentence a one-seed section carries (instead of a verdict per difference)."""
+    how = (f"`cnnlab experiment run {name} --seeds 3` measures them" if name else
+           "train every configuration with more seeds for them")
+    return (f"One seed per configuration: no number here has a confidence interval and no "
+            f"difference is tested, so none is called significant or not; {how}.")
 
 
 def diff_text(metric: str, a: Stat, b: Stat) -> str:
@@ -399,3 +438,7 @@ class Findings:
     tables: list[tuple[str, dict]] = field(default_factory=list)
     groups: list[Group] = field(default_factory=list)
     params: list[dict[str, Any]] = field(default_factory=list)
+    #: figure files a measurement wrote, relative to the recipe folder (embedded by the report)
+    figures: list[str] = field(default_factory=list)
+    #: answer paragraphs: (sub-question, the answer in words), one per sub-question
+    answers: list[tuple[str, str]] = field(default_factory=list)

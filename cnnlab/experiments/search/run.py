@@ -8,10 +8,10 @@ interval. Every probe
 trains with the same fixed budget and ``target_acc`` set, so it stops as soon as its test
 accuracy reaches the target and its time and iterations to the target are measured.
 
-The probes become the report's sentences in :func:`cnnlab.experiments.findings.search` (HUJI
+The probes become the report's sentences in :func:`cnnlab.experiments.report.findings.search` (HUJI
 3.3 compares the two networks' time and iterations to the target). A search with a ``space``
 table is not a bisection but an Optuna study over a whole architecture family
-(:mod:`cnnlab.experiments.search_optuna`); :func:`run_searches` runs both kinds.
+(:mod:`cnnlab.experiments.search.optuna_search`); :func:`run_searches` runs both kinds.
 """
 
 from __future__ import annotations
@@ -145,11 +145,11 @@ def run_searches(recipe: Recipe, executor: Any, runs_dir: str | Path, quick: boo
     """Run all searches of ``recipe`` side by side: each round of every unfinished search goes
     to the executor in one call, ``jobs // searches`` probes each, so all workers stay busy.
     """
-    from cnnlab.experiments.search_optuna import run_optuna_searches
+    from cnnlab.experiments.search.optuna_search import run_optuna_searches
 
     n_seeds = seeds if seeds is not None else (1 if quick else recipe.seeds)
     ready = [s for s in recipe.searches if available(s.get("requires"))]
-    optuna = [s for s in ready if "space" in s]  # a family: cnnlab.experiments.search_optuna
+    optuna = [s for s in ready if "space" in s]  # a family: cnnlab.experiments.search.optuna_search
     found = run_optuna_searches(recipe, optuna, executor, runs_dir, quick, seeds,
                                 data_dir) if optuna else []
     todo = [s for s in ready if "space" not in s]

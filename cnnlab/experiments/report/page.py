@@ -1,10 +1,10 @@
 """The report: one self-contained HTML file (plots inline as base64 PNG) and optionally a PDF.
 
 Per question: the sheet's text, the configurations, tables, plots and the findings of
-:mod:`cnnlab.experiments.findings`. Input is experiment folders (``experiment.json``), folders
+:mod:`.findings`. Input is experiment folders (``experiment.json``), folders
 holding them, or plain run folders (``result.json``), which are reported together as "other runs".
 The page is rendered from the jinja2 templates in ``templates/`` (package data) with every value
-escaped; the PDF comes from :mod:`cnnlab.experiments.pdf` (Chromium, else matplotlib).
+escaped; the PDF comes from :mod:`cnnlab.experiments.report.pdf` (Chromium, else matplotlib).
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from markupsafe import Markup
 from cnnlab.common.errors import CnnlabError
 from cnnlab.common.files import check_plain, check_utf8_name, read_json, write_text
 from cnnlab.common.plotting import pyplot
-from cnnlab.experiments import findings as fnd
-from cnnlab.experiments.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
+from cnnlab.experiments.report import findings as fnd
+from cnnlab.experiments.report.pdf import (  # noqa: F401 (CHROMIUM_FLAGS: re-exported)
     CHROMIUM_FLAGS,
     chromium,
     pdf_chromium,
@@ -43,6 +43,11 @@ PLOT_LABELS = {"test_acc": "test accuracy", "train_acc": "train accuracy",
                "test_loss": "test loss", "ratio": "test / train accuracy",
                "batch_loss": "mini-batch loss", "regularizer": "regularizer (without lambda)",
                "step_time": "seconds per step"}
+#: the figures are printed at about their own size (one per row, 16 cm wide on A4), so a
+#: legend in LEGEND_PT points reads as that many points on paper
+FIGSIZE = (6.4, 3.4)
+LEGEND_PT = 9
+PAPERS = ("a4", "letter")
 
 
 # ------------------------------------------------------------------------ input
@@ -174,7 +179,7 @@ def figure(groups: list[fnd.Group], plot: str) -> Any | None:
     """
     plt = pyplot()
     metrics = plot.split("+")
-    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    fig, ax = plt.subplots(figsize=FIGSIZE, dpi=100)
     drawn, positive = 0, True
     for gi, g in enumerate(groups):
         for metric in metrics:
@@ -195,14 +200,21 @@ def figure(groups: list[fnd.Group], plot: str) -> Any | None:
         plt.close(fig)
         return None
     title = " and ".join(PLOT_LABELS.get(m, m) for m in metrics)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel(title if len(metrics) == 1 else "accuracy" if "acc" in plot else plot)
+    ax.set_xlabel("iteration", fontsize=LEGEND_PT)
+    ax.set_ylabel(title if len(metrics) == 1 else "accuracy" if "acc" in plot else plot,
+                  fontsize=LEGEND_PT)
+    ax.tick_params(labelsize=LEGEND_PT - 1)
     if positive and metrics[0] in ("regularizer", "batch_loss", "train_loss", "test_loss",
                                    "test_error"):
         ax.set_yscale("log")
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=LEGEND_PT + 1)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    # many curves: the legend goes beside the axes, in columns, so it never hides a curve
+    if drawn > 6:
+        ax.legend(fontsize=LEGEND_PT - 1, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  ncol=1 + drawn // 14, frameon=False)
+    else:
+        ax.legend(fontsize=LEGEND_PT, loc="best")
     fig.tight_layout()
     return fig
 
@@ -216,6 +228,30 @@ def png_base64(fig: Any) -> str:
 
 
 # ------------------------------------------------------------------------ sections
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def measure_figures(doc: dict[str, Any], names: list[str], missing: list[str]
+                    ) -> list[tuple[str, str]]:
+    """(title, base64 PNG) of the figures a recipe's measurement wrote into its folder;
+    one that is gone, outside the folder or not a PNG is named in ``missing`` instead."""
+    if "_path" not in doc:
+        return []
+    folder = Path(doc["_path"]).parent.resolve()
+    out = []
+    for name in names:
+        path = (folder / name).resolve()
+        data = b""
+        if path.is_relative_to(folder) and path.is_file():
+            data = path.read_bytes()
+        if not data.startswith(PNG_MAGIC):
+            missing.append(f"figure {name}: not found as a PNG in {folder}")
+            continue
+        title = Path(name).stem.replace("_", " ")
+        out.append((title, base64.b64encode(data).decode("ascii")))
+    return out
+
 
 
 
@@ -267,12 +303,14 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
             title = " and ".join(PLOT_LABELS.get(m, m) for m in metric.split("+"))
             plots.append((title, png_base64(fig)))
     if any(s.get("kind") == "optuna" for s in doc.get("searches", [])):  # HUJI 3's frontier
-        from cnnlab.experiments.frontier import figure as frontier_figure
+        from cnnlab.experiments.report.frontier import figure as frontier_figure
 
         fig = frontier_figure(doc, fnd.root_of(doc))
         if fig is not None:
             plots.insert(0, ("accuracy vs parameters: every probe, Pareto fronts",
                              png_base64(fig)))
+    missing: list[str] = []
+    plots += measure_figures(doc, f.figures, missing)
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
     common, diff = _configs(groups or job_groups)
@@ -282,7 +320,7 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
     train_s = sum(r.get("train_time") or 0 for r in runs)
     cpu_s = sum(r.get("cpu_s") or 0 for r in runs)
     loads = [(r["load_avg"], r["cores"]) for r in runs if r.get("load_avg") is not None]
-    skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped]
+    skipped = [f"{g.label}: {g.skipped}" for g in job_groups if g.skipped] + missing
     return {"recipe": recipe, "findings": f, "plots": plots, "common": common, "diff": diff,
             "n_runs": len(runs), "train_s": train_s, "cpu_s": cpu_s, "loads": loads,
             "load_note": _load_note(loads), "skipped": skipped,
@@ -304,7 +342,7 @@ def _escape(value: Any) -> Any:
 @functools.cache
 def _templates() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.PackageLoader("cnnlab.experiments", "templates"), autoescape=True,
+        loader=jinja2.PackageLoader("cnnlab.experiments.report", "templates"), autoescape=True,
         finalize=_escape, undefined=jinja2.StrictUndefined, trim_blocks=True,
         lstrip_blocks=True)
     env.filters["json"] = json.dumps
@@ -312,11 +350,19 @@ def _templates() -> jinja2.Environment:
     return env
 
 
-def page(sections: list[dict[str, Any]], title: str = "cnnlab report") -> str:
-    """The HTML page of sections from :func:`section` (``templates/report.html.j2``)."""
+def page(sections: list[dict[str, Any]], title: str = "cnnlab report",
+         authors: tuple[str, ...] | list[str] = (), paper: str = "a4",
+         theory: list[dict[str, Any]] | None = None) -> str:
+    """The HTML page of sections from :func:`section` (``templates/report.html.j2``):
+    ``authors`` under the title, ``paper`` (``a4`` or ``letter``) the printed page size,
+    ``theory`` the answer sections of :mod:`cnnlab.experiments.report.theory` before the practical
+    ones."""
+    if paper not in PAPERS:
+        raise CnnlabError(f"--paper {paper}: not a paper size; choose one of {', '.join(PAPERS)}")
     stamp = time.strftime("%Y-%m-%d %H:%M")
     text = _templates().get_template("report.html.j2").render(
-        title=title, stamp=stamp, sections=sections)
+        title=title, stamp=stamp, sections=sections, authors=list(authors),
+        paper="A4" if paper == "a4" else "letter", theory=theory or [])
     return text + "\n"
 
 
@@ -326,22 +372,37 @@ def render_html(docs: list[dict[str, Any]], title: str = "cnnlab report") -> str
 
 
 def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
-          title: str = "cnnlab report") -> list[Path]:
-    """Write the HTML report (and PDF); returns the files written."""
+          title: str = "cnnlab report", authors: tuple[str, ...] | list[str] = (),
+          paper: str = "a4", theory: list[dict[str, Any]] | None = None,
+          sheet: str | None = None) -> list[Path]:
+    """Write the HTML report (and PDF); returns the files written. With ``theory`` (the
+    sheets' theory answers) and no ``paths``, the document holds the theory alone; ``sheet``
+    (``huji``, ``eth``, ``sheet3``, ``ttic``) keeps that sheet's experiments only."""
+    docs = collect(paths) if paths or not theory else []
+    if sheet and sheet != "all":
+        from cnnlab.experiments.report.theory import MARKS
+
+        docs = [d for d in docs if any(m in str(d["recipe"].get("sheet", ""))
+                                       for m in MARKS[sheet])]
+        if not docs and paths:
+            print(f"cnnlab: warning: no experiment of the {sheet} sheet under "
+                  f"{', '.join(map(str, paths))}; the document holds the theory answers only",
+                  file=sys.stderr)
+    sections = [section(d) for d in docs]
     out = Path(out)
     check_plain(out, "--out")
     if pdf:
         check_plain(out.with_suffix(".pdf"), "--pdf")
-    sections = [section(d) for d in collect(paths)]
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(out, page(sections, title))  # an older report is replaced only on success
+    # an older report is replaced only on success
+    write_text(out, page(sections, title, authors, paper, theory))
     written = [out]
     if pdf:
         pdf_path = out.with_suffix(".pdf")
         exe = chromium()
         if exe is None or not pdf_chromium(exe, out, pdf_path):
             try:
-                pdf_matplotlib(sections, pdf_path)
+                pdf_matplotlib(sections, pdf_path, paper, title, authors, theory or [])
             except Exception as e:  # any backend failure: say which ways were tried
                 raise CnnlabError(f"--pdf: Chromium is not installed or failed, and the "
                                   f"matplotlib fallback failed too ({e})") from None

@@ -1,7 +1,7 @@
 """HUJI 3's findings from an Optuna search: the accuracy–parameters frontier and the winners.
 
 Input is the ``searches`` list of an ``experiment.json`` written by
-:mod:`cnnlab.experiments.search_optuna`: per family every trial (its point, the analyzer's
+:mod:`cnnlab.experiments.search.optuna_search`: per family every trial (its point, the analyzer's
 parameter count, the mean validation accuracy over the search seeds), the winner, and the
 winner's retraining on new seeds (validation 0, so their ``test_acc`` is test accuracy).
 
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from cnnlab.experiments.stats import (
+from cnnlab.experiments.report.stats import (
     Findings,
     Group,
     Stat,
@@ -87,7 +87,7 @@ def _search_cpu_s(s: dict[str, Any], root: Path) -> tuple[float, int]:
 def findings(doc: dict[str, Any], root: Path,
              param_steps: Callable[[str, str], dict[str, Any]]) -> Findings:
     """Sentences, tables, parameter steps and the winners' groups of the Optuna searches;
-    ``param_steps(model, model_opts)`` is :func:`cnnlab.experiments.findings.param_steps`
+    ``param_steps(model, model_opts)`` is :func:`cnnlab.experiments.report.findings.param_steps`
     (passed in: that module calls this one)."""
     f = Findings()
     winners: list[tuple[dict[str, Any], Group]] = []

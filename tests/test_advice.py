@@ -4,14 +4,16 @@ printed it (parsed with the real CLI parser), and the key pieces of advice, foll
 from __future__ import annotations
 
 import argparse
+import os
 import re
 from pathlib import Path
 
 import pytest
+from test_experiment_repro import mnist_or_skip
 
 from cnnlab.cli.main import STOP_ADVICE, build_parser, main
 
-DATA = "/work/shared/data"
+DATA = os.environ.get("CNNLAB_DATA", "")
 TINY = ["--spec", "fc10", "--iterations", "2", "--train-size", "100", "--train-eval-size", "50",
         "--eval-every", "2", "--no-plots", "--no-tensorboard", "--data-dir", DATA]
 
@@ -79,6 +81,7 @@ SCENARIOS = {
 @pytest.mark.parametrize("case", sorted(SCENARIOS))
 def test_advised_flags_exist_for_the_command(tmp_path: Path, capsys, monkeypatch,
                                              case: str) -> None:
+    mnist_or_skip()
     monkeypatch.setenv("CNNLAB_DATA", DATA)
     setup, argv_of = SCENARIOS[case]
     if setup:
@@ -98,6 +101,7 @@ def test_stop_advice_names_flags_of_its_command(command: str) -> None:
 def test_a_run_stopped_before_env_json_follows_its_advice_to_the_end(tmp_path: Path, capsys,
                                                                      monkeypatch) -> None:
     """SIGTERM said --resume; --resume says --overwrite; --overwrite must then work."""
+    mnist_or_skip()
     monkeypatch.setenv("CNNLAB_DATA", DATA)
     _stopped_before_env(tmp_path)
     err = _error(_train(tmp_path), capsys)
@@ -109,6 +113,7 @@ def test_a_run_stopped_before_env_json_follows_its_advice_to_the_end(tmp_path: P
 
 
 def test_an_existing_run_follows_resume_advice(tmp_path: Path, capsys, monkeypatch) -> None:
+    mnist_or_skip()
     monkeypatch.setenv("CNNLAB_DATA", DATA)
     assert main(_train(tmp_path, "--checkpoint-every", "1")) == 0
     err = _error(_train(tmp_path, "--checkpoint-every", "1"), capsys)

@@ -58,9 +58,12 @@ ROOT = Path(__file__).resolve().parents[1]
 LIMIT_S = 600  # a safety net for a stuck test, never the thing tested
 
 
-def _wait_for(cond, what: str) -> None:
+def _wait_for(cond, what: str, proc: subprocess.Popen | None = None) -> None:
     end = time.monotonic() + LIMIT_S
     while not cond():
+        if proc is not None and proc.poll() is not None and not cond():
+            raise AssertionError(f"{what}: the command ended first (exit {proc.returncode}): "
+                                 f"{proc.stderr.read() if proc.stderr else ''}")
         assert time.monotonic() < end, f"gave up waiting for {what}"
         time.sleep(0.1)
 
@@ -80,7 +83,10 @@ def test_a_stop_ends_the_experiment_and_keeps_the_work(tmp_path: Path, sig: int)
     recipe = tmp_path / "stop.toml"
     recipe.write_text(RECIPE)
     runs = tmp_path / "runs"
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "CNNLAB_DATA": "/work/shared/data",
+    from test_experiment_repro import mnist_or_skip
+
+    mnist_or_skip()
+    env = {**os.environ, "PYTHONPATH": str(ROOT),
            "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.cli.main", "experiment", "run", str(recipe), "--jobs",
@@ -89,7 +95,7 @@ def test_a_stop_ends_the_experiment_and_keeps_the_work(tmp_path: Path, sig: int)
     try:
         # run a finished, run b past its first periodic checkpoint
         _wait_for(lambda: len(_checkpoints(runs)) >= 2 and max(_checkpoints(runs).values()) >= 50,
-                  "run b's first checkpoint")
+                  "run b's first checkpoint", proc)
         if sig == signal.SIGINT:
             os.killpg(proc.pid, sig)  # Ctrl-C: the whole terminal group
         else:

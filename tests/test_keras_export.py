@@ -36,6 +36,11 @@ def test_keras_round_trip_gives_the_same_table(name: str, tmp_path) -> None:
     except CnnlabError as e:
         pytest.skip(f"cnnlab cannot analyze {name} itself: {e}")
     out = tmp_path / "m.keras"
+    if name == "pyramid":
+        # its scale branches add (a Binary row): Keras export refuses that with one line
+        with pytest.raises(CnnlabError, match="no Keras layer"):
+            export_keras(graph, shape, out, tmp_path / "m.py", name)
+        return
     model = export_keras(graph, shape, out, tmp_path / "m.py", name)
     back, back_shape, _ = from_keras(load_keras(str(out)))
     a, b = analyze_graph(graph, shape), analyze_graph(back, back_shape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import re
 import time
 import tracemalloc
@@ -75,7 +76,7 @@ def test_the_domains_own_ends_are_accepted(name: str) -> None:
 ])
 def test_train_numbers_fail_before_the_run_folder(tmp_path: Path, capsys, flags: list[str],
                                                   message: str, monkeypatch) -> None:
-    monkeypatch.setenv("CNNLAB_DATA", "/work/shared/data")
+    monkeypatch.setenv("CNNLAB_DATA", os.environ.get("CNNLAB_DATA", ""))
     runs = tmp_path / "runs"
     argv = ["train", "--iterations", "1", "--runs-dir", str(runs), "--out-name", "x", *flags]
     assert main(argv) == 2

@@ -137,7 +137,7 @@ class KerasImporter:
             self.seen_layers[id(layer)] = self.graph.nodes[start].name if len(
                 self.graph.nodes) > start else ""
             return
-        total = kl._weights(layer)
+        total = kl.weight_count(layer)
         for i in range(start, len(self.graph.nodes)):
             n = self.graph.nodes[i]
             self.graph.nodes[i] = ir.Node(n.name, n.op, n.inputs, n.origin, total,
@@ -182,7 +182,7 @@ class KerasImporter:
         shape = kl.to_ir_shape(tuple(outs[0].shape[1:])) if outs else ()
         if any(v is None for v in shape):
             shape = self.shape(x)
-        return self.add(ir.Unsupported(cls, shape, kl._weights(layer),
+        return self.add(ir.Unsupported(cls, shape, kl.weight_count(layer),
                                        "no IR rule for this Keras layer"), ins, name, cls)
 
     def simple(self, layer: Any, cls: str, ins: list[str]) -> str | None:
@@ -201,9 +201,9 @@ class KerasImporter:
         if cls in ("LeakyReLU", "ELU"):
             return self.add(ir.Act("leakyrelu" if cls == "LeakyReLU" else "elu"), x, name, cls)
         if cls == "PReLU":
-            return self.add(ir.PReLU(kl._weights(layer)), x, name, cls)
+            return self.add(ir.PReLU(kl.weight_count(layer)), x, name, cls)
         if cls == "Softmax":
-            axis = kl._tuple(layer.axis)[0]
+            axis = kl.as_tuple(layer.axis)[0]
             return self.add(ir.Softmax(kl.ir_axis(axis, rank)), x, name, cls)
         if cls.startswith(("GlobalAveragePooling", "GlobalMaxPooling")):
             op = "max" if "Max" in cls else "avg"
@@ -257,7 +257,7 @@ class KerasImporter:
             y = self.add(ir.Binary("sub", per_channel), x, f"{name}.center", cls)
             return self.add(ir.Binary("div", per_channel), y, name, cls)
         if cls == "LayerScale":  # ConvNeXt: a learned per-channel gamma
-            return self.add(ir.Binary("mul", per_channel, params=kl._weights(layer)), x, name,
+            return self.add(ir.Binary("mul", per_channel, params=kl.weight_count(layer)), x, name,
                             cls)
         if cls == "CustomScaleLayer" and len(ins) == 2:  # InceptionResNetV2: x + scale * y
             y = self.add(ir.Scale(float(layer.scale)), ins[1], f"{name}.scale", cls)
@@ -266,7 +266,7 @@ class KerasImporter:
             y = self.add(ir.Embedding(int(layer.input_dim), int(layer.output_dim)), x,
                          f"{name}.lookup" if shape else name, cls)
             r = len(self.shape(y))
-            return self.add(ir.Permute(kl._to_first(r)), y, name, cls) if shape else y
+            return self.add(ir.Permute(kl.to_first(r)), y, name, cls) if shape else y
         return None
 
     def operation(self, op: Any, node: Any, ins: list[str], outs: list[Any]) -> str:

@@ -51,14 +51,14 @@ def to_ir_shape(keras_shape: tuple[int, ...]) -> tuple[int, ...]:
     return (s[-1], *s[:-1]) if len(s) >= 2 else s
 
 
-def _tuple(v: Any) -> tuple[int, ...]:
+def as_tuple(v: Any) -> tuple[int, ...]:
     return tuple(int(a) for a in v) if isinstance(v, list | tuple) else (int(v),)
 
 
 def _padding(layer: Any, pads: ir.Pads | None) -> ir.Padding:
     mode = str(getattr(layer, "padding", "valid")).lower()
     if mode == "causal":  # Conv1D: all padding on the left
-        k, d = _tuple(layer.kernel_size)[0], _tuple(layer.dilation_rate)[0]
+        k, d = as_tuple(layer.kernel_size)[0], as_tuple(layer.dilation_rate)[0]
         return ((d * (k - 1), 0),)
     if pads is not None:  # a folded ZeroPadding (cnnlab export writes X_pad before X)
         if mode != "valid":
@@ -103,9 +103,9 @@ def convert_conv(em: Emitter, layer: Any, x: str, name: str, pads: ir.Pads | Non
     core = name
     cin = em.shape(x)[0]
     dims = len(em.shape(x)) - 1
-    kernel = ir.broadcast(_tuple(layer.kernel_size), dims, "kernel")
-    stride = ir.broadcast(_tuple(layer.strides), dims, "stride")
-    dil = ir.broadcast(_tuple(layer.dilation_rate), dims, "dilation")
+    kernel = ir.broadcast(as_tuple(layer.kernel_size), dims, "kernel")
+    stride = ir.broadcast(as_tuple(layer.strides), dims, "stride")
+    dil = ir.broadcast(as_tuple(layer.dilation_rate), dims, "dilation")
     padding = _padding(layer, pads)
     bias = bool(layer.use_bias)
     if cls.startswith("Conv") and "Transpose" in cls:
@@ -137,7 +137,7 @@ def _deconv(em: Emitter, layer: Any, x: str, name: str, kernel: ir.Axes, stride:
         if opad is not None:
             p = span // 2 if same else 0
             pads.append(p)
-            ops.append(_tuple(opad)[i % len(_tuple(opad))])
+            ops.append(as_tuple(opad)[i % len(as_tuple(opad))])
             continue
         # valid: n*s + max(span - s, 0); same: n*s
         extra = span - s
@@ -155,8 +155,8 @@ def _deconv(em: Emitter, layer: Any, x: str, name: str, kernel: ir.Axes, stride:
 def convert_pool(em: Emitter, layer: Any, x: str, name: str, pads: ir.Pads | None) -> str:
     kind = "max" if "Max" in type(layer).__name__ else "avg"
     dims = len(em.shape(x)) - 1
-    kernel = ir.broadcast(_tuple(layer.pool_size), dims, "pool_size")
-    stride = ir.broadcast(_tuple(layer.strides or layer.pool_size), dims, "strides")
+    kernel = ir.broadcast(as_tuple(layer.pool_size), dims, "pool_size")
+    stride = ir.broadcast(as_tuple(layer.strides or layer.pool_size), dims, "strides")
     return em.add(ir.Pool(kind, kernel, stride, _padding(layer, pads)), x, name,
                   type(layer).__name__)
 
@@ -178,7 +178,7 @@ def _to_last(rank: int) -> tuple[int, ...]:
     return tuple(range(1, rank)) + (0,)
 
 
-def _to_first(rank: int) -> tuple[int, ...]:
+def to_first(rank: int) -> tuple[int, ...]:
     return (rank - 1,) + tuple(range(rank - 1))
 
 
@@ -191,7 +191,7 @@ def convert_reshape(em: Emitter, layer: Any, x: str, name: str) -> str:
     """Keras reshapes the channels-last data: permute to channels-last, reshape, permute back
     (each permute left out where it does not change the order of the values)."""
     shape = em.shape(x)
-    target = list(_tuple(layer.target_shape))
+    target = list(as_tuple(layer.target_shape))
     if -1 in target:
         known = math.prod(v for v in target if v != -1)
         target[target.index(-1)] = math.prod(shape) // max(known, 1)
@@ -201,12 +201,12 @@ def convert_reshape(em: Emitter, layer: Any, x: str, name: str) -> str:
     if _trivial_perm(target_ir):
         return em.add(ir.Reshape(target_ir), x, name, "Reshape")
     x = em.add(ir.Reshape(tuple(target)), x, f"{name}.reshape", "Reshape")
-    return em.add(ir.Permute(_to_first(len(target))), x, name, "Reshape")
+    return em.add(ir.Permute(to_first(len(target))), x, name, "Reshape")
 
 
 def convert_permute(em: Emitter, layer: Any, x: str, name: str) -> str:
     rank = len(em.shape(x))
-    dims = [d - 1 for d in _tuple(layer.dims)]  # keras output axis j <- input axis dims[j]
+    dims = [d - 1 for d in as_tuple(layer.dims)]  # keras output axis j <- input axis dims[j]
     k_of_ir = {ir_axis(a + 1, rank): a for a in range(rank)}
     perm = tuple(ir_axis(dims[k_of_ir[i]] + 1, rank) for i in range(rank))
     return em.add(ir.Permute(perm), x, name, "Permute")
@@ -215,20 +215,20 @@ def convert_permute(em: Emitter, layer: Any, x: str, name: str) -> str:
 def convert_layernorm(em: Emitter, layer: Any, x: str, name: str) -> str:
     shape = em.shape(x)
     rank = len(shape)
-    axes = _tuple(layer.axis)
+    axes = as_tuple(layer.axis)
     if [ir_axis(a, rank) for a in axes] != [0]:
         return em.add(ir.Unsupported("LayerNormalization over non-channel axes", shape,
-                                     _weights(layer)), x, name, "LayerNormalization")
+                                     weight_count(layer)), x, name, "LayerNormalization")
     op = ir.Norm("layer", shape=(shape[0],), affine=bool(layer.scale),
                  bias=bool(layer.center), eps=float(layer.epsilon))
     if rank == 1:
         return em.add(op, x, name, "LayerNormalization")
     y = em.add(ir.Permute(_to_last(rank)), x, f"{name}.to_last", "LayerNormalization")
     y = em.add(op, y, f"{name}.norm", "LayerNormalization")
-    return em.add(ir.Permute(_to_first(rank)), y, name, "LayerNormalization")
+    return em.add(ir.Permute(to_first(rank)), y, name, "LayerNormalization")
 
 
-def _weights(layer: Any) -> int:
+def weight_count(layer: Any) -> int:
     return sum(math.prod(w.shape) for w in layer.trainable_weights)
 
 
@@ -249,7 +249,7 @@ def convert_pad(em: Emitter, layer: Any, x: str, name: str, crop: bool) -> str:
 
 def convert_upsample(em: Emitter, layer: Any, x: str, name: str) -> str:
     dims = len(em.shape(x)) - 1
-    size = ir.broadcast(_tuple(layer.size), dims, "size")
+    size = ir.broadcast(as_tuple(layer.size), dims, "size")
     interp = str(getattr(layer, "interpolation", "nearest"))
     mode = {"bilinear": "linear", "linear": "linear", "bicubic": "bicubic"}.get(interp,
                                                                                 "nearest")

@@ -239,7 +239,7 @@ def train(cfg: TrainConfig, stop_at: int | None = None) -> RunResult:
         from cnnlab.training.tbviews import log_graph
 
         log_graph(log.writer, net, ds.x_train[:1])
-        bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on", start=start)
+    bar = Progress(total, None if cfg.progress == "auto" else cfg.progress == "on", start=start)
     try:
         outcome = loop.run(start, log, bar, ckpt_dir, stop_at)
     finally:

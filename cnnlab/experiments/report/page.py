@@ -378,6 +378,10 @@ def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
     """Write the HTML report (and PDF); returns the files written. With ``theory`` (the
     sheets' theory answers) and no ``paths``, the document holds the theory alone; ``sheet``
     (``huji``, ``eth``, ``sheet3``, ``ttic``) keeps that sheet's experiments only."""
+    out = Path(out)
+    check_plain(out, "--out")  # before any work: only a plain file is ever replaced
+    if pdf:
+        check_plain(out.with_suffix(".pdf"), "--pdf")
     docs = collect(paths) if paths or not theory else []
     if sheet and sheet != "all":
         from cnnlab.experiments.report.theory import MARKS
@@ -389,10 +393,6 @@ def write(paths: list[str | Path], out: str | Path, pdf: bool = False,
                   f"{', '.join(map(str, paths))}; the document holds the theory answers only",
                   file=sys.stderr)
     sections = [section(d) for d in docs]
-    out = Path(out)
-    check_plain(out, "--out")
-    if pdf:
-        check_plain(out.with_suffix(".pdf"), "--pdf")
     out.parent.mkdir(parents=True, exist_ok=True)
     # an older report is replaced only on success
     write_text(out, page(sections, title, authors, paper, theory))

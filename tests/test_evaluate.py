@@ -99,3 +99,40 @@ def test_a_bad_run_path_is_one_line_exit_2(run_dir: Path, tmp_path: Path, capsys
     assert main(["evaluate", str(path), "--no-figures"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("cnnlab: error: ") and str(path) in err
+
+
+def test_the_report_embeds_the_evaluation_of_the_named_variant(run_dir: Path,
+                                                               tmp_path: Path) -> None:
+    """``[findings] evaluate = LABEL``: the report section carries the confusion matrix,
+    misclassified digits and filters of that variant's lowest seed, titled with the accuracy
+    the oracle forward pass gives; a run that cannot be evaluated is named, not raised."""
+    import base64
+    import io
+
+    from cnnlab.experiments.report.page import evaluation_plots
+    from cnnlab.experiments.report.stats import Group
+
+    doc = {"recipe": {"findings": {"evaluate": "tiny"}}}
+    gone = str(tmp_path / "gone")
+    groups = [Group("other", {}, [{"run_dir": gone, "seed": 0}]),
+              Group("tiny", {}, [{"run_dir": gone, "seed": 1},
+                                 {"run_dir": str(run_dir), "seed": 0}])]
+    missing: list[str] = []
+    plots = evaluation_plots(doc, groups, missing)
+    assert missing == []
+    acc = f"{_oracle_accuracy(run_dir):.2%}"
+    assert [t.split(":")[1].split("(")[0].strip() for t, _ in plots] == [
+        "misclassified examples", "confusion matrix", "first-layer filters"]
+    for title, b64 in plots:
+        assert title.startswith("tiny seed 0: ") and f"accuracy {acc} of {N_TEST}" in title
+        img = Image.open(io.BytesIO(base64.b64decode(b64)))
+        assert img.size[0] >= 300 and img.size[1] >= 150
+
+    groups[1].runs = [{"run_dir": gone, "seed": 0}]
+    assert evaluation_plots(doc, groups, missing) == []
+    assert len(missing) == 1 and missing[0].startswith("evaluation of tiny: ")
+    assert "no such run folder" in missing[0]
+    assert evaluation_plots({"recipe": {}}, groups, missing) == []
+    assert evaluation_plots({"recipe": {"findings": {"evaluate": "nobody"}}}, groups,
+                            missing) == []
+    assert missing[-1] == "evaluation of nobody: no finished run of it in this experiment"

@@ -73,6 +73,9 @@ def check_types(data: dict[str, Any], path: Path) -> None:
     kind = data.get("findings", {}).get("kind", "compare")
     if not isinstance(kind, str):
         fail("findings.kind", "a string", kind)
+    evaluate = data.get("findings", {}).get("evaluate")
+    if evaluate is not None and not isinstance(evaluate, str):
+        fail("findings.evaluate", "a variant label (a string)", evaluate)
     for key in ("plots", "table", "metric", "speed"):
         v = data.get("findings", {}).get(key)
         if v is not None and not isinstance(v, list | str):

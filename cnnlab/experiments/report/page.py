@@ -253,7 +253,38 @@ def measure_figures(doc: dict[str, Any], names: list[str], missing: list[str]
     return out
 
 
+def evaluation_plots(doc: dict[str, Any], groups: list[fnd.Group], missing: list[str]
+                     ) -> list[tuple[str, str]]:
+    """(title, base64 PNG) of ``cnnlab evaluate``'s figures for the run that the recipe's
+    ``[findings] evaluate`` names (a variant label; its lowest seed): the confusion matrix,
+    the misclassified digits and the first layer's filters (issue 23: "the report includes
+    them for the baseline"). A run that cannot be evaluated (gone, unfinished, its data
+    elsewhere) is named in ``missing`` with the reason instead."""
+    label = ((doc["recipe"].get("findings") or {}).get("evaluate"))
+    if not label:
+        return []
+    runs = [r for g in groups if g.label == label for r in g.runs if r.get("run_dir")]
+    if not runs:
+        missing.append(f"evaluation of {label}: no finished run of it in this experiment")
+        return []
+    run = min(runs, key=lambda r: (r.get("seed") or 0, str(r["run_dir"])))
+    from cnnlab.training.evaluation import evaluate_run, evaluation_figures
 
+    try:
+        ev = evaluate_run(run["run_dir"])
+    except CnnlabError as e:
+        missing.append(f"evaluation of {label}: {e}")
+        return []
+    seed = f" seed {run['seed']}" if run.get("seed") is not None else ""
+    titles = {"confusion": "confusion matrix", "misclassified": "misclassified examples",
+              "filters": "first-layer filters"}
+    out = []
+    for name, fig in evaluation_figures(ev).items():
+        title = (f"{label}{seed}: {titles.get(name, name)} ({ev.split} set, accuracy "
+                 f"{ev.accuracy:.2%} of {ev.examples:,})")
+        out.append((title, png_base64(fig)))
+    pyplot().close("all")
+    return out
 
 
 def _configs(groups: list[fnd.Group]) -> tuple[dict, dict]:
@@ -311,6 +342,7 @@ def section(doc: dict[str, Any]) -> dict[str, Any]:
                              png_base64(fig)))
     missing: list[str] = []
     plots += measure_figures(doc, f.figures, missing)
+    plots += evaluation_plots(doc, groups, missing)
     root = fnd.root_of(doc)
     job_groups = fnd.groups(doc.get("jobs", []), root)
     common, diff = _configs(groups or job_groups)

@@ -32,7 +32,7 @@ SEARCH_KEYS = {"label", "param", "values", "target", "set", "quick", "sheet", "r
                "space", "trials", "batch", "seeds", "final_seeds", "validation", "enqueue",
                "sampler_seed", "screen_margin", "final"}
 FINDINGS_KEYS = {"kind", "metric", "baseline", "param", "plots", "table", "speed", "threshold",
-                 "every", "describe"}
+                 "every", "describe", "evaluate"}
 FINDINGS_KINDS = {"curves", "compare", "sweep", "search"}
 # What a smoke run never needs: plots and TensorBoard cost seconds per run.
 QUICK_DEFAULTS = {"plots": False, "tensorboard": False}

@@ -44,7 +44,7 @@ from cnnlab.training.batched_key import (
 )
 from cnnlab.training.batched_model import StackedNets, stacked_loss
 from cnnlab.training.batched_optim import StackedOptimizer
-from cnnlab.training.engine import STOP, Loop, StopRequested, TrainingDiverged
+from cnnlab.training.engine import Loop, StopRequested, TrainingDiverged, due_after
 from cnnlab.training.optim import lr_at
 from cnnlab.training.runlog import Progress, RunLog
 from cnnlab.training.threads import auto_threads
@@ -223,14 +223,11 @@ class _Group:
                     for k, v in enumerate(loss.tolist()):
                         if self.alive[k] and not math.isfinite(v):
                             self._diverge(k, it)
-                at_end = it == self.total
-                do_log = it % c0.log_every == 0 or at_end
-                do_eval = it % c0.eval_every == 0 or at_end
-                do_ckpt = it % ckpt_every == 0 or at_end
-                halt = STOP.is_set()
-                if not (do_log or do_eval or do_ckpt or it == stop_at or halt or bar.due()):
+                due = due_after(it, self.total, c0.log_every, c0.eval_every, ckpt_every,
+                                stop_at, bar)
+                if due is None:
                     continue
-                do_ckpt = do_ckpt or halt
+                do_log, do_eval, do_ckpt, halt = due.log, due.eval, due.ckpt, due.halt
                 if self.device.type == "cuda":
                     torch.cuda.synchronize()
                 dt = time.perf_counter() - t

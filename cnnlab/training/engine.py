@@ -56,6 +56,32 @@ class StopRequested(KeyboardInterrupt):
     """The loop stopped on :data:`STOP` after checkpointing the iteration it had reached."""
 
 
+@dataclass(frozen=True)
+class Due:
+    """What a training loop does after iteration ``it`` (both loops, :class:`Loop` and the
+    batched one, decide it here): log the window, evaluate, checkpoint, stop on request."""
+
+    log: bool
+    eval: bool
+    ckpt: bool
+    halt: bool
+
+
+def due_after(it: int, total: int, log_every: int, eval_every: int, ckpt_every: int,
+              stop_at: int | None, bar: Any) -> Due | None:
+    """The work due after iteration ``it`` of ``total``, or ``None`` when the loop just goes
+    on (the common case, kept cheap). A stop request (:data:`STOP`) always checkpoints, so
+    the run resumes from exactly where it stopped."""
+    at_end = it == total
+    log = it % log_every == 0 or at_end
+    ev = it % eval_every == 0 or at_end
+    ckpt = it % ckpt_every == 0 or at_end
+    halt = STOP.is_set()
+    if not (log or ev or ckpt or it == stop_at or halt or bar.due()):
+        return None
+    return Due(log, ev, ckpt or halt, halt)
+
+
 def loss_and_correct(out: torch.Tensor, y: torch.Tensor, ds: Dataset,
                      reduction: str = "mean",
                      label_smoothing: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -231,14 +257,11 @@ class Loop:
             self.session_steps += 1
             if self.check_each_step and not math.isfinite(loss.item()):
                 self._diverged(it)
-            at_end = it == self.total
-            do_log = it % cfg.log_every == 0 or at_end
-            do_eval = it % cfg.eval_every == 0 or at_end
-            do_ckpt = it % ckpt_every == 0 or at_end
-            halt = STOP.is_set()
-            if not (do_log or do_eval or do_ckpt or it == stop_at or halt or bar.due()):
+            due = due_after(it, self.total, cfg.log_every, cfg.eval_every, ckpt_every,
+                            stop_at, bar)
+            if due is None:
                 continue
-            do_ckpt = do_ckpt or halt
+            do_log, do_eval, do_ckpt, halt = due.log, due.eval, due.ckpt, due.halt
             if self.device.type == "cuda":
                 torch.cuda.synchronize()
             dt = time.perf_counter() - t

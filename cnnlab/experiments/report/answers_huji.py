@@ -14,6 +14,7 @@ from cnnlab.experiments.report.wording import (
     contrast_stats,
     group_named,
     group_starting,
+    pair_answer,
     paragraph,
     sweep_answer,
     texts,
@@ -144,20 +145,15 @@ def _log(x: float) -> float:
 
 @writer(WRITERS, "huji_q4_subset")
 def _huji_q4a(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
-    small, full = group_named(f, "250 examples"), group_named(f, "full set")
-    ratio = claim_of("ratio", small, full)
-    if ratio is None:
-        return []
-    return [("4.1 (a)", paragraph(
-        *texts(ratio, claim_of("test_acc", small, full), claim_of("train_acc", small, full)),
-        because(ratio, {
+    return pair_answer("4.1 (a)", f, "250 examples", "full set", metric="ratio",
+                       also=("test_acc", "train_acc"), why={
             "lower": "with 250 examples the network's 1.1 million parameters can fit the "
                      "training set itself, train accuracy climbs while test accuracy lags, "
                      "and the test/train ratio falls: overfitting",
             "same": "at this budget the 250-example network has not yet fitted its training "
                     "set much better than the test set",
             "higher": "the full-set network is still fitting at this budget, so its train "
-                      "accuracy is not yet far above its test accuracy"})))]
+                      "accuracy is not yet far above its test accuracy"})
 
 
 @writer(WRITERS, "huji_q4_size")
@@ -188,11 +184,7 @@ def _huji_q4c(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
 
 @writer(WRITERS, "huji_q5")
 def _huji_q5(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
-    two, direct = group_named(f, "two digits, then add (5.2)"), group_named(f, "sum directly (5.1)")
-    c = claim_of("test_acc", two, direct)
-    if c is None:
-        return []
-    return [("5.3", paragraph(c.text, because(c, {
+    return pair_answer("5.3", f, "two digits, then add (5.2)", "sum directly (5.1)", why={
         "higher": "the two-digit network learns 10 digit classes, each trained by both halves "
                   "of every pair, and the sum is then exact arithmetic, while the direct "
                   "network must learn 19 sums, each the union of up to 10 digit pairs, from "
@@ -202,4 +194,4 @@ def _huji_q5(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
                 "did not show",
         "lower": "the direct network's 19-way softmax is trained on the quantity scored, "
                  "while the two-digit network is scored on two digit guesses both being "
-                 "right"})))]
+                 "right"})

@@ -14,6 +14,7 @@ from cnnlab.experiments.report.wording import (
     contrast,
     group_named,
     group_starting,
+    pair_answer,
     paragraph,
     sweep_answer,
     texts,
@@ -129,16 +130,12 @@ def _eth_bn(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
 
 @writer(WRITERS, "sheet3_precision")
 def _sheet3_precision(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
-    half, full = group_named(f, "bf16"), group_named(f, "fp32")
-    c = claim_of("test_acc", half, full)
-    if c is None:
-        return []
-    parts = [c.text] + texts(claim_of("step_ms", half, full), claim_of("peak_rss_mib", half, full))
-    return [("1(d)", paragraph(
-        *parts, "half precision stores 2 bytes a number instead of 4, halving the activations' "
-                "memory and bandwidth (the analyzer's activation bytes above), but bf16 keeps "
-                "8 bits of mantissa against 24, so sums and small updates round; whether it "
-                "is faster depends on the hardware having half-precision kernels"))]
+    return pair_answer(
+        "1(d)", f, "bf16", "fp32", also=("step_ms", "peak_rss_mib"),
+        why="half precision stores 2 bytes a number instead of 4, halving the activations' "
+            "memory and bandwidth (the analyzer's activation bytes above), but bf16 keeps "
+            "8 bits of mantissa against 24, so sums and small updates round; whether it "
+            "is faster depends on the hardware having half-precision kernels")
 
 
 @writer(WRITERS, "sheet3_augment")
@@ -238,12 +235,9 @@ def _ttic_bottleneck(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
 
 @writer(WRITERS, "ttic_pyramid")
 def _ttic_pyramid(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
-    pyr, plain = group_named(f, "pyramid"), group_named(f, "plain CNN (same budget)")
-    c = claim_of("test_acc", pyr, plain)
-    if c is None:
-        return []
-    return [("4", paragraph(
-        f"Tested on scales 0.5-2 after training on 0.5-1: {c.text}", because(c, {
+    return pair_answer(
+        "4", f, "pyramid", "plain CNN (same budget)",
+        lead="Tested on scales 0.5-2 after training on 0.5-1: ", why={
             "higher": "the pyramid applies the same weights at every scale, so a digit twice "
                       "the largest training size reaches, one pyramid level down, the filters "
                       "trained on its half-size version; the plain CNN has never seen it",
@@ -251,5 +245,5 @@ def _ttic_pyramid(doc: dict[str, Any], f: Findings) -> list[tuple[str, str]]:
                     "a measurable edge on the larger test digits",
             "lower": "the pyramid spends its parameter budget on shared weights that must "
                      "serve every scale, and at this budget the plain CNN fitted the digits "
-                     "better"}),
-        "the per-scale table above shows where each network gains or loses"))]
+                     "better"},
+        tail="the per-scale table above shows where each network gains or loses")

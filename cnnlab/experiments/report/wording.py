@@ -155,6 +155,22 @@ def claim_of(metric: str, a: Group | None, b: Group | None) -> Claim | None:
     return None if a is None or b is None else contrast(metric, a, b)
 
 
+def pair_answer(q: str, f: Findings, a: str, b: str, why: dict[str, str] | str,
+                metric: str = "test_acc", also: tuple[str, ...] = (), lead: str = "",
+                tail: str = "") -> list[tuple[str, str]]:
+    """The answer to ``q`` that compares variant ``a`` with ``b`` by ``metric`` (none when
+    either did not run): ``lead`` + the claim, the claims of the ``also`` metrics, the
+    mechanism (``why``: by direction as in :func:`because`, or one sentence that holds
+    whatever the direction), then ``tail``."""
+    ga, gb = group_named(f, a), group_named(f, b)
+    c = claim_of(metric, ga, gb)
+    if c is None:
+        return []
+    reason = why if isinstance(why, str) else because(c, why)
+    return [(q, paragraph(lead + c.text, *texts(*(claim_of(m, ga, gb) for m in also)),
+                          reason, tail))]
+
+
 def texts(*claims: Claim | None) -> list[str]:
     """The texts of the claims that exist."""
     return [c.text for c in claims if c is not None]

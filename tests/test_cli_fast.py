@@ -69,6 +69,11 @@ def test_top_level_help_costs_under_half_a_cpu_second() -> None:
      "did you mean --list?"),
     (["train", "--zzz"], "cnnlab train: error: unrecognized argument --zzz; "
      "see cnnlab train --help"),
+    (["analyze", "conv5x5", "relu", "fc10"], "cnnlab analyze: error: unexpected argument(s) "
+     "relu fc10: a spec with spaces is one argument; quote it, e.g. cnnlab analyze "
+     "'conv5x5x32 relu fc10'"),
+    (["analyze", "baseline", "foo"], "cnnlab analyze: error: unexpected argument(s) foo; "
+     "see cnnlab analyze --help"),
 ])
 def test_an_argument_error_is_one_line_with_the_closest_flag(argv, line, capsys) -> None:
     with pytest.raises(SystemExit) as exc:

@@ -62,6 +62,11 @@ def normalize(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
     return out
 
 
+#: words that read as layers of a spec string (``relu``, ``fc10``, ``maxpool2``, ...): a spec
+#: typed without quotes arrives as several arguments
+_SPEC_WORD = re.compile(r"^(conv|fc|relu|maxpool|avgpool|pool|dropout|bn|batchnorm|flatten|"
+                        r"sigmoid|tanh|softmax|lc|local|gap|gelu|silu|elu)[0-9x.()=a-z,]*$")
+
 _CHOICE = re.compile(r"argument (?P<arg>[^:]+): invalid choice: '?(?P<bad>.*?)'? "
                      r"\(choose from (?P<choices>.*)\)$")
 
@@ -73,6 +78,9 @@ def improve(parser: argparse.ArgumentParser, message: str) -> str:
         words = message.removeprefix("unrecognized arguments: ").split()
         flags = [w for w in words if w.startswith("-")]
         if not flags:
+            if any(_SPEC_WORD.match(w) for w in words):  # `cnnlab analyze conv5x5x32 relu fc10`
+                return (f"unexpected argument(s) {' '.join(words)}: a spec with spaces is one "
+                        f"argument; quote it, e.g. {parser.prog} 'conv5x5x32 relu fc10'")
             return f"unexpected argument(s) {' '.join(words)}; see {parser.prog} --help"
         close = {w: suggest(w.split("=", 1)[0], _flags(parser)) for w in flags}
         if len(flags) == 1:

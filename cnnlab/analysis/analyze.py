@@ -204,7 +204,11 @@ def _params(node: ir.Node, in_shape: Shape) -> tuple[int, int]:
     op = node.op
     if isinstance(op, ir.Conv):
         k = math.prod(window_params(node, in_shape).kernel)
-        return op.out_channels * (in_shape[0] // op.groups) * k, op.out_channels * op.bias
+        bias = op.out_channels * op.bias if op.params is None else min(
+            op.params, op.out_channels * op.bias)  # a fixed filter in a buffer: none
+        if op.params is not None:
+            return op.params - bias, bias
+        return op.out_channels * (in_shape[0] // op.groups) * k, bias
     if isinstance(op, ir.Linear):
         fan_in = in_shape[-1] if op.last else math.prod(in_shape)
         return fan_in * op.out_features, op.out_features * op.bias

@@ -159,8 +159,8 @@ def _functional(t: Any, args: tuple, kwargs: dict, x: T, name: str) -> Mapped:
             return None, [x], f"layer norm over {shape} on an input of shape {x.shape}"
         return ir.Norm("layer", shape=shape, affine=w is not None, bias=b is not None), [x], ""
     if t is F.group_norm:
-        w = arg(args, kwargs, 2, "weight")
+        w, b = arg(args, kwargs, 2, "weight"), arg(args, kwargs, 3, "bias")
         return ir.Norm("group", int(arg(args, kwargs, 1, "num_groups")),
-                       affine=w is not None), [x], ""
+                       affine=w is not None, bias=b is not None), [x], ""
     return None, [x], f"no IR op for {name}"
 

@@ -11,6 +11,7 @@ slices, steps, integers and ``None``. :func:`more_call` returns ``(op, inputs, r
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from typing import Any
 
@@ -230,13 +231,29 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
                 isinstance(arg(args, kwargs, 3, "attn_mask"), T):
             return None, [z for z in (q, k, v) if isinstance(z, T)], \
                 "attention with a constant query/key/value or a mask from the input"
-        return ir.Attention(), [q, k, v], ""
+        # a constant mask made from parameters (a relative-position bias table) is learned
+        return ir.Attention(params=_params(imp, ids)), [q, k, v], ""
     if method and t == "addcmul" or not method and t is torch.addcmul:
         return _addcmul(imp, node, args, kwargs, ids)
     if not method and t in ops.CAT and any(not isinstance(v, T) for v in args[0]):
         return _cat(imp, list(arg(args, kwargs, 0, "tensors")),
                     arg(args, kwargs, 1, "dim", kwargs.get("axis", 0)), ids)
-    return None if method else _functional(t, args, kwargs, x)
+    if method:
+        return None
+    found = _functional(t, args, kwargs, x)
+    if t in CONV_FUNCS and found is not None and isinstance(found[0], ir.Conv):
+        return _conv_params(imp, found[0], args, kwargs, ids), found[1], found[2]
+    return found
+
+
+def _conv_params(imp: Any, op: ir.Conv, args: tuple, kwargs: dict, ids: set[int]) -> ir.Conv:
+    """``op`` with the values of the parameters its weight and bias come from, when they are
+    not the weight/bias rule's: a fixed filter held in a buffer (timm's BlurPool) has none;
+    a weight standardised with a gain (NFNet's ScaledStdConv2d) has the gain too."""
+    w, b = arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
+    rule = w.numel() + (b.numel() if isinstance(b, torch.Tensor) else 0)
+    learned = _params(imp, ids)
+    return op if learned == rule else dataclasses.replace(op, params=learned)
 
 
 def _functional(t: Any, args: tuple, kwargs: dict, x: T) -> Any:

@@ -141,7 +141,7 @@ def attention_macs(op: ir.Attention, in_shapes: list[Shape]) -> int:
 
 def attention_params(op: ir.Attention) -> tuple[int, int]:
     if not op.heads:
-        return 0, 0
+        return op.params, 0
     e = op.embed
     weights = e * e + op.kdim * e + op.vdim * e + e * e
     biases = (4 * e if op.bias else 0) + (2 * e if op.bias_kv else 0)

@@ -39,6 +39,9 @@ class Conv:
     """N-d convolution (cross-correlation, as in every framework), ``dims`` spatial axes.
 
     weight ``(out_channels, in_channels/groups, *kernel)``, bias ``(out_channels,)``.
+    ``params``: the learned values when they are not that rule's (a captured ``F.conv2d``
+    whose weight is a fixed filter in a buffer: 0; a weight computed from parameters, as
+    weight standardisation with a gain: the values of those parameters).
     """
 
     out_channels: int
@@ -48,6 +51,7 @@ class Conv:
     dilation: Axes = (1,)
     groups: int = 1
     bias: bool = True
+    params: int | None = None
     kind = "conv"
 
 
@@ -367,6 +371,7 @@ class Attention:
     ``heads == 0``: ``F.scaled_dot_product_attention`` on ``(..., L, E)``, ``(..., S, E)``,
     ``(..., S, Ev)`` (no parameters). ``heads > 0``: ``nn.MultiheadAttention`` (batch first)
     on ``(L, embed)``, ``(S, kdim)``, ``(S, vdim)``, with its input and output projections.
+    ``params``: learned values of a constant ``attn_mask`` (a relative-position bias table).
     """
 
     heads: int = 0
@@ -375,6 +380,7 @@ class Attention:
     vdim: int = 0
     bias: bool = True
     bias_kv: bool = False
+    params: int = 0
     kind = "attention"
 
 

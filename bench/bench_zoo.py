@@ -152,9 +152,37 @@ def classify(name: str, factory: Any, shape: tuple[int, ...]) -> Result:
                       if r.kind != "input" and r.rf is None})
     res.update(params=a.total.params, rows=len(a.layers), unsupported=unsupported,
                unknown_rf=unknown)
-    full = not unsupported and not unknown and a.total.params == numel
+    # parameters of modules that do not run in eval (GoogLeNet's auxiliary classifiers)
+    # are listed by cnnlab as unused: accounted for when no module holding them ran
+    idle = sum(v for _, v in a.unused) if a.unused and not _ran(
+        model, shape, {p for p, _ in a.unused}) else 0
+    res["params_idle"] = idle
+    full = not unsupported and not unknown and a.total.params + idle == numel
     res["status"] = "FULL" if full else "PARTIAL"
     return res
+
+
+def _ran(model: torch.nn.Module, shape: tuple[int, ...], paths: set[str]) -> bool:
+    """Whether a module holding one of the parameters ``paths`` runs in the eval forward
+    (on meta tensors: no data, no memory)."""
+    owners = {p.rsplit(".", 1)[0] for p in paths}
+    ran: set[str] = set()
+    hooks = [m.register_forward_hook(lambda *_a, n=n: ran.add(n))
+             for n, m in model.named_modules() if n in owners]
+    state = {k: torch.empty_like(v, device="meta") for k, v in
+             [*model.named_parameters(), *model.named_buffers()]}
+    try:
+        with torch.no_grad():
+            torch.func.functional_call(model, state, (torch.empty(1, *shape, device="meta"),))
+    except Exception:  # noqa: BLE001 - a forward that needs data: assume they ran
+        return True
+    finally:
+        for h in hooks:
+            h.remove()
+    return bool(ran)
+
+
+TRANSFORMERS = ("vit_", "swin_")  # torchvision's non-CNN classifiers: reported apart
 
 
 def summary(zoo: str, results: list[Result]) -> str:
@@ -209,9 +237,15 @@ def main(argv: list[str] | None = None) -> int:
             results.append(r)
             print(f"{zname:11} {name:40} {r['input']:11} {r['status']:7} "
                   f"{r.get('seconds', 0):6.1f}s  {why(r)[:300]}", flush=True)
-        report["zoos"][zname] = {"summary": summary(zname, results), "results": results}
+        lines = [summary(zname, results)]
+        if zname == "torchvision":
+            cnn = [r for r in results if not r["model"].startswith(TRANSFORMERS)]
+            lines = [summary("torchvision CNNs", cnn),
+                     summary("torchvision transformers (ViT, Swin)",
+                             [r for r in results if r not in cnn]), lines[0]]
+        report["zoos"][zname] = {"summary": lines, "results": results}
     for z in report["zoos"].values():
-        print(z["summary"])
+        print("\n".join(z["summary"]))
     if args.json:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=1)

@@ -113,6 +113,9 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     if not shape or any(v <= 0 for v in shape):
         raise CnnlabError(f"input shape {input_shape} must be positive, e.g. (3, 224, 224)")
     dtype = _dtype_of(dtype)
+    from cnnlab.ir.detection import dense
+
+    module = dense(module) or module  # a detector: its layers, not its box post-processing
     root = module
     if fx.Tracer().is_leaf_module(module, ""):  # a bare nn.Conv2d: one node named after it
         root = _Holder(name.lower(), module)

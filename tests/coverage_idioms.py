@@ -5,7 +5,9 @@ standardisation (``F.conv2d`` with a computed weight), functional layer/group no
 padding, ``matmul``/``@``/``bmm``/``einsum``, scaled dot-product and multi-head attention,
 ``F.normalize``, ``Tensor.norm``, ``addcmul`` (ResMLP's affine), a class token ``cat``,
 indexing beyond one-axis slices, a Swin-V2-style relative-position MLP applied to a constant
-buffer, TF-style "same" padding and a size check computed in ``forward``. ``IDIOMS`` lists
+buffer, TF-style "same" padding and a size check computed in ``forward``; from the model
+zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
+gain, group norm without bias, a learned relative-position ``attn_mask``. ``IDIOMS`` lists
 ``(name, factory, input_shape)``; each net is tiny.
 """
 
@@ -233,6 +235,61 @@ class FreshConstants(nn.Module):
         return self.conv(x) + z + x.mT.transpose(-2, -1)
 
 
+class ScaledStdConv2d(nn.Conv2d):
+    """NFNet's ScaledStdConv2d: the weight standardised per filter with a learned gain."""
+
+    def __init__(self, cin: int, cout: int, k: int, **kw: object):
+        super().__init__(cin, cout, k, **kw)
+        self.gain = nn.Parameter(torch.ones(cout, 1, 1, 1))
+        self.scale = self.weight[0].numel() ** -0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = F.batch_norm(self.weight.reshape(1, self.out_channels, -1), None, None,
+                         weight=(self.gain * self.scale).view(-1), training=True,
+                         momentum=0.0, eps=1e-6).reshape_as(self.weight)
+        return F.conv2d(x, w, self.bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+class FixedFilters(nn.Module):
+    """timm's BlurPool2d (a binomial filter in a buffer applied by F.conv2d: no parameters),
+    NFNet's gained weight standardisation and PoolFormer-V2's GroupNorm without bias."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = ScaledStdConv2d(3, 4, 3, padding=1)
+        f = torch.tensor([1.0, 2.0, 1.0])
+        self.register_buffer("filt", ((f[:, None] * f[None, :]) / 16)[None, None].repeat(
+            4, 1, 1, 1), persistent=False)
+        self.gn_w = nn.Parameter(torch.ones(4))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.group_norm(F.relu(self.conv(x)), 1, self.gn_w, None)
+        return F.conv2d(F.pad(x, (1, 1, 1, 1), mode="reflect"), self.filt, stride=2, groups=4)
+
+
+class RelPosSDPA(nn.Module):
+    """CoAtNet/MaxViT's relative-position bias given to F.scaled_dot_product_attention as
+    ``attn_mask``: a learned table indexed by a buffer (a constant, learned values)."""
+
+    def __init__(self, n: int = 4, heads: int = 2, dim: int = 8):
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(heads, 2 * n - 1) * 0.1)
+        i = torch.arange(n * n)
+        self.register_buffer("index", (i[:, None] % n - i[None, :] % n) + n - 1)
+        self.conv = nn.Conv2d(3, dim, 2, 2)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.heads = heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.conv(x).flatten(2).transpose(1, 2)
+        b, n, c = t.shape
+        q, k, v = self.qkv(t).reshape(b, n, 3, self.heads, c // self.heads).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        bias = self.table[:, self.index]  # (heads, n, n)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+        return y.transpose(1, 2).reshape(b, n, c)
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -242,4 +299,6 @@ IDIOMS = [
     ("norms-indexing", NormsAndIndexing, (2, 9, 9)),
     ("swinv2-relpos", RelPosMLP, (3, 8, 8)),
     ("fresh-constants", FreshConstants, (2, 6, 6)),
+    ("fixed-filters", FixedFilters, (3, 8, 8)),
+    ("relpos-sdpa", RelPosSDPA, (3, 8, 8)),
 ]

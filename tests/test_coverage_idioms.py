@@ -30,7 +30,7 @@ IDS = [n[0] for n in IDIOMS]
 _COUNTED = ("conv", "deconv", "linear", "matmul", "attention")
 # the relative-position MLP runs on a constant table: the same for every input, so no row
 CONSTANT_WORK = {"swinv2-relpos": (lambda net: net.mlp(net.table),)}
-NO_MODULE_ROWS = ("functional-norms",)  # every layer is functional: only the output checks
+NO_MODULE_ROWS = ("functional-norms", "fixed-filters")  # all functional: the output checks
 
 
 def _analysis(factory, shape) -> tuple[torch.nn.Module, Analysis]:

@@ -7,7 +7,8 @@ padding, ``matmul``/``@``/``bmm``/``einsum``, scaled dot-product and multi-head 
 indexing beyond one-axis slices, a Swin-V2-style relative-position MLP applied to a constant
 buffer, TF-style "same" padding and a size check computed in ``forward``; from the model
 zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
-gain, group norm without bias, a learned relative-position ``attn_mask``. ``IDIOMS`` lists
+gain, group norm without bias, a learned relative-position ``attn_mask``, a conv applied to
+a positional encoding made in ``forward``. ``IDIOMS`` lists
 ``(name, factory, input_shape)``; each net is tiny.
 """
 
@@ -290,6 +291,31 @@ class RelPosSDPA(nn.Module):
         return y.transpose(1, 2).reshape(b, n, c)
 
 
+class FourierPosition(nn.Module):
+    """EdgeNeXt/XCiT's positional encoding: sin/cos of coordinates made in ``forward`` from
+    the feature map's size, projected by a 1x1 conv (a module with parameters applied to a
+    constant) and added; the channel check makes torch.fx refuse it (the run-capture)."""
+
+    def __init__(self, dim: int = 6, hidden: int = 4):
+        super().__init__()
+        self.conv = nn.Conv2d(3, dim, 3, padding=1)
+        self.proj = nn.Conv2d(2 * hidden, dim, 1)
+        self.hidden = hidden
+
+    def pos(self, h: int, w: int, device: torch.device) -> torch.Tensor:
+        ys = torch.arange(h, dtype=torch.float32, device=device)[:, None].expand(h, w)
+        xs = torch.arange(w, dtype=torch.float32, device=device)[None, :].expand(h, w)
+        dim_t = 100.0 ** (torch.arange(self.hidden, device=device) / self.hidden)
+        return torch.cat([(ys[None, :, :, None] / dim_t).sin(),
+                          (xs[None, :, :, None] / dim_t).cos()], dim=3).permute(0, 3, 1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            raise ValueError(f"expected 3 channels, got {x.shape[1]}")
+        y = self.conv(x)
+        return y + self.proj(self.pos(y.shape[2], y.shape[3], y.device).to(y.dtype))
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -301,4 +327,5 @@ IDIOMS = [
     ("fresh-constants", FreshConstants, (2, 6, 6)),
     ("fixed-filters", FixedFilters, (3, 8, 8)),
     ("relpos-sdpa", RelPosSDPA, (3, 8, 8)),
+    ("fourier-position", FourierPosition, (3, 8, 8)),
 ]

@@ -29,7 +29,8 @@ BATCH = 2
 IDS = [n[0] for n in IDIOMS]
 _COUNTED = ("conv", "deconv", "linear", "matmul", "attention")
 # the relative-position MLP runs on a constant table: the same for every input, so no row
-CONSTANT_WORK = {"swinv2-relpos": (lambda net: net.mlp(net.table),)}
+CONSTANT_WORK = {"swinv2-relpos": (lambda net: net.mlp(net.table),),
+                 "fourier-position": (lambda net: net.proj(net.pos(8, 8, "cpu")),)}
 NO_MODULE_ROWS = ("functional-norms", "fixed-filters")  # all functional: the output checks
 
 

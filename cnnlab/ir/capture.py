@@ -154,7 +154,10 @@ class _Recorder(TorchFunctionMode):
         if self.depth:
             return
         (margs, mkwargs), seen = self.map((args, kwargs))
-        if seen and _has_tensor(out):
+        # a module with parameters applied to a constant made in forward (EdgeNeXt's
+        # positional encoding) is recorded too: its output is a constant, its parameters count
+        if _has_tensor(out) and (seen or any(True for _ in self.root.get_submodule(
+                path).parameters())):
             self.outputs(self.graph.call_module(path, margs, mkwargs), out)
 
 

@@ -266,13 +266,17 @@ class Importer:
         if node.op == "call_method":
             return getattr(args[0], node.target)(*args[1:], **kwargs)
         mod = self.gm.get_submodule(node.target)
-        if real or not any(True for _ in mod.parameters()) and \
+        on_meta = any(isinstance(v, torch.Tensor) and v.is_meta for v in _flat_args(args))
+        if real and not on_meta or not any(True for _ in mod.parameters()) and \
                 not any(True for _ in mod.buffers()):
             return mod(*args, **kwargs)
         state = {k: v.to("meta") for k, v in [*mod.named_parameters(), *mod.named_buffers()]}
         return torch.func.functional_call(mod, state, args, kwargs)
 
 
+
+def _flat_args(v: Any) -> list[Any]:
+    return [y for x in v for y in _flat_args(x)] if isinstance(v, list | tuple) else [v]
 
 
 def prune(graph: ir.Graph) -> ir.Graph:

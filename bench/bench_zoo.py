@@ -108,14 +108,14 @@ def timm_zoo(sample: int) -> list[tuple[str, Any, tuple[int, ...]]]:
     return out
 
 
-def build(factory: Any) -> torch.nn.Module:
+def build(factory: Any) -> tuple[torch.nn.Module, str]:
     """The model built on the meta device (no memory, no init cost); on the CPU when its
     constructor reads tensor values (``torch.linspace(...).tolist()``)."""
     try:
         with torch.device("meta"):
-            return factory().eval()
+            return factory().eval(), "meta"
     except Exception:  # noqa: BLE001 - a zoo constructor that needs real tensors
-        return factory().eval()
+        return factory().eval(), "cpu"
 
 
 def classify(name: str, factory: Any, shape: tuple[int, ...]) -> Result:
@@ -124,7 +124,7 @@ def classify(name: str, factory: Any, shape: tuple[int, ...]) -> Result:
 
     res: Result = {"model": name, "input": "x".join(map(str, shape))}
     try:
-        model = build(factory)
+        model, res["built_on"] = build(factory)
     except Exception as e:  # noqa: BLE001
         return {**res, "status": "BUILD", "detail": f"{type(e).__name__}: {e}"[:200]}
     numel = sum(p.numel() for p in model.parameters())

@@ -8,8 +8,8 @@ indexing beyond one-axis slices, a Swin-V2-style relative-position MLP applied t
 buffer, TF-style "same" padding and a size check computed in ``forward``; from the model
 zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
 gain, group norm without bias, a learned relative-position ``attn_mask``, a conv applied to
-a positional encoding made in ``forward``. ``IDIOMS`` lists
-``(name, factory, input_shape)``; each net is tiny.
+a positional encoding made in ``forward``, windows and heads folded into the batch axis.
+``IDIOMS`` lists ``(name, factory, input_shape)``; each net is tiny.
 """
 
 from __future__ import annotations
@@ -316,6 +316,59 @@ class FourierPosition(nn.Module):
         return y + self.proj(self.pos(y.shape[2], y.shape[3], y.device).to(y.dtype))
 
 
+class WindowAttention(nn.Module):
+    """Swin/MaxViT block attention: the map cut into 2x2 windows folded into the batch axis
+    (``view``, ``permute``, ``reshape(-1, 4, C)``), a ViT q/k/v split of the folded tokens,
+    softmax(q k^T) v, and the windows put back."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, ws: int = 2):
+        super().__init__()
+        self.conv = nn.Conv2d(3, dim, 3, padding=1)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        self.heads, self.ws = heads, ws
+        self.out = nn.Conv2d(dim, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x).permute(0, 2, 3, 1)
+        b, h, w, c = y.shape
+        ws = self.ws
+        t = y.view(b, h // ws, ws, w // ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(
+            -1, ws * ws, c)
+        bw, n, _ = t.shape
+        q, k, v = self.qkv(t).reshape(bw, n, 3, self.heads, c // self.heads).permute(
+            2, 0, 3, 1, 4).unbind(0)
+        attn = (q @ k.transpose(-2, -1) * 0.5).softmax(dim=-1)
+        t = self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
+        y = t.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(
+            b, h, w, c)
+        return self.out(y.permute(0, 3, 1, 2))
+
+
+class HeadsInBatch(nn.Module):
+    """BoTNet's self-attention: q, k, v split from a 1x1 conv and reshaped to
+    ``(B * heads, d, H*W)``; MaxViT's ``reshape(B, -1, 3, heads, d).transpose(1, 3)
+    .unbind(2)`` (an unbind along an axis that is not the batch)."""
+
+    def __init__(self, dim: int = 8, heads: int = 2):
+        super().__init__()
+        self.qkv = nn.Conv2d(3, 3 * dim, 1)
+        self.heads, self.dim = heads, dim
+        self.lin = nn.Linear(dim, 3 * dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        q, k, v = torch.split(self.qkv(x), [self.dim] * 3, dim=1)
+        d = self.dim // self.heads
+        q = q.reshape(b * self.heads, d, -1).transpose(-1, -2)
+        k = k.reshape(b * self.heads, d, -1)
+        v = v.reshape(b * self.heads, d, -1).transpose(-1, -2)
+        y = ((q @ k) * d ** -0.5).softmax(dim=-1) @ v  # (B * heads, HW, d)
+        y = y.transpose(-1, -2).reshape(b, self.dim, h, w)
+        t = y.flatten(2).transpose(1, 2)  # (B, HW, C)
+        q2, k2, v2 = self.lin(t).reshape(b, -1, 3, self.heads, d).transpose(1, 3).unbind(2)
+        return F.scaled_dot_product_attention(q2, k2, v2).transpose(1, 2).reshape(b, h, w, -1)
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -328,4 +381,6 @@ IDIOMS = [
     ("fixed-filters", FixedFilters, (3, 8, 8)),
     ("relpos-sdpa", RelPosSDPA, (3, 8, 8)),
     ("fourier-position", FourierPosition, (3, 8, 8)),
+    ("window-attention", WindowAttention, (3, 8, 8)),
+    ("heads-in-batch", HeadsInBatch, (3, 4, 6)),
 ]

@@ -30,9 +30,15 @@ class T:
     name: str
     shape: tuple[int, ...]
     dtype: torch.dtype = torch.float32
+    fold: int = 0  # > 0: torch's first axis is the batch and this one (fximport_fold)
+
+    @property
+    def real(self) -> tuple[int, ...]:
+        """The shape torch sees (a folded axis merged into the batch axis)."""
+        return (self.shape[0] * self.shape[1], *self.shape[2:]) if self.fold else self.shape
 
     def meta(self) -> torch.Tensor:
-        return torch.empty(self.shape, dtype=self.dtype, device="meta")
+        return torch.empty(self.real, dtype=self.dtype, device="meta")
 
 ACT_MODULES: dict[type, str] = {
     nn.ReLU: "relu", nn.Tanh: "tanh", nn.Sigmoid: "sigmoid", nn.GELU: "gelu", nn.ELU: "elu",

@@ -12,6 +12,7 @@ import torch
 from torch import fx, nn
 
 from cnnlab.common.errors import CnnlabError, ShapeError
+from cnnlab.ir import fximport_fold as fold
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.capture import FRESH
@@ -54,7 +55,7 @@ def _tensors(value: Any) -> list[T]:
 
 def _to_meta(value: Any, real: bool = False) -> Any:
     if isinstance(value, T):
-        return torch.zeros(value.shape, dtype=value.dtype) if real else value.meta()
+        return torch.zeros(value.real, dtype=value.dtype) if real else value.meta()
     if isinstance(value, torch.Tensor) and not real:
         return value.to("meta")
     if isinstance(value, list | tuple):
@@ -139,6 +140,13 @@ class Importer:
         used: list[fx.Node] = []
         fx.node.map_arg((node.args, node.kwargs), used.append)
         ids = set().union(*(self.params.get(n, set()) for n in used))
+        if fold.call(self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
+                     lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), _name_of(
+                         n.target), n.name, why, ids)):
+            return  # windows, patches or heads folded into the batch axis
+        self._call(node, args, kwargs, ids)
+
+    def _call(self, node: fx.Node, args: Any, kwargs: Any, ids: set[int]) -> None:
         found = moved(node, args, kwargs)
         if found is not None or use_moved(self, node, args, kwargs):
             if found is not None:

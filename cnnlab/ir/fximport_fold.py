@@ -17,6 +17,7 @@ folded axis, a permute that moves axis 0) is unsupported, as before.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -176,6 +177,7 @@ def call(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int],
         return False  # a query: T.meta() has the real shape
     if node.op == "call_module":
         mod = imp.gm.get_submodule(t)
+        ids.update(id(p) for p in mod.parameters())  # the same set the walk's rows count
         why: tuple | str = (args, kwargs) if isinstance(mod, _LAST_AXIS) else \
             f"{type(mod).__name__} on a value folded into the batch axis"
     elif t in ops.CAT or t in ops.STACK:
@@ -187,8 +189,7 @@ def call(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int],
     else:
         why = _translate(node, args, kwargs, x)
     if isinstance(why, str):
-        unsupported(node, args, kwargs, why)
-        return True
+        return _unsupported(imp, node, args, kwargs, why, unsupported, x.shape[0])
     if _name(t) == "unbind" and node.op != "call_module":
         return _unbind(imp, node, x, why)
     before = len(imp.graph.nodes)
@@ -199,9 +200,26 @@ def call(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int],
         del imp.graph.nodes[before:]
         gone = {n.name for n in added}
         imp.first_use = {i: n for i, n in imp.first_use.items() if n not in gone}
-        unsupported(node, args, kwargs, f"{bad.reason} (on a value folded into the batch)")
-        return True
+        return _unsupported(imp, node, args, kwargs, f"{bad.reason} (on a value folded into "
+                            "the batch)", unsupported, x.shape[0])
     imp.vals[node] = _refold(imp.vals.get(node), x.shape[0])
+    return True
+
+
+def _unsupported(imp: Any, node: Any, args: tuple, kwargs: dict, why: str,
+                 unsupported: Callable[..., None], batch: int) -> bool:
+    """An unsupported row whose output stays folded when torch's first axis is ``batch * k``
+    (its shape per sample ``(k, ...)``), so that the windows can still be put back."""
+    unsupported(node, args, kwargs, why)
+    v = imp.vals.get(node)
+    if isinstance(v, T) and len(v.shape) > 1 and v.shape[0] != batch and \
+            v.shape[0] % batch == 0:
+        logical = (batch, v.shape[0] // batch, *v.shape[1:])
+        for i, n in enumerate(imp.graph.nodes):
+            if n.name == v.name and isinstance(n.op, ir.Unsupported):
+                imp.graph.nodes[i] = dataclasses.replace(
+                    n, op=dataclasses.replace(n.op, shape=logical[1:]))
+        imp.vals[node] = T(v.name, logical, v.dtype, logical[1])
     return True
 
 

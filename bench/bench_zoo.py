@@ -91,12 +91,12 @@ def torchvision_zoo() -> list[tuple[str, Any, tuple[int, ...]]]:
     return out
 
 
-def timm_zoo(sample: int) -> list[tuple[str, Any, tuple[int, ...]]]:
+def timm_zoo(sample: int, every: int = 0) -> list[tuple[str, Any, tuple[int, ...]]]:
     import timm
 
     names = sorted(timm.list_models())
-    picked: list[str] = []
-    for prefix in FAMILIES:
+    picked: list[str] = names[::every] if every else []
+    for prefix in () if every else FAMILIES:
         hit = next((n for n in names if n.startswith(prefix) and n not in picked), None)
         if hit:
             picked.append(hit)
@@ -216,10 +216,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--start", type=int, default=0, help="skip the first N models of each zoo")
     ap.add_argument("--model", action="append", default=[], help="only these names")
     ap.add_argument("--timm-sample", type=int, default=len(FAMILIES))
+    ap.add_argument("--timm-every", type=int, default=0,
+                    help="every N-th of all timm models (transformers too) instead of families")
     ap.add_argument("--json", help="write the results here")
     args = ap.parse_args(argv)
     install_shim(args.zoo)
-    zoos = {"torchvision": torchvision_zoo, "timm": lambda: timm_zoo(args.timm_sample)}
+    zoos = {"torchvision": torchvision_zoo,
+            "timm": lambda: timm_zoo(args.timm_sample, args.timm_every)}
     report: dict[str, Any] = {
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": _cpu(), "torch": torch.__version__, "argv": sys.argv[1:], "zoos": {}}

@@ -141,8 +141,10 @@ class Importer:
         fx.node.map_arg((node.args, node.kwargs), used.append)
         ids = set().union(*(self.params.get(n, set()) for n in used))
         if fold.call(self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
-                     lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), _name_of(
-                         n.target), n.name, why, ids)):
+                     lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
+                         self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
+                         else _name_of(n.target), str(n.target) if n.op == "call_module"
+                         else n.name, why, ids)):
             return  # windows, patches or heads folded into the batch axis
         self._call(node, args, kwargs, ids)
 

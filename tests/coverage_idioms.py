@@ -326,6 +326,7 @@ class WindowAttention(nn.Module):
         self.conv = nn.Conv2d(3, dim, 3, padding=1)
         self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
         self.heads, self.ws = heads, ws
+        self.softmax = nn.Softmax(dim=-1)  # timm's Swin: a module on the folded windows
         self.out = nn.Conv2d(dim, 4, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -337,7 +338,7 @@ class WindowAttention(nn.Module):
         bw, n, _ = t.shape
         q, k, v = self.qkv(t).reshape(bw, n, 3, self.heads, c // self.heads).permute(
             2, 0, 3, 1, 4).unbind(0)
-        attn = (q @ k.transpose(-2, -1) * 0.5).softmax(dim=-1)
+        attn = self.softmax(q @ k.transpose(-2, -1) * 0.5)
         t = self.proj((attn @ v).transpose(1, 2).reshape(bw, n, c))
         y = t.view(b, h // ws, w // ws, ws, ws, c).permute(0, 1, 3, 2, 4, 5).reshape(
             b, h, w, c)

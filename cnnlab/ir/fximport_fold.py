@@ -178,7 +178,9 @@ def call(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int],
     if node.op == "call_module":
         mod = imp.gm.get_submodule(t)
         ids.update(id(p) for p in mod.parameters())  # the same set the walk's rows count
-        why: tuple | str = (args, kwargs) if isinstance(mod, _LAST_AXIS) else \
+        last = isinstance(mod, _LAST_AXIS) or isinstance(mod, nn.Softmax | nn.LogSoftmax) and \
+            mod.dim is not None and mod.dim < 0  # Swin's nn.Softmax(dim=-1)
+        why: tuple | str = (args, kwargs) if last else \
             f"{type(mod).__name__} on a value folded into the batch axis"
     elif t in ops.CAT or t in ops.STACK:
         seq = args[0]

@@ -270,7 +270,8 @@ class FixedFilters(nn.Module):
 
 class RelPosSDPA(nn.Module):
     """CoAtNet/MaxViT's relative-position bias given to F.scaled_dot_product_attention as
-    ``attn_mask``: a learned table indexed by a buffer (a constant, learned values)."""
+    ``attn_mask``: a learned table indexed by a buffer (a constant, learned values); BEiT's
+    q/k/v bias ``cat(q_bias, k_bias, v_bias)`` with ``k_bias`` a zero buffer."""
 
     def __init__(self, n: int = 4, heads: int = 2, dim: int = 8):
         super().__init__()
@@ -278,14 +279,17 @@ class RelPosSDPA(nn.Module):
         i = torch.arange(n * n)
         self.register_buffer("index", (i[:, None] % n - i[None, :] % n) + n - 1)
         self.conv = nn.Conv2d(3, dim, 2, 2)
-        self.qkv = nn.Linear(dim, 3 * dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.q_bias, self.v_bias = nn.Parameter(torch.zeros(dim)), nn.Parameter(torch.zeros(dim))
+        self.register_buffer("k_bias", torch.zeros(dim), persistent=False)
         self.heads = heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         t = self.conv(x).flatten(2).transpose(1, 2)
         b, n, c = t.shape
-        q, k, v = self.qkv(t).reshape(b, n, 3, self.heads, c // self.heads).permute(
-            2, 0, 3, 1, 4).unbind(0)
+        qkv_bias = torch.cat((self.q_bias, self.k_bias, self.v_bias))
+        q, k, v = F.linear(t, self.qkv.weight, qkv_bias).reshape(
+            b, n, 3, self.heads, c // self.heads).permute(2, 0, 3, 1, 4).unbind(0)
         bias = self.table[:, self.index]  # (heads, n, n)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return y.transpose(1, 2).reshape(b, n, c)

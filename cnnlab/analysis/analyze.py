@@ -211,6 +211,9 @@ def _params(node: ir.Node, in_shape: Shape) -> tuple[int, int]:
         return op.out_channels * (in_shape[0] // op.groups) * k, bias
     if isinstance(op, ir.Linear):
         fan_in = in_shape[-1] if op.last else math.prod(in_shape)
+        if op.params is not None:  # a bias or weight partly fixed (not learned)
+            return op.params - min(op.params, op.out_features * op.bias), min(
+                op.params, op.out_features * op.bias)
         return fan_in * op.out_features, op.out_features * op.bias
     other = other_params(op, in_shape)
     if other is not None:

@@ -241,15 +241,17 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
     if method:
         return None
     found = _functional(t, args, kwargs, x)
-    if t in CONV_FUNCS and found is not None and isinstance(found[0], ir.Conv):
+    if (t in CONV_FUNCS or t is F.linear) and found is not None and \
+            isinstance(found[0], ir.Conv | ir.Linear):
         return _conv_params(imp, found[0], args, kwargs, ids), found[1], found[2]
     return found
 
 
-def _conv_params(imp: Any, op: ir.Conv, args: tuple, kwargs: dict, ids: set[int]) -> ir.Conv:
-    """``op`` with the values of the parameters its weight and bias come from, when they are
-    not the weight/bias rule's: a fixed filter held in a buffer (timm's BlurPool) has none;
-    a weight standardised with a gain (NFNet's ScaledStdConv2d) has the gain too."""
+def _conv_params(imp: Any, op: Any, args: tuple, kwargs: dict, ids: set[int]) -> Any:
+    """``op`` (a conv or linear) with the values of the parameters its weight and bias come
+    from, when they are not the weight/bias rule's: a fixed filter held in a buffer (timm's
+    BlurPool) has none; a weight standardised with a gain (NFNet's ScaledStdConv2d) has the
+    gain too; BEiT's bias ``cat(q_bias, zeros, v_bias)`` only its q and v parts."""
     w, b = arg(args, kwargs, 1, "weight"), arg(args, kwargs, 2, "bias")
     rule = w.numel() + (b.numel() if isinstance(b, torch.Tensor) else 0)
     learned = _params(imp, ids)

@@ -300,12 +300,14 @@ class Linear:
 
     With ``last`` it acts on the last axis only, as torch's ``nn.Linear`` on an N-D input
     (``(*S, in) -> (*S, out)``, ConvNeXt's channels-last MLP).
-    weight ``(out_features, in_features)``, bias ``(out_features,)``.
+    weight ``(out_features, in_features)``, bias ``(out_features,)``. ``params``: the learned
+    values when they are not that rule's (BEiT's q/k/v bias with a fixed zero k part).
     """
 
     out_features: int
     bias: bool = True
     last: bool = False
+    params: int | None = None
     kind = "linear"
 
 

@@ -30,7 +30,8 @@ def test_an_op_on_folded_windows_is_one_unsupported_row() -> None:
     net = ConvPerWindow().eval()
     a = cnnlab.analyze(net, input=(2, 8, 8))
     assert a.unsupported == ["conv"]
-    assert a.layer("conv").desc == "unsupported: Conv2d (Conv2d on a value folded into the batch axis)"
+    assert a.layer("conv").desc == \
+        "unsupported: Conv2d (Conv2d on a value folded into the batch axis)"
     with torch.no_grad():
         y = net(torch.rand(2, 2, 8, 8))
     assert (2, *a.layers[-1].output_shape) == tuple(y.shape)

@@ -81,7 +81,7 @@ def other_cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int, 
     if isinstance(op, ir.Normalize):  # |x|^p, sum, root, divide
         return 2 * n_out, 3 * n_out
     if isinstance(op, ir.Pad | ir.Reshape | ir.Permute | ir.Slice | ir.Stack | ir.Embedding
-                  | ir.Expand):
+                  | ir.Expand | ir.Roll):
         return 0, 0
     return None
 
@@ -139,6 +139,9 @@ def other_desc(op: ir.Op, x: Shape) -> str | None:
         return f"{op.fn} axes {','.join(map(str, op.axes))}" + (" keepdim" if op.keepdim else "")
     if isinstance(op, ir.Expand):
         return f"expand {_x(op.shape)}"
+    if isinstance(op, ir.Roll):
+        return "roll " + ",".join(f"axis{a} by {k}" for a, k in zip(op.axes, op.shifts,
+                                                                     strict=True))
     if isinstance(op, ir.Embedding):
         return f"embedding {op.num}x{op.dim}"
     if isinstance(op, ir.Concat) and (op.axis != 0 or op.consts):

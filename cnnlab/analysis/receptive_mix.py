@@ -49,7 +49,7 @@ def attention_equation(op: ir.Attention, in_shapes: list[Shape]) -> str:
 
 
 def mix_field(node: ir.Node, ins: list, in_shapes: list[Shape], out: Shape, join):
-    """The field of a MatMul, Attention or Normalize node; None for other ops."""
+    """The field of a MatMul, Attention, Normalize or Roll node; None for other ops."""
     op = node.op
     if isinstance(op, ir.MatMul):
         skip = op.const_index if op.const is not None else None
@@ -61,4 +61,10 @@ def mix_field(node: ir.Node, ins: list, in_shapes: list[Shape], out: Shape, join
         f, x = ins[0], in_shapes[0]
         a = f.axes[op.axis % len(x)]
         return f.collapse([a], keep=True) if a is not None else f
+    if isinstance(op, ir.Roll):  # a cyclic shift of feature axes moves no image position
+        f, x = ins[0], in_shapes[0]
+        if all(f.axes[a % len(x)] is None for a in op.axes):
+            return f
+        return (f"{node.name} rolls a position axis (a cyclic shift: the units at the border "
+                "see both ends of the image)")
     return None

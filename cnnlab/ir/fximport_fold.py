@@ -116,6 +116,13 @@ def _translate(node: Any, args: tuple, kwargs: dict, x: T) -> tuple[tuple, dict]
         else:
             kwargs = {**kwargs, key: new}
         return (args[0], *rest), kwargs
+    if name == "roll":
+        dims = rest[1] if len(rest) > 1 else kwargs.get("dims")
+        dims = dims if isinstance(dims, list | tuple) else (dims,)
+        moved = [None if v is None else _axis(v, rank) for v in dims]
+        if None in moved:
+            return "a roll along the batch axis of a value folded into it"
+        return (args[0], rest[0] if rest else kwargs["shifts"], tuple(moved)), {}
     if name in ("transpose", "swapaxes"):
         a, b = (_axis(v, rank) for v in rest[:2])
         if a is None or b is None:

@@ -233,6 +233,8 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
                 "attention with a constant query/key/value or a mask from the input"
         # a constant mask made from parameters (a relative-position bias table) is learned
         return ir.Attention(params=_params(imp, ids)), [q, k, v], ""
+    if method and t == "roll" or not method and t is torch.roll:
+        return roll_op(x, arg(args, kwargs, 1, "shifts"), arg(args, kwargs, 2, "dims"))
     if method and t == "addcmul" or not method and t is torch.addcmul:
         return _addcmul(imp, node, args, kwargs, ids)
     if not method and t in ops.CAT and any(not isinstance(v, T) for v in args[0]):
@@ -293,6 +295,18 @@ def _functional(t: Any, args: tuple, kwargs: dict, x: T) -> Any:
     if t in NORM_FUNCS:
         return norm_op(x, args[1:], kwargs)
     return None
+
+
+def roll_op(x: T, shifts: Any, dims: Any) -> Any:
+    """``torch.roll(x, shifts, dims)`` along axes other than the batch (Swin's shifts)."""
+    if dims is None:
+        return None, [x], "a roll of the flattened tensor"
+    dims = tuple(dims) if isinstance(dims, list | tuple) else (dims,)
+    shifts = tuple(shifts) if isinstance(shifts, list | tuple) else (shifts,) * len(dims)
+    axes = tuple(int(d) % len(x.shape) for d in dims)
+    if 0 in axes or len(shifts) != len(axes):
+        return None, [x], "a roll along the batch axis"
+    return ir.Roll(tuple(int(k) for k in shifts), tuple(a - 1 for a in axes)), [x], ""
 
 
 def norm_op(x: T, rest: tuple, kwargs: dict) -> Any:

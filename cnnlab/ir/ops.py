@@ -396,6 +396,16 @@ class Normalize:
 
 
 @dataclass(frozen=True)
+class Roll:
+    """``torch.roll``: a cyclic shift by ``shifts`` along ``axes`` (no batch), Swin's shifted
+    windows; moves data only."""
+
+    shifts: Axes
+    axes: Axes
+    kind = "roll"
+
+
+@dataclass(frozen=True)
 class Unsupported:
     """A traced operation the IR cannot model. Carries what tracing observed; never counted as 0.
 
@@ -413,5 +423,5 @@ Op = (
     Input | Conv | Pool | GlobalPool | Act | BatchNorm | Dropout | Flatten | Linear | Softmax
     | Add | Concat | Scale | Unsupported | AdaptivePool | PReLU | Norm | ConvTranspose
     | Upsample | Pad | Binary | Reshape | Permute | Slice | Stack | Embedding | Reduce | Expand
-    | MatMul | Attention | Normalize
+    | MatMul | Attention | Normalize | Roll
 )

@@ -165,6 +165,8 @@ def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | No
         for pos, shape in op.consts:
             in_shapes.insert(pos, tuple(shape))
         x = in_shapes[0]
+    if isinstance(op, ir.Roll):
+        return x
     if isinstance(op, ir.Binary):
         extra = [tuple(op.const)] if op.const is not None else []
         if len(in_shapes) + len(extra) < 2 and op.fn not in ("pow",):

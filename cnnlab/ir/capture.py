@@ -2,9 +2,9 @@
 
 torch.fx traces symbolically and refuses Python control flow that reads a shape (TF-style
 "same" padding computed in ``forward``, ``if x.shape[-1] != 224: raise``). Here the module
-runs for real, on a ``meta`` input and meta copies of its parameters and buffers
-(:func:`torch.func.functional_call`), so every shape is a concrete integer and such code just
-executes. Two recorders watch the run and write what they see as a ``torch.fx.Graph``:
+runs for real, on a ``meta`` input and meta copies of its parameters and buffers (swapped
+in for the run, as :func:`torch.func.functional_call` would), so every shape is a concrete
+integer and such code just executes. Two recorders watch the run and write what they see as a ``torch.fx.Graph``:
 
   * a forward pre-hook and hook on every *leaf* module (the ones torch.fx would not trace
     into: ``nn.Conv2d``, ``nn.MultiheadAttention``...), giving one ``call_module`` node named
@@ -177,18 +177,37 @@ def _user_frame(e: BaseException) -> str:
     return where
 
 
+def _swap_in_meta(root: nn.Module) -> tuple[dict[int, str], list[tuple[dict, str, Any]]]:
+    """Put a meta copy in place of every parameter and buffer of ``root`` (what
+    ``torch.func.functional_call(root, state, strict=False)`` does with tied weights, without
+    its per-path bookkeeping). Returns (id of each meta copy -> its path, as
+    ``named_parameters``/``named_buffers`` give it; the swaps to undo)."""
+    metas: dict[int, torch.Tensor] = {}
+    names: dict[int, str] = {}
+    swaps: list[tuple[dict, str, Any]] = []
+    modules = list(root.named_modules())
+    for kind in ("_parameters", "_buffers"):
+        for prefix, m in modules:
+            store = getattr(m, kind)
+            for key, t in store.items():
+                if t is None:
+                    continue
+                meta = metas.get(id(t))
+                if meta is None:
+                    meta = metas[id(t)] = torch.empty_like(t, device="meta")
+                    names[id(meta)] = f"{prefix}.{key}" if prefix else key
+                swaps.append((store, key, t))
+    for store, key, t in swaps:
+        store[key] = metas[id(t)]
+    return names, swaps
+
+
 def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     """Run ``root`` on the meta tensor ``x`` and return what it did as an fx graph.
 
     ``leaf(module, path)`` says which modules are recorded whole (torch.fx's rule).
     """
-    state: dict[str, torch.Tensor] = {}
-    names: dict[int, str] = {}
-    for path, t in [*root.named_parameters(), *root.named_buffers()]:
-        meta = torch.empty_like(t, device="meta")
-        state[path] = meta
-        names[id(meta)] = path
-    rec = _Recorder(root, names)
+    rec = _Recorder(root, {})
     handles = []
     for path, m in root.named_modules():
         if path and leaf(m, path):
@@ -197,9 +216,11 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
                 lambda _m, a, kw, o, p=path: rec.hook(p, a, kw, o), with_kwargs=True))
     placeholder = rec.graph.placeholder("x")
     rec.bind(x, placeholder)
+    swaps: list[tuple[dict, str, Any]] = []
     try:
+        rec.names, swaps = _swap_in_meta(root)
         with torch.no_grad(), rec:
-            out = torch.func.functional_call(root, state, (x,), strict=False)
+            out = root(x)
     except CnnlabError:
         raise
     except Exception as e:
@@ -211,6 +232,8 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
             "reads tensor values (if x.sum() > 0, .item()) cannot be analyzed without data: "
             "analyze the submodules around it, or write the architecture as a spec") from None
     finally:
+        for store, key, t in reversed(swaps):
+            store[key] = t
         for h in handles:
             h.remove()
     (mapped, seen) = rec.map(out)

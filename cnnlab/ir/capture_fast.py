@@ -2,9 +2,12 @@
 
 A meta kernel is a Python function (shape checks, strides, type promotion) that costs a
 fraction of a millisecond per call; a capture only needs the output's shape and dtype. For the
-calls below -- element-wise functions, normalisations, convolutions, linear layers and
-broadcasting arithmetic -- :func:`shortcut` builds the empty meta output directly (in-place
-methods return their input). Anything else, and any call whose arguments are not plain meta
+calls below -- element-wise functions, normalisations, convolutions, adaptive pools,
+concatenation and broadcasting arithmetic -- :func:`shortcut` builds the empty meta output
+directly (in-place methods return their input), with the shape and strides the meta kernel
+gives (``tests/test_capture_fast.py`` checks each against it). Even ``torch.empty_like`` on a
+meta tensor is a Python decomposition (~60x ``torch.empty_strided``), so a contiguous input's
+copy is made with the latter. Anything else, and any call whose arguments are not plain meta
 tensors, runs its meta kernel as usual.
 """
 
@@ -25,10 +28,55 @@ _BINARY = {"add", "mul", "sub", "div", "__add__", "__mul__", "__sub__", "__trued
            "__radd__", "__rmul__"}
 _BINARY_FUNCS = {torch.add, torch.mul, torch.sub, torch.div}
 _CONV = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_ADAPTIVE_AVG = {F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_avg_pool3d: 3,
+                 torch.adaptive_avg_pool1d: 1, torch._C._nn.adaptive_avg_pool2d: 2,
+                 torch._C._nn.adaptive_avg_pool3d: 3}
+_CAT = {torch.cat, torch.concat, torch.concatenate}
 
 
 def _meta(v: Any) -> bool:
-    return isinstance(v, torch.Tensor) and v.device.type == "meta"
+    return isinstance(v, torch.Tensor) and v.is_meta
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(x)``: for a dense ``x`` its strides are kept, as empty_like does."""
+    if x.is_contiguous():
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    return torch.empty_like(x)
+
+
+def _adaptive(x: torch.Tensor, args: tuple, kwargs: dict, n: int) -> Any:
+    size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+    if len(args) > 2 or set(kwargs) - {"output_size"} or size is None or \
+            x.dim() not in (n + 1, n + 2) or not x.is_contiguous() or x.numel() == 0:
+        return None
+    sizes = (size,) * n if isinstance(size, int) else tuple(size)
+    if len(sizes) != n or any(v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                                                 or v <= 0) for v in sizes):
+        return None
+    out = [x.shape[-n + i] if v is None else v for i, v in enumerate(sizes)]
+    return torch.empty((*x.shape[:-n], *out), dtype=x.dtype, device="meta")
+
+
+def _cat(args: tuple, kwargs: dict) -> Any:
+    seq = kwargs.get("tensors", args[0] if args else None)
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    if len(args) > 2 or set(kwargs) - {"tensors", "dim"} or not isinstance(seq, list | tuple) \
+            or not seq or not isinstance(dim, int) or isinstance(dim, bool):
+        return None
+    first = seq[0]
+    if not all(_meta(t) and t.dtype == first.dtype and t.dim() == first.dim()
+               and t.is_contiguous() and t.numel() for t in seq) or first.dim() == 0:
+        return None
+    if not -first.dim() <= dim < first.dim():
+        return None
+    dim %= first.dim()
+    shape = list(first.shape)
+    for t in seq[1:]:
+        if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != dim):
+            return None
+        shape[dim] += t.shape[dim]
+    return torch.empty(shape, dtype=first.dtype, device="meta")
 
 
 def _tup(v: Any, n: int) -> tuple[int, ...]:
@@ -52,6 +100,8 @@ def _conv(x: torch.Tensor, w: torch.Tensor, args: tuple, kwargs: dict, n: int) -
 
 def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of ``func(*args, **kwargs)`` built without its kernel, or None."""
+    if func in _CAT:
+        return _cat(args, kwargs)
     if not args or not _meta(args[0]):
         return None
     x = args[0]
@@ -61,14 +111,16 @@ def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
                                            and v.dim() <= x.dim() for v in args[1:]):
         return x if name.endswith("_") and _fits(x, args[1:]) else None
     if not method and func in _SAME or method and name in _SAME_METHODS:
-        return torch.empty_like(x)
+        return _like(x)
+    if not method and func in _ADAPTIVE_AVG:
+        return _adaptive(x, args, kwargs, _ADAPTIVE_AVG[func])
     if not method and func in _CONV and len(args) > 1 and _meta(args[1]):
         return _conv(x, args[1], args, kwargs, _CONV[func])
     if (method and name in _BINARY or not method and func in _BINARY_FUNCS) and \
             len(args) == 2 and not kwargs:
         b = args[1]
         if isinstance(b, int | float) and not isinstance(b, bool):
-            return torch.empty_like(x) if x.is_floating_point() else None
+            return _like(x) if x.is_floating_point() else None
         if _meta(b) and b.dtype == x.dtype:
             try:
                 shape = torch.broadcast_shapes(x.shape, b.shape)

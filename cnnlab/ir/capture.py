@@ -53,9 +53,15 @@ class Recording:
     def __init__(self, graph: fx.Graph, root: nn.Module):
         self.graph = graph
         self.root = root
+        self.paths: dict[str, nn.Module] | None = None
 
     def get_submodule(self, target: str) -> nn.Module:
-        return self.root.get_submodule(target)
+        """``root.get_submodule(target)``, from one walk over the modules (the importer asks
+        for each called module several times; a lookup by path walks every level)."""
+        if self.paths is None:
+            self.paths = dict(self.root.named_modules())
+        found = self.paths.get(target)
+        return found if found is not None else self.root.get_submodule(target)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.root, name)
@@ -100,6 +106,11 @@ class _Recorder(TorchFunctionMode):
                 n = self.node_of(v)
                 seen = seen or isinstance(n, fx.Node)
                 return n
+            t = type(v)
+            if t is tuple:  # the usual containers first, without a generator
+                return tuple([walk(x) for x in v])
+            if t is list:
+                return [walk(x) for x in v]
             if isinstance(v, list | tuple):
                 return type(v)(walk(x) for x in v)
             if isinstance(v, dict):
@@ -114,7 +125,7 @@ class _Recorder(TorchFunctionMode):
         elif isinstance(out, list | tuple):
             for i, v in enumerate(out):
                 if isinstance(v, torch.Tensor):
-                    self.bind(v, self.graph.call_function(operator.getitem, (node, i)))
+                    self.bind(v, _node(self.graph, "call_function", operator.getitem, (node, i)))
 
     # --------------------------------------------------------------- the two recorders
 
@@ -136,13 +147,13 @@ class _Recorder(TorchFunctionMode):
                 self.bind(out, margs[0])
                 return out
             if prop == "mT":
-                node = self.graph.call_method("transpose", (margs[0], -2, -1))
+                node = _node(self.graph, "call_method", "transpose", (margs[0], -2, -1))
             else:
-                node = self.graph.call_method(prop, (margs[0],))
+                node = _node(self.graph, "call_method", prop, (margs[0],))
         elif (getattr(func, "__qualname__", "") or "").startswith(_METHOD_OWNERS):
-            node = self.graph.call_method(func.__name__, margs, mkwargs)
+            node = _node(self.graph, "call_method", func.__name__, margs, mkwargs)
         else:
-            node = self.graph.call_function(func, margs, mkwargs)
+            node = _node(self.graph, "call_function", func, margs, mkwargs)
         self.outputs(node, out)
         return out
 
@@ -155,7 +166,19 @@ class _Recorder(TorchFunctionMode):
             return
         (margs, mkwargs), seen = self.map((args, kwargs))
         if seen and _has_tensor(out):
-            self.outputs(self.graph.call_module(path, margs, mkwargs), out)
+            self.outputs(_node(self.graph, "call_module", path, margs, mkwargs), out)
+
+
+def _node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | None = None
+          ) -> fx.Node:
+    """``graph.call_function``/``call_method``/``call_module``: the same node, named the same,
+    but its arguments set afterwards, which skips ``create_node``'s pytree scan of them for
+    symbolic ints (a meta run has none; the scan was a tenth of the capture)."""
+    node = graph.create_node(op, target)
+    if kwargs:
+        node.kwargs = kwargs
+    node.args = args
+    return node
 
 
 def _has_tensor(v: Any) -> bool:
@@ -177,15 +200,16 @@ def _user_frame(e: BaseException) -> str:
     return where
 
 
-def _swap_in_meta(root: nn.Module) -> tuple[dict[int, str], list[tuple[dict, str, Any]]]:
-    """Put a meta copy in place of every parameter and buffer of ``root`` (what
+def _swap_in_meta(modules: list[tuple[str, nn.Module]]
+                  ) -> tuple[dict[int, str], list[tuple[dict, str, Any]]]:
+    """Put a meta copy in place of every parameter and buffer of the root module whose
+    ``named_modules()`` are ``modules`` (what
     ``torch.func.functional_call(root, state, strict=False)`` does with tied weights, without
     its per-path bookkeeping). Returns (id of each meta copy -> its path, as
     ``named_parameters``/``named_buffers`` give it; the swaps to undo)."""
     metas: dict[int, torch.Tensor] = {}
     names: dict[int, str] = {}
     swaps: list[tuple[dict, str, Any]] = []
-    modules = list(root.named_modules())
     for kind in ("_parameters", "_buffers"):
         for prefix, m in modules:
             store = getattr(m, kind)
@@ -209,7 +233,8 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     """
     rec = _Recorder(root, {})
     handles = []
-    for path, m in root.named_modules():
+    modules = list(root.named_modules())
+    for path, m in modules:
         if path and leaf(m, path):
             handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
             handles.append(m.register_forward_hook(
@@ -218,7 +243,7 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     rec.bind(x, placeholder)
     swaps: list[tuple[dict, str, Any]] = []
     try:
-        rec.names, swaps = _swap_in_meta(root)
+        rec.names, swaps = _swap_in_meta(modules)
         with torch.no_grad(), rec:
             out = root(x)
     except CnnlabError:

@@ -122,20 +122,31 @@ def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
         if isinstance(b, int | float) and not isinstance(b, bool):
             return _like(x) if x.is_floating_point() else None
         if _meta(b) and b.dtype == x.dtype:
-            try:
-                shape = torch.broadcast_shapes(x.shape, b.shape)
-            except RuntimeError:
-                return None
-            return torch.empty(shape, dtype=x.dtype, device="meta")
+            shape = _broadcast(x.shape, b.shape)
+            return None if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
     return None
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``torch.broadcast_shapes(a, b)`` (a Python decomposition, slow), None if they clash."""
+    if a == b:
+        return tuple(a)
+    n = max(len(a), len(b))
+    out = []
+    for u, v in zip((1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b),
+                    strict=True):
+        if u == v or v == 1:
+            out.append(u)
+        elif u == 1:
+            out.append(v)
+        else:
+            return None
+    return tuple(out)
 
 
 def _fits(x: torch.Tensor, rest: tuple) -> bool:
     for v in rest:
-        if isinstance(v, torch.Tensor):
-            try:
-                if torch.broadcast_shapes(x.shape, v.shape) != x.shape or v.dtype != x.dtype:
-                    return False
-            except RuntimeError:
-                return False
+        if isinstance(v, torch.Tensor) and (v.dtype != x.dtype or
+                                            _broadcast(x.shape, v.shape) != tuple(x.shape)):
+            return False
     return True

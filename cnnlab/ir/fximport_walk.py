@@ -81,6 +81,16 @@ class Importer:
         self.taken: set[str] = {"input"}
         self.numel = {id(p): p.numel() for p in root.parameters()}
         self.dtype = dtype
+        self.any_moved = False  # a Moved value exists (materialise has work to do)
+        self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids
+
+    def ids_of(self, target: str) -> set[int]:
+        """Ids of the parameters of the module at ``target`` (asked once per path)."""
+        found = self.module_ids.get(target)
+        if found is None:
+            found = self.module_ids[target] = {
+                id(p) for p in self.gm.get_submodule(target).parameters()}
+        return found
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -140,11 +150,14 @@ class Importer:
         fx.node.map_arg((node.args, node.kwargs), used.append)
         ids = set().union(*(self.params.get(n, set()) for n in used))
         found = moved(node, args, kwargs)
-        if found is not None or use_moved(self, node, args, kwargs):
-            if found is not None:
-                self.vals[node] = found
+        if found is not None:
+            self.vals[node] = found
+            self.any_moved = True
             return
-        args, kwargs = materialise(self, args), materialise(self, kwargs)
+        if self.any_moved:
+            if use_moved(self, node, args, kwargs):
+                return
+            args, kwargs = materialise(self, args), materialise(self, kwargs)
         t = node.target
         if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
@@ -153,7 +166,7 @@ class Importer:
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
             if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)
-                ids |= {id(p) for p in self.gm.get_submodule(node.target).parameters()}
+                ids |= self.ids_of(node.target)
             self.params[node] = ids
             return
         t = node.target
@@ -172,7 +185,7 @@ class Importer:
             return
         if node.op == "call_module":
             mod = self.gm.get_submodule(node.target)
-            ids |= {id(p) for p in mod.parameters()}
+            ids |= self.ids_of(node.target)
             what, base = type(mod).__name__, node.target
         else:
             what, base = _name_of(t), node.name

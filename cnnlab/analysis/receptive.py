@@ -59,12 +59,24 @@ class Periodic:
 
     @property
     def rf(self) -> int:
+        if self.period == 1:  # the usual case
+            return 0 if self.lo[0] is None else self.hi[0] - self.lo[0] + 1
         return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True)
                     if lo is not None), default=0)
 
     @property
     def jump(self) -> Fraction:
         return Fraction(self.shift, self.period)
+
+    @property
+    def step(self) -> int | Fraction:
+        """The jump as an int when it is whole (without building a Fraction), else a Fraction."""
+        if self.shift % self.period == 0:
+            return self.shift // self.period
+        return Fraction(self.shift, self.period)
+
+    def same_jump(self, other: Periodic) -> bool:
+        return self.shift * other.period == other.shift * self.period
 
     def remap(self, reads: Callable[[int], Iterable[int]], period: int, step: int) -> Periodic:
         """Apply an op whose unit ``u + period`` reads the units of ``u`` moved by ``step``."""
@@ -115,7 +127,7 @@ class Field:
 
     @property
     def jump(self) -> tuple[int | Fraction, ...]:
-        return tuple(int(j) if (j := p.jump).denominator == 1 else j for p in self.per)
+        return tuple(p.step for p in self.per)
 
     @property
     def lo(self) -> tuple[int | None, ...]:
@@ -170,8 +182,17 @@ def input_field(image: tuple[int, ...], tokens: bool) -> Field:
 
 
 def _pick(values: list[int | None], fn) -> int | None:
+    if None not in values:  # the usual case, without a copy
+        return fn(values) if values else None
     known = [v for v in values if v is not None]
     return fn(known) if known else None
+
+
+def _merge(seqs: list[tuple[int | None, ...]], fn) -> tuple[int | None, ...]:
+    """Per unit, ``fn`` of the known values of ``seqs`` (each one value per unit)."""
+    if all(None not in q and len(q) == len(seqs[0]) for q in seqs):
+        return tuple(seqs[0]) if len(seqs) == 1 else tuple(map(fn, *seqs))
+    return tuple(_pick(list(v), fn) for v in zip(*seqs, strict=True))
 
 
 def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
@@ -220,13 +241,11 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
     for a in range(n_img):
         mapped = [g for g in fields if g.mapped(a)]
         ps = [g.per[a] for g in mapped]
-        if len({p.jump for p in ps}) > 1:
+        if any(not p.same_jump(ps[0]) for p in ps[1:]):
             # no common period (a decoder resampled by 14/13 next to its skip): the fields
             # of this input's units, as they are; RF is the largest of them
-            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
-                                                                strict=True)))
-            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
-                                                               strict=True)))
+            first.append(_merge([g.first[a] for g in mapped], min))
+            last.append(_merge([g.last[a] for g in mapped], max))
             jump = max(p.jump for p in ps)
             per.append(Periodic(len(first[-1]), math.ceil(len(first[-1]) * jump), first[-1],
                                 last[-1]))
@@ -236,10 +255,8 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
             lo = tuple(_pick([b[0] for b in bs if b], min) for bs in boxes)
             hi = tuple(_pick([b[1] for b in bs if b], max) for bs in boxes)
             per.append(Periodic(period, ps[0].shift * period // ps[0].period, lo, hi))
-            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
-                                                                strict=True)))
-            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
-                                                               strict=True)))
+            first.append(_merge([g.first[a] for g in mapped], min))
+            last.append(_merge([g.last[a] for g in mapped], max))
         else:
             per.append(fields[0].per[a])
             first.append(())

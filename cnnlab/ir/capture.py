@@ -4,7 +4,8 @@ torch.fx traces symbolically and refuses Python control flow that reads a shape 
 "same" padding computed in ``forward``, ``if x.shape[-1] != 224: raise``). Here the module
 runs for real, on a ``meta`` input and meta copies of its parameters and buffers (swapped
 in for the run, as :func:`torch.func.functional_call` would), so every shape is a concrete
-integer and such code just executes. Two recorders watch the run and write what they see as a ``torch.fx.Graph``:
+integer and such code just executes. Two recorders watch the run and write what they see as
+a ``torch.fx.Graph``:
 
   * a forward pre-hook and hook on every *leaf* module (the ones torch.fx would not trace
     into: ``nn.Conv2d``, ``nn.MultiheadAttention``...), giving one ``call_module`` node named

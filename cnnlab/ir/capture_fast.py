@@ -73,7 +73,8 @@ def _cat(args: tuple, kwargs: dict) -> Any:
     dim %= first.dim()
     shape = list(first.shape)
     for t in seq[1:]:
-        if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape)) if i != dim):
+        if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape, strict=True))
+               if i != dim):
             return None
         shape[dim] += t.shape[dim]
     return torch.empty(shape, dtype=first.dtype, device="meta")

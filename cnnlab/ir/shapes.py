@@ -73,7 +73,27 @@ class Window:
         )
 
 
+#: resolved windows by (op, input shape): the analyzer asks for a conv's window four times
+#: (description, parameters, cost, field); a Window is immutable, so the same one is shared
+_WINDOWS: dict[tuple[ir.Op, Shape], Window] = {}
+
+
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
+    """The window of the conv/pool/transposed conv ``node`` on an input of ``in_shape``."""
+    try:
+        key = (node.op, tuple(in_shape))
+        found = _WINDOWS.get(key)
+    except TypeError:  # an unhashable field (a list): resolved every time
+        return _window_params(node, in_shape)
+    if found is None:
+        found = _window_params(node, in_shape)
+        if len(_WINDOWS) >= 4096:
+            _WINDOWS.clear()
+        _WINDOWS[key] = found
+    return found
+
+
+def _window_params(node: ir.Node, in_shape: Shape) -> Window:
     op = node.op
     if isinstance(op, ir.ConvTranspose):
         return _deconv_window(node, in_shape)

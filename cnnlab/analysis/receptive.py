@@ -109,8 +109,11 @@ class Field:
 
     def span(self, a: int) -> Span:
         """Hull of every position read along image axis ``a`` (clipped to the image)."""
-        vals = [v for v in self.first[a] if v is not None]
-        ends = [v for v in self.last[a] if v is not None]
+        first, last = self.first[a], self.last[a]
+        if first and None not in first and None not in last:  # the usual case, no copies
+            return _hull((min(first), max(last)), self.glob[a])
+        vals = [v for v in first if v is not None]
+        ends = [v for v in last if v is not None]
         box = (min(vals), max(ends)) if vals else None
         return _hull(box, self.glob[a])
 
@@ -205,10 +208,17 @@ def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: 
             a += -(a // d) * d  # the first tap inside the input
         return _pick(list(reach[a:b + 1:d]), fn) if a <= b else None
 
-    # the usual case: reach grows with the unit index (no None), so a window lying wholly
-    # inside the input has its min at its first tap and its max at its last: one slice
-    first, last = -(-pad // s), min(count - 1, (n - 1 - span + pad) // s)
-    if first > last or None in reach or reach != tuple(sorted(reach)):
+    # the usual case: reach grows with the unit index over one block of known values (None
+    # only outside it: positions that read nothing but padding), so a window lying wholly
+    # inside the block has its min at its first tap and its max at its last: one slice
+    lo, hi = 0, n - 1
+    while lo <= hi and reach[lo] is None:
+        lo += 1
+    while hi >= lo and reach[hi] is None:
+        hi -= 1
+    block = reach[lo:hi + 1]
+    first, last = -(-(pad + lo) // s), min(count - 1, (hi - span + pad) // s)
+    if first > last or None in block or block != tuple(sorted(block)):
         return tuple(unit(u) for u in range(count))
     off = first * s - pad + (0 if fn is min else span)
     return (*(unit(u) for u in range(first)), *reach[off:off + (last - first) * s + 1:s],
@@ -218,6 +228,16 @@ def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: 
 def _gather(reach: tuple[int | None, ...], reads: Callable[[int], Iterable[int]],
             count: int, fn) -> tuple[int | None, ...]:
     return tuple(_pick([reach[v] for v in reads(u)], fn) for u in range(count))
+
+
+def _shift(reach: tuple[int | None, ...], lo: int, n: int, count: int
+           ) -> tuple[int | None, ...]:
+    """:func:`_gather` through a constant pad of ``lo`` before an axis of ``n`` units: unit
+    ``u`` reads unit ``u - lo`` where there is one, nothing elsewhere."""
+    a, b = max(lo, 0), min(count, n + lo)
+    if a >= b:
+        return (None,) * count
+    return (None,) * a + tuple(reach[a - lo:b - lo]) + (None,) * (count - b)
 
 
 def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
@@ -294,6 +314,10 @@ def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field 
             k, s, d, pad = window
             first[a] = _window_reach(f.first[a], out[t], k, s, d, pad, min)
             last[a] = _window_reach(f.last[a], out[t], k, s, d, pad, max)
+        elif isinstance(op, ir.Pad) and op.mode == "constant":  # a shift
+            lo = op.pads[t - (len(x) - len(op.pads))][0]
+            first[a] = _shift(f.first[a], lo, x[t], out[t])
+            last[a] = _shift(f.last[a], lo, x[t], out[t])
         else:
             first[a] = _gather(f.first[a], clipped, out[t], min)
             last[a] = _gather(f.last[a], clipped, out[t], max)

@@ -1,0 +1,82 @@
+"""The receptive-field pass's fast paths against their one-unit-at-a-time definitions.
+
+``_window_reach`` reads one slice for the windows inside the block of known positions,
+``_shift`` slices through a constant pad and ``_merge`` joins per-unit values with
+``map(min/max)``; each must give exactly what the per-unit rule gives, None (a unit that
+reads only padding) included.
+"""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from cnnlab.analysis.receptive import _gather, _merge, _pick, _shift, _window_reach
+
+
+def _slow_window(reach, count, k, s, d, pad, fn):
+    out = []
+    for u in range(count):
+        taps = [reach[v] for v in range(u * s - pad, u * s - pad + (k - 1) * d + 1, d)
+                if 0 <= v < len(reach)]
+        out.append(_pick(taps, fn))
+    return tuple(out)
+
+
+def _reaches(rng: random.Random):
+    """Sorted reaches, with None runs at either end (padding), sometimes unsorted or holed."""
+    n = rng.randint(1, 30)
+    vals = sorted(rng.randint(-5, 40) for _ in range(n))
+    lead, tail = rng.randint(0, 3), rng.randint(0, 3)
+    reach = [None] * lead + vals + [None] * tail
+    if rng.random() < 0.2:
+        rng.shuffle(reach)
+    if rng.random() < 0.1:
+        reach[rng.randrange(len(reach))] = None
+    return tuple(reach)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_window_reach_equals_the_per_unit_rule(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        reach = _reaches(rng)
+        k, s, d = rng.randint(1, 5), rng.randint(1, 3), rng.randint(1, 2)
+        pad = rng.randint(0, (k - 1) * d)
+        count = (len(reach) + 2 * pad - (k - 1) * d - 1) // s + 1
+        if count <= 0:
+            continue
+        for fn in (min, max):
+            assert _window_reach(reach, count, k, s, d, pad, fn) == \
+                _slow_window(reach, count, k, s, d, pad, fn)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_constant_pad_shift_equals_the_gather(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        reach = _reaches(rng)
+        n = len(reach)
+        lo, hi = rng.randint(-3, 4), rng.randint(-3, 4)
+        count = n + lo + hi
+        if count <= 0:
+            continue
+
+        def clipped(o: int, lo: int = lo, n: int = n) -> list[int]:
+            return [o - lo] if 0 <= o - lo < n else []
+
+        for fn in (min, max):
+            assert _shift(reach, lo, n, count) == _gather(reach, clipped, count, fn)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_merge_equals_picking_per_unit(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        n = rng.randint(1, 20)
+        seqs = [tuple(None if rng.random() < 0.1 else rng.randint(0, 50) for _ in range(n))
+                for _ in range(rng.randint(1, 3))]
+        for fn in (min, max):
+            assert _merge(seqs, fn) == tuple(_pick(list(v), fn)
+                                            for v in zip(*seqs, strict=True))

@@ -31,6 +31,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from functools import cached_property
 
 from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
@@ -99,11 +100,11 @@ class Field:
     def mapped(self, a: int) -> bool:
         return a in self.axes
 
-    @property
+    @cached_property  # a field is immutable; rows share it along element-wise ops
     def vector(self) -> bool:
         return not all(self.mapped(a) for a in range(len(self.per)))
 
-    @property
+    @cached_property
     def whole(self) -> bool:
         return bool(self.per) and all(g is not None for g in self.glob)
 
@@ -117,7 +118,7 @@ class Field:
         box = (min(vals), max(ends)) if vals else None
         return _hull(box, self.glob[a])
 
-    @property
+    @cached_property
     def rf(self) -> tuple[int, ...]:
         out = []
         for a, p in enumerate(self.per):
@@ -128,7 +129,7 @@ class Field:
                 out.append(p.rf)
         return tuple(out)
 
-    @property
+    @cached_property
     def jump(self) -> tuple[int | Fraction, ...]:
         return tuple(p.step for p in self.per)
 

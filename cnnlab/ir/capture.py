@@ -40,6 +40,7 @@ from cnnlab.ir.capture_fast import shortcut
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _METHOD_OWNERS = ("TensorBase.", "Tensor.")
+_FLAT = frozenset((int, float, bool, str, type(None)))
 _ALIAS_PROPS = ("data",)  # tensor properties that are the tensor itself
 # calls whose result depends on a tensor's shape and dtype only: constants, not graph nodes
 FRESH = frozenset(("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor",
@@ -120,6 +121,28 @@ class _Recorder(TorchFunctionMode):
 
         return walk(value), seen
 
+    def map_call(self, args: tuple, kwargs: dict) -> tuple[tuple[Any, Any], bool]:
+        """``map((args, kwargs))``, the flat arguments of a call without the recursion."""
+        if type(args) is not tuple:
+            return self.map((args, kwargs))
+        out, seen = [], False
+        for v in args:
+            if isinstance(v, torch.Tensor):
+                n = self.node_of(v)
+                seen = seen or isinstance(n, fx.Node)
+                out.append(n)
+            elif type(v) in _FLAT:
+                out.append(v)
+            else:
+                m, inner = self.map(v)
+                seen = seen or inner
+                out.append(m)
+        mkwargs: Any = {}
+        if kwargs:
+            mkwargs, inner = self.map(kwargs)
+            seen = seen or inner
+        return (tuple(out), mkwargs), seen
+
     def outputs(self, node: fx.Node, out: Any) -> None:
         if isinstance(out, torch.Tensor):
             self.bind(out, node)
@@ -138,7 +161,7 @@ class _Recorder(TorchFunctionMode):
             out = func(*args, **kwargs)
         if self.depth or not _has_tensor(out) or getattr(func, "__name__", "") in FRESH:
             return out
-        (margs, mkwargs), seen = self.map((args, kwargs))
+        (margs, mkwargs), seen = self.map_call(args, kwargs)
         if not seen:
             return out  # arithmetic on constants made in forward: a constant itself
         owner = getattr(func, "__self__", None)
@@ -165,7 +188,7 @@ class _Recorder(TorchFunctionMode):
         self.depth -= 1
         if self.depth:
             return
-        (margs, mkwargs), seen = self.map((args, kwargs))
+        (margs, mkwargs), seen = self.map_call(args, kwargs)
         if seen and _has_tensor(out):
             self.outputs(_node(self.graph, "call_module", path, margs, mkwargs), out)
 

@@ -64,6 +64,13 @@ def _to_meta(value: Any, real: bool = False) -> Any:
     return value
 
 
+def _param_ids(mod: nn.Module) -> set[int]:
+    """``{id(p) for p in mod.parameters()}``, without its generators: a leaf's own."""
+    if not mod._modules:
+        return {id(p) for p in mod._parameters.values() if p is not None}
+    return {id(p) for p in mod.parameters()}
+
+
 def one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text[:300]}"
@@ -88,8 +95,7 @@ class Importer:
         """Ids of the parameters of the module at ``target`` (asked once per path)."""
         found = self.module_ids.get(target)
         if found is None:
-            found = self.module_ids[target] = {
-                id(p) for p in self.gm.get_submodule(target).parameters()}
+            found = self.module_ids[target] = _param_ids(self.gm.get_submodule(target))
         return found
 
     # ------------------------------------------------------------------ bookkeeping

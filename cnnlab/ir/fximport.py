@@ -20,10 +20,12 @@ weight tensor, list every call but count each tensor once, at its first use (``N
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import fx, nn
+from torch.fx.proxy import Scope
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
@@ -44,12 +46,33 @@ _PLAIN = frozenset((int, float, bool, str, type(None)))
 _CALLS = ("call_function", "call_method", "call_module")
 
 
+class _Scope(Scope):
+    """fx's scope, copied (at every module call) without ``copy.copy``'s reduce protocol."""
+
+    def __copy__(self) -> _Scope:
+        return _Scope(self.module_path, self.module_type)
+
+
+class _Stack(OrderedDict):
+    """fx's module stack, copied (into every node's meta) the same way."""
+
+    def __copy__(self) -> _Stack:
+        return _Stack(self)
+
+
 class _Tracer(fx.Tracer):
     """``torch.fx.Tracer`` giving the same graph for less work per node: the usual arguments
     (proxies, numbers, strings, plain tuples and lists) are lowered without the base class's
-    checks for parameters, constants and opaque types (none of which they are), and a call's
+    checks for parameters, constants and opaque types (none of which they are); a call's
     arguments are set on its node after it is made, which skips ``Graph.create_node``'s pytree
-    scan of them for symbolic ints (a symbolic trace has none). Together a third of a trace."""
+    scan of them for symbolic ints (a symbolic trace has none); the scope and module stack,
+    copied at every module call and node, copy themselves directly. Together a third of a
+    trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scope = _Scope("", None)
+        self.module_stack = _Stack()
 
     def create_arg(self, a: Any) -> Any:
         t = type(a)

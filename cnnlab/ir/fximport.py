@@ -30,6 +30,7 @@ from torch.fx.proxy import Scope
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_walk import BATCH, Importer, one_line, prune
+from cnnlab.ir.shapes import window_memo
 
 
 class _Holder(nn.Module):
@@ -176,32 +177,39 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     modes = {m: m.training for m in module.modules()}
     module.eval()
     try:
-        graph: ir.Graph | None = None
-        refused: CnnlabError | None = None  # fx's error, when it is about the input
-        if capture in ("auto", "fx"):
-            try:
-                graph = _imported(_by_fx(root, name), root, shape, dtype, name)
-            except CnnlabError as e:
-                if capture == "fx":
-                    raise
-                if not str(e).startswith(f"cannot trace {name} with torch.fx"):
-                    refused = e
-        if capture == "run" or graph is None or any(
-                isinstance(n.op, ir.Unsupported) for n in graph.nodes):
-            try:
-                ran = _run_imported(root, shape, dtype, name)
-            except CnnlabError:
-                if refused is not None:
-                    raise refused from None
-                if graph is None:
-                    raise
-                ran = None
-            if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
-                graph = ran
-        return graph
+        with window_memo():
+            return _captured(root, shape, dtype, name, capture)
     finally:
         for m, training in modes.items():
             m.training = training
+
+
+def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name: str,
+              capture: str) -> ir.Graph:
+    """The graph of :func:`from_module`, by the capture ``capture`` picks."""
+    graph: ir.Graph | None = None
+    refused: CnnlabError | None = None  # fx's error, when it is about the input
+    if capture in ("auto", "fx"):
+        try:
+            graph = _imported(_by_fx(root, name), root, shape, dtype, name)
+        except CnnlabError as e:
+            if capture == "fx":
+                raise
+            if not str(e).startswith(f"cannot trace {name} with torch.fx"):
+                refused = e
+    if capture == "run" or graph is None or any(
+            isinstance(n.op, ir.Unsupported) for n in graph.nodes):
+        try:
+            ran = _run_imported(root, shape, dtype, name)
+        except CnnlabError:
+            if refused is not None:
+                raise refused from None
+            if graph is None:
+                raise
+            ran = None
+        if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
+            graph = ran
+    return graph
 
 
 def _run_imported(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from cnnlab.common.errors import CnnlabError, ShapeError
@@ -73,23 +74,39 @@ class Window:
         )
 
 
-#: resolved windows by (op, input shape): the analyzer asks for a conv's window four times
-#: (description, parameters, cost, field); a Window is immutable, so the same one is shared
-_WINDOWS: dict[tuple[ir.Op, Shape], Window] = {}
+#: resolved windows by (op, input shape) while a :func:`window_memo` is open (one import or
+#: one analysis): the analyzer asks for a conv's window four times (description, parameters,
+#: cost, field). A Window is immutable, so the same one is shared; nothing is kept between
+#: analyses, so analyzing a model twice costs twice.
+_windows: dict[tuple[ir.Op, Shape], Window] | None = None
+
+
+@contextmanager
+def window_memo() -> Iterator[None]:
+    """Remember resolved windows until the outermost ``with window_memo()`` ends."""
+    global _windows
+    if _windows is not None:
+        yield
+        return
+    _windows = {}
+    try:
+        yield
+    finally:
+        _windows = None
 
 
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
     """The window of the conv/pool/transposed conv ``node`` on an input of ``in_shape``."""
+    memo = _windows
+    if memo is None:
+        return _window_params(node, in_shape)
     try:
         key = (node.op, tuple(in_shape))
-        found = _WINDOWS.get(key)
+        found = memo.get(key)
     except TypeError:  # an unhashable field (a list): resolved every time
         return _window_params(node, in_shape)
     if found is None:
-        found = _window_params(node, in_shape)
-        if len(_WINDOWS) >= 4096:
-            _WINDOWS.clear()
-        _WINDOWS[key] = found
+        found = memo[key] = _window_params(node, in_shape)
     return found
 
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import torch
 from torch import fx, nn
+from torch._ops import HigherOrderOperator
 from torch.fx.proxy import Scope
 
 from cnnlab.common.errors import CnnlabError
@@ -61,6 +62,26 @@ class _Stack(OrderedDict):
         return _Stack(self)
 
 
+class _Proxy(fx.Proxy):
+    """fx's proxy, finding its tracer among flat arguments without a pytree walk (a trace
+    has one tracer); anything else goes through ``fx.Proxy.__torch_function__``."""
+
+    @classmethod
+    def __torch_function__(cls, orig_method: Any, types: Any, args: Any = None,
+                           kwargs: Any = None) -> Any:
+        args = args if args else ()
+        kwargs = kwargs if kwargs else {}
+        tracer = next((a.tracer for a in args if isinstance(a, cls)), None)
+        if tracer is None or isinstance(orig_method, torch._C.ScriptMethod | HigherOrderOperator) \
+                or any(isinstance(a, fx.Proxy) and not isinstance(a, cls) or
+                       type(a) in (list, tuple, dict) for a in (*args, *kwargs.values())):
+            return super().__torch_function__(orig_method, types, args, kwargs)
+        if torch.overrides.is_tensor_method_or_property(orig_method):
+            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
+        return tracer.create_proxy("call_function", orig_method, args, kwargs,
+                                   name=tracer.graph._target_to_str(orig_method.__name__))
+
+
 class _Tracer(fx.Tracer):
     """``torch.fx.Tracer`` giving the same graph for less work per node: the usual arguments
     (proxies, numbers, strings, plain tuples and lists) are lowered without the base class's
@@ -75,9 +96,12 @@ class _Tracer(fx.Tracer):
         self.scope = _Scope("", None)
         self.module_stack = _Stack()
 
+    def proxy(self, node: fx.Node) -> fx.Proxy:
+        return _Proxy(node, self)
+
     def create_arg(self, a: Any) -> Any:
         t = type(a)
-        if t is fx.Proxy:
+        if t is _Proxy or t is fx.Proxy:
             return a.node
         if t in _PLAIN:
             return a
@@ -181,7 +205,8 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
             return _captured(root, shape, dtype, name, capture)
     finally:
         for m, training in modes.items():
-            m.training = training
+            if m.training != training:  # eval() left the others as they were
+                m.training = training
 
 
 def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name: str,

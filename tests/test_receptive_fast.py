@@ -80,3 +80,36 @@ def test_merge_equals_picking_per_unit(seed: int) -> None:
         for fn in (min, max):
             assert _merge(seqs, fn) == tuple(_pick(list(v), fn)
                                             for v in zip(*seqs, strict=True))
+
+
+def _field(rng: random.Random, n: int, shift: int, period: int = 1):
+    from cnnlab.analysis.receptive import Field, Periodic
+
+    def per() -> Periodic:
+        lo = tuple(None if rng.random() < 0.1 else rng.randint(-3, 3) for _ in range(period))
+        return Periodic(period, shift, lo, tuple(None if v is None else v + rng.randint(0, 9)
+                                                 for v in lo))
+
+    reach = [tuple(None if rng.random() < 0.1 else rng.randint(0, 60) for _ in range(n))
+             for _ in range(2)]
+    glob = tuple((0, 5) if rng.random() < 0.1 else None for _ in range(2))
+    return Field((None, 0, 1), (per(), per()), tuple(reach), tuple(reach), glob)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_plain_join_equals_the_general_join(seed: int, monkeypatch) -> None:
+    from cnnlab.analysis import receptive
+    from cnnlab.ir import graph as ir
+
+    rng = random.Random(seed)
+    node = ir.Node("cat", ir.Concat(0), ())
+    for _ in range(200):
+        n = rng.randint(1, 12)
+        ins = [_field(rng, n, rng.choice((2, 2, 2, 4)), rng.choice((1, 1, 1, 2)))
+               for _ in range(rng.randint(1, 5))]
+        shapes = [(rng.randint(1, 8), n, n) for _ in ins]
+        out = (sum(s[0] for s in shapes), n, n)
+        fast = receptive._join(node, ins, shapes, out)
+        with monkeypatch.context() as m:
+            m.setattr(receptive, "_plain_join", lambda *a: None)
+            assert fast == receptive._join(node, ins, shapes, out)

@@ -243,6 +243,9 @@ def _shift(reach: tuple[int | None, ...], lo: int, n: int, count: int
 
 def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
     """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
+    plain = _plain_join(ins, in_shapes, out)
+    if plain is not None:
+        return plain
     rank = len(out)
     axes: list[int | None] = [None] * rank
     fields = []
@@ -288,6 +291,34 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
         glob.append(span if any(g.glob[a] is not None or not g.mapped(a) for g in fields)
                     else None)
     return Field(tuple(axes), tuple(per), tuple(first), tuple(last), tuple(glob))
+
+
+def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | None:
+    """:func:`_join` of the usual inputs (a skip connection, DenseNet's concat): one layout,
+    every image axis mapped at the output's size, one jump, period 1, nothing global. None
+    for anything else."""
+    f0 = ins[0]
+    axes, n_img = f0.axes, len(f0.per)
+    if len(axes) != len(out) or not all(a in axes for a in range(n_img)):
+        return None
+    for f, shp in zip(ins, in_shapes, strict=True):
+        if f.axes != axes or len(shp) != len(out) or len(f.per) != n_img or any(
+                g is not None for g in f.glob) or any(
+                p.period != 1 or p.shift != q.shift for p, q in zip(f.per, f0.per,
+                                                                   strict=True)):
+            return None
+        if any(a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
+            return None
+    per, first, last = [], [], []
+    for a in range(n_img):
+        per.append(Periodic(1, f0.per[a].shift,
+                            (_pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
+                                   min),),
+                            (_pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
+                                   max),)))
+        first.append(_merge([f.first[a] for f in ins], min))
+        last.append(_merge([f.last[a] for f in ins], max))
+    return Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
 
 
 def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field | str:

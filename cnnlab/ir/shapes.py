@@ -191,8 +191,14 @@ def broadcast_shapes(node: ir.Node, shapes: list[Shape]) -> Shape:
     return tuple(out)
 
 
+_SHEET_OPS = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Conv, ir.Pool, ir.Add,
+                        ir.Linear, ir.Flatten, ir.GlobalPool))
+
+
 def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | None:
     """Shape rules of the ops beyond the sheets' (None: not one of them)."""
+    if type(op) in _SHEET_OPS:  # none of the rules below: at once
+        return None
     x = in_shapes[0] if in_shapes else ()
     mixed = mix_shape(node, in_shapes)
     if mixed is not None:

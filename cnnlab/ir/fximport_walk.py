@@ -52,6 +52,20 @@ def _tensors(value: Any) -> list[T]:
     return found
 
 
+_FLAT = frozenset((int, float, bool, str, type(None)))
+
+
+def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
+    """``_tensors((args, kwargs))``, the flat arguments of a call without the recursion."""
+    found: list[T] = []
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, T):
+            found.append(v)
+        elif type(v) not in _FLAT:
+            found.extend(_tensors(v))
+    return found
+
+
 def _to_meta(value: Any, real: bool = False) -> Any:
     if isinstance(value, T):
         return torch.zeros(value.shape, dtype=value.dtype) if real else value.meta()
@@ -152,9 +166,8 @@ class Importer:
     def call(self, node: fx.Node) -> None:
         args = fx.node.map_arg(node.args, self.vals.__getitem__)
         kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__)
-        used: list[fx.Node] = []
-        fx.node.map_arg((node.args, node.kwargs), used.append)
-        ids = set().union(*(self.params.get(n, set()) for n in used))
+        params = self.params
+        ids = set().union(*(params[n] for n in node.all_input_nodes if n in params))
         found = moved(node, args, kwargs)
         if found is not None:
             self.vals[node] = found
@@ -168,7 +181,7 @@ class Importer:
         if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
-        tensors = _tensors((args, kwargs))
+        tensors = _call_tensors(args, kwargs)
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
             if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)

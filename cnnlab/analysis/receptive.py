@@ -339,6 +339,8 @@ def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field 
         if a is None:
             continue
         reads, period_of, clipped, window = rule
+        if window == (1, 1, 1, 0) and out[t] == x[t]:
+            continue  # a 1x1 window at stride 1: every unit reads itself, the field is kept
         p = per[a]
         period, step = period_of(p.period)
         per[a] = p.remap(reads, period, step)

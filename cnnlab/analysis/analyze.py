@@ -21,7 +21,7 @@ from cnnlab.analysis.costs import other_cost, other_desc, other_params
 from cnnlab.analysis.receptive import Field, check_field_work, input_field, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
-from cnnlab.ir.shapes import Shape, infer_shapes, window_memo, window_params
+from cnnlab.ir.shapes import Shape, analysis_scope, infer_shapes, window_params
 
 
 @dataclass(frozen=True)
@@ -288,7 +288,7 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
         from cnnlab.common.errors import CnnlabError
 
         raise CnnlabError(f"batch must be >= 1, got {batch}")
-    with window_memo():
+    with analysis_scope():
         return _analyze(graph, input_shape, batch, compare, optimizer_states)
 
 

@@ -31,7 +31,7 @@ from torch.fx.proxy import Scope
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_walk import BATCH, Importer, one_line, prune
-from cnnlab.ir.shapes import window_memo
+from cnnlab.ir.shapes import analysis_scope
 
 
 class _Holder(nn.Module):
@@ -201,7 +201,7 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     modes = {m: m.training for m in module.modules()}
     module.eval()
     try:
-        with window_memo():
+        with analysis_scope():
             return _captured(root, shape, dtype, name, capture)
     finally:
         for m, training in modes.items():

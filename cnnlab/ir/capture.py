@@ -35,11 +35,10 @@ from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.ir.capture_fast import shortcut
+from cnnlab.ir.capture_fast import func_info, shortcut
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_METHOD_OWNERS = ("TensorBase.", "Tensor.")
 _FLAT = frozenset((int, float, bool, str, type(None)))
 _ALIAS_PROPS = ("data",)  # tensor properties that are the tensor itself
 # calls whose result depends on a tensor's shape and dtype only: constants, not graph nodes
@@ -159,7 +158,10 @@ class _Recorder(TorchFunctionMode):
         out = shortcut(func, args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
-        if self.depth or not _has_tensor(out) or getattr(func, "__name__", "") in FRESH:
+        if self.depth or not _has_tensor(out):
+            return out
+        name, method = func_info(func)
+        if name in FRESH:
             return out
         (margs, mkwargs), seen = self.map_call(args, kwargs)
         if not seen:
@@ -174,7 +176,7 @@ class _Recorder(TorchFunctionMode):
                 node = _node(self.graph, "call_method", "transpose", (margs[0], -2, -1))
             else:
                 node = _node(self.graph, "call_method", prop, (margs[0],))
-        elif (getattr(func, "__qualname__", "") or "").startswith(_METHOD_OWNERS):
+        elif method:
             node = _node(self.graph, "call_method", func.__name__, margs, mkwargs)
         else:
             node = _node(self.graph, "call_function", func, margs, mkwargs)

@@ -99,6 +99,27 @@ def _conv(x: torch.Tensor, w: torch.Tensor, args: tuple, kwargs: dict, n: int) -
     return torch.empty((x.shape[0], w.shape[0], *out), dtype=x.dtype, device="meta")
 
 
+_INFO: dict[Any, tuple[str, bool]] = {}
+
+
+def func_info(func: Any) -> tuple[str, bool]:
+    """(``__name__``, whether it is a Tensor method) of a torch function, remembered per
+    function (a capture asks for each of its ~1,000 calls)."""
+    try:
+        found = _INFO.get(func)
+    except TypeError:  # unhashable
+        found = None
+    if found is None:
+        found = (getattr(func, "__name__", ""),
+                 (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.")))
+        if len(_INFO) < 4096:
+            try:
+                _INFO[func] = found
+            except TypeError:
+                pass
+    return found
+
+
 def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of ``func(*args, **kwargs)`` built without its kernel, or None."""
     if func in _CAT:
@@ -106,8 +127,7 @@ def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
     if not args or not _meta(args[0]):
         return None
     x = args[0]
-    name = getattr(func, "__name__", "")
-    method = (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor."))
+    name, method = func_info(func)
     if method and name in _INPLACE and all(not isinstance(v, torch.Tensor) or _meta(v)
                                            and v.dim() <= x.dim() for v in args[1:]):
         return x if name.endswith("_") and _fits(x, args[1:]) else None

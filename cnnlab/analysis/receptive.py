@@ -105,6 +105,14 @@ class Field:
         return not all(self.mapped(a) for a in range(len(self.per)))
 
     @cached_property
+    def plain(self) -> tuple | None:
+        """(axes, shift per image axis) when every image axis has period 1 and nothing is
+        global (what :func:`_plain_join` needs of each input); None otherwise."""
+        if any(g is not None for g in self.glob) or any(p.period != 1 for p in self.per):
+            return None
+        return self.axes, tuple(p.shift for p in self.per)
+
+    @cached_property
     def whole(self) -> bool:
         return bool(self.per) and all(g is not None for g in self.glob)
 
@@ -298,16 +306,12 @@ def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field |
     every image axis mapped at the output's size, one jump, period 1, nothing global. None
     for anything else."""
     f0 = ins[0]
-    axes, n_img = f0.axes, len(f0.per)
-    if len(axes) != len(out) or not all(a in axes for a in range(n_img)):
+    axes, n_img, key = f0.axes, len(f0.per), f0.plain
+    if key is None or len(axes) != len(out) or not all(a in axes for a in range(n_img)):
         return None
     for f, shp in zip(ins, in_shapes, strict=True):
-        if f.axes != axes or len(shp) != len(out) or len(f.per) != n_img or any(
-                g is not None for g in f.glob) or any(
-                p.period != 1 or p.shift != q.shift for p, q in zip(f.per, f0.per,
-                                                                   strict=True)):
-            return None
-        if any(a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
+        if f.plain != key or len(shp) != len(out) or any(
+                a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
             return None
     per, first, last = [], [], []
     for a in range(n_img):

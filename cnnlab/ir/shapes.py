@@ -85,11 +85,11 @@ _windows: dict[tuple[ir.Op, Shape], Window] | None = None
 @contextmanager
 def analysis_scope() -> Iterator[None]:
     """One import or one analysis, until the outermost ``with analysis_scope()`` ends:
-    resolved windows are remembered, and Python's cyclic garbage collector is paused. An
-    analysis makes some 10^5 short-lived objects; the collections they trigger walk every
-    live object of the process (a full one took 170 ms beside torchinfo and fvcore) and find
-    nothing of the run's to free before it ends. The collector is switched back on after
-    (after an error too) if it was on; cycles left then are collected as usual."""
+    resolved windows are remembered, and Python's cyclic garbage collector is paused. The
+    collections an analysis's many short-lived objects trigger walk every live object of the
+    process (beside torchinfo and fvcore, 19 ms per EfficientNet-B0 analysis) and find little
+    of the run's to free before it ends. The collector is switched back on after (after an
+    error too) if it was on; cycles left then are collected as usual."""
     global _windows
     if _windows is not None:
         yield

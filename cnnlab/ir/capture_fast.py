@@ -2,13 +2,13 @@
 
 A meta kernel is a Python function (shape checks, strides, type promotion) that costs a
 fraction of a millisecond per call; a capture only needs the output's shape and dtype. For the
-calls below -- element-wise functions, normalisations, convolutions, adaptive pools,
-concatenation and broadcasting arithmetic -- :func:`shortcut` builds the empty meta output
-directly (in-place methods return their input), with the shape and strides the meta kernel
-gives (``tests/test_capture_fast.py`` checks each against it). Even ``torch.empty_like`` on a
-meta tensor is a Python decomposition (~60x ``torch.empty_strided``), so a contiguous input's
-copy is made with the latter. Anything else, and any call whose arguments are not plain meta
-tensors, runs its meta kernel as usual.
+calls below -- element-wise functions, normalisations, convolutions, adaptive pools, constant
+padding, concatenation and broadcasting arithmetic -- :func:`shortcut` builds the empty meta
+output directly (in-place methods return their input), with the shape and strides the meta
+kernel gives (``tests/test_capture_fast.py`` checks them against it). Even
+``torch.empty_like`` on a meta tensor is a Python decomposition (~60x
+``torch.empty_strided``), so a contiguous input's copy is made with the latter. Anything else,
+and any call whose arguments are not plain meta tensors, runs its meta kernel as usual.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ _ADAPTIVE_AVG = {F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_
                  torch.adaptive_avg_pool1d: 1, torch._C._nn.adaptive_avg_pool2d: 2,
                  torch._C._nn.adaptive_avg_pool3d: 3}
 _CAT = {torch.cat, torch.concat, torch.concatenate}
+_PAD = {F.pad, torch._C._nn.pad}
 
 
 def _meta(v: Any) -> bool:
@@ -56,6 +57,22 @@ def _adaptive(x: torch.Tensor, args: tuple, kwargs: dict, n: int) -> Any:
         return None
     out = [x.shape[-n + i] if v is None else v for i, v in enumerate(sizes)]
     return torch.empty((*x.shape[:-n], *out), dtype=x.dtype, device="meta")
+
+
+def _pad(x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
+    """``F.pad`` with constant padding: each padded axis grows by its two amounts."""
+    pad = kwargs.get("pad", args[1] if len(args) > 1 else None)
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    if len(args) > 4 or set(kwargs) - {"pad", "mode", "value"} or mode != "constant" or \
+            not isinstance(pad, list | tuple) or len(pad) % 2 or len(pad) // 2 > x.dim() or \
+            not all(type(v) is int for v in pad) or not any(pad) or not x.is_contiguous():
+        return None
+    out = list(x.shape)
+    for i in range(len(pad) // 2):
+        out[-(i + 1)] += pad[2 * i] + pad[2 * i + 1]
+    if any(v <= 0 for v in out):
+        return None
+    return torch.empty(out, dtype=x.dtype, device="meta")
 
 
 def _cat(args: tuple, kwargs: dict) -> Any:
@@ -135,6 +152,8 @@ def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
         return _like(x)
     if not method and func in _ADAPTIVE_AVG:
         return _adaptive(x, args, kwargs, _ADAPTIVE_AVG[func])
+    if not method and func in _PAD:
+        return _pad(x, args, kwargs)
     if not method and func in _CONV and len(args) > 1 and _meta(args[1]):
         return _conv(x, args[1], args, kwargs, _CONV[func])
     if (method and name in _BINARY or not method and func in _BINARY_FUNCS) and \

@@ -31,12 +31,27 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
-from functools import cached_property
 
 from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, window_params
+
+
+class _once:  # a decorator, named like functools.cached_property
+    """``functools.cached_property`` without its lock (Python 3.11 takes one on every first
+    read; a field is made and read by one analysis): the value lands in the instance's
+    ``__dict__``, which shadows this descriptor from then on."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.name = fn, fn.__name__
+
+    def __get__(self, obj: object, owner: type | None = None) -> object:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
 
 Reach = tuple[tuple[int | None, ...], ...]  # per image axis, one value per unit
 Span = tuple[int, int] | None
@@ -100,11 +115,11 @@ class Field:
     def mapped(self, a: int) -> bool:
         return a in self.axes
 
-    @cached_property  # a field is immutable; rows share it along element-wise ops
+    @_once  # a field is immutable; rows share it along element-wise ops
     def vector(self) -> bool:
         return not all(self.mapped(a) for a in range(len(self.per)))
 
-    @cached_property
+    @_once
     def plain(self) -> tuple | None:
         """(axes, shift per image axis) when every image axis has period 1 and nothing is
         global (what :func:`_plain_join` needs of each input); None otherwise."""
@@ -112,7 +127,7 @@ class Field:
             return None
         return self.axes, tuple(p.shift for p in self.per)
 
-    @cached_property
+    @_once
     def whole(self) -> bool:
         return bool(self.per) and all(g is not None for g in self.glob)
 
@@ -126,7 +141,7 @@ class Field:
         box = (min(vals), max(ends)) if vals else None
         return _hull(box, self.glob[a])
 
-    @cached_property
+    @_once
     def rf(self) -> tuple[int, ...]:
         out = []
         for a, p in enumerate(self.per):
@@ -137,7 +152,7 @@ class Field:
                 out.append(p.rf)
         return tuple(out)
 
-    @cached_property
+    @_once
     def jump(self) -> tuple[int | Fraction, ...]:
         return tuple(p.step for p in self.per)
 

@@ -51,10 +51,11 @@ class Recording:
     """The captured graph and the module it refers to; quacks like the ``fx.GraphModule``
     the importer reads (``graph``, ``get_submodule``, attribute access by path)."""
 
-    def __init__(self, graph: fx.Graph, root: nn.Module):
+    def __init__(self, graph: fx.Graph, root: nn.Module,
+                 paths: dict[str, nn.Module] | None = None):
         self.graph = graph
         self.root = root
-        self.paths: dict[str, nn.Module] | None = None
+        self.paths = paths  # root.named_modules() as a dict, made on first use if not given
 
     def get_submodule(self, target: str) -> nn.Module:
         """``root.get_submodule(target)``, from one walk over the modules (the importer asks
@@ -290,7 +291,7 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     (mapped, seen) = rec.map(out)
     found = [v for v in _flat(mapped) if isinstance(v, fx.Node)]
     rec.graph.output(found[0] if found else None)
-    return Recording(rec.graph, root)
+    return Recording(rec.graph, root, dict(modules))
 
 
 def _flat(v: Any) -> list[Any]:

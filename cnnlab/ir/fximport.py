@@ -162,14 +162,15 @@ def _imported(source: Any, root: nn.Module, shape: tuple[int, ...], dtype: torch
     graph = prune(imp.run())
     if graph.output is None:
         raise CnnlabError(f"{name}.forward returns no tensor computed from its input")
-    graph.unused = _unused(root, imp.first_use)
+    graph.unused = _unused(imp.named, imp.first_use)
     return graph
 
 
-def _unused(root: nn.Module, counted: dict[int, str]) -> tuple[tuple[str, int], ...]:
-    """Parameters no row counts (used only in training, or in a way no row shows)."""
-    return tuple((path, p.numel()) for path, p in root.named_parameters()
-                 if id(p) not in counted)
+def _unused(named: list[tuple[str, nn.Parameter]], counted: dict[int, str]
+            ) -> tuple[tuple[str, int], ...]:
+    """Parameters no row counts (used only in training, or in a way no row shows), of the
+    root's ``named_parameters()``."""
+    return tuple((path, p.numel()) for path, p in named if id(p) not in counted)
 
 
 CAPTURES = ("auto", "fx", "run")

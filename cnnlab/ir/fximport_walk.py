@@ -100,7 +100,8 @@ class Importer:
         self.first_use: dict[int, str] = {}  # parameter id -> the IR node that counted it
         self.calls: dict[str, int] = {}
         self.taken: set[str] = {"input"}
-        self.numel = {id(p): p.numel() for p in root.parameters()}
+        self.named = list(root.named_parameters())  # each parameter once, by path
+        self.numel = {id(p): p.numel() for _, p in self.named}
         self.dtype = dtype
         self.any_moved = False  # a Moved value exists (materialise has work to do)
         self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids

@@ -200,11 +200,14 @@ def _node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | Non
           ) -> fx.Node:
     """``graph.call_function``/``call_method``/``call_module``: the same node, named the same,
     but its arguments set afterwards, which skips ``create_node``'s pytree scan of them for
-    symbolic ints (a meta run has none; the scan was a tenth of the capture)."""
+    symbolic ints (a meta run has none; the scan was a tenth of the capture). They are set
+    through the ``args``/``kwargs`` properties (which keep the users lists), past
+    ``Node.__setattr__``'s re-filing of the node under its (op, target), which they do not
+    change."""
     node = graph.create_node(op, target)
     if kwargs:
-        node.kwargs = kwargs
-    node.args = args
+        object.__setattr__(node, "kwargs", kwargs)
+    object.__setattr__(node, "args", args)
     return node
 
 

@@ -117,8 +117,8 @@ class _Tracer(fx.Tracer):
             return super().create_node(kind, target, args, kwargs, name, type_expr)
         node = super().create_node(kind, target, (), {}, name, type_expr)
         if kwargs:
-            node.kwargs = kwargs
-        node.args = args
+            object.__setattr__(node, "kwargs", kwargs)
+        object.__setattr__(node, "args", args)
         return node
 
 

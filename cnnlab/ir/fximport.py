@@ -20,17 +20,15 @@ weight tensor, list every call but count each tensor once, at its first use (``N
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
 import torch
 from torch import fx, nn
-from torch._ops import HigherOrderOperator
-from torch.fx.proxy import Scope
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_walk import BATCH, Importer, one_line, prune
+from cnnlab.ir.fxtrace import Tracer
 from cnnlab.ir.shapes import analysis_scope
 
 
@@ -42,84 +40,6 @@ class _Holder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> Any:
         return getattr(self, self.key)(x)
-
-
-_PLAIN = frozenset((int, float, bool, str, type(None)))
-_CALLS = ("call_function", "call_method", "call_module")
-
-
-class _Scope(Scope):
-    """fx's scope, copied (at every module call) without ``copy.copy``'s reduce protocol."""
-
-    def __copy__(self) -> _Scope:
-        return _Scope(self.module_path, self.module_type)
-
-
-class _Stack(OrderedDict):
-    """fx's module stack, copied (into every node's meta) the same way."""
-
-    def __copy__(self) -> _Stack:
-        return _Stack(self)
-
-
-class _Proxy(fx.Proxy):
-    """fx's proxy, finding its tracer among flat arguments without a pytree walk (a trace
-    has one tracer); anything else goes through ``fx.Proxy.__torch_function__``."""
-
-    @classmethod
-    def __torch_function__(cls, orig_method: Any, types: Any, args: Any = None,
-                           kwargs: Any = None) -> Any:
-        args = args if args else ()
-        kwargs = kwargs if kwargs else {}
-        tracer = next((a.tracer for a in args if isinstance(a, cls)), None)
-        if tracer is None or isinstance(orig_method, torch._C.ScriptMethod | HigherOrderOperator) \
-                or any(isinstance(a, fx.Proxy) and not isinstance(a, cls) or
-                       type(a) in (list, tuple, dict) for a in (*args, *kwargs.values())):
-            return super().__torch_function__(orig_method, types, args, kwargs)
-        if torch.overrides.is_tensor_method_or_property(orig_method):
-            return tracer.create_proxy("call_method", orig_method.__name__, args, kwargs)
-        return tracer.create_proxy("call_function", orig_method, args, kwargs,
-                                   name=tracer.graph._target_to_str(orig_method.__name__))
-
-
-class _Tracer(fx.Tracer):
-    """``torch.fx.Tracer`` giving the same graph for less work per node: the usual arguments
-    (proxies, numbers, strings, plain tuples and lists) are lowered without the base class's
-    checks for parameters, constants and opaque types (none of which they are); a call's
-    arguments are set on its node after it is made, which skips ``Graph.create_node``'s pytree
-    scan of them for symbolic ints (a symbolic trace has none); the scope and module stack,
-    copied at every module call and node, copy themselves directly. Together a third of a
-    trace."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.scope = _Scope("", None)
-        self.module_stack = _Stack()
-
-    def proxy(self, node: fx.Node) -> fx.Proxy:
-        return _Proxy(node, self)
-
-    def create_arg(self, a: Any) -> Any:
-        t = type(a)
-        if t is _Proxy or t is fx.Proxy:
-            return a.node
-        if t in _PLAIN:
-            return a
-        if t is tuple:
-            return tuple([self.create_arg(v) for v in a])
-        if t is list:
-            return [self.create_arg(v) for v in a]
-        return super().create_arg(a)
-
-    def create_node(self, kind: str, target: Any, args: tuple, kwargs: dict,
-                    name: str | None = None, type_expr: Any = None) -> fx.Node:
-        if kind not in _CALLS or self.check_mutable_operations or not (args or kwargs):
-            return super().create_node(kind, target, args, kwargs, name, type_expr)
-        node = super().create_node(kind, target, (), {}, name, type_expr)
-        if kwargs:
-            object.__setattr__(node, "kwargs", kwargs)
-        object.__setattr__(node, "args", args)
-        return node
 
 
 def _dtype_of(dtype: str | torch.dtype) -> torch.dtype:
@@ -135,7 +55,7 @@ def _by_fx(root: nn.Module, name: str) -> Any:
     from cnnlab.ir.capture import Recording
 
     try:  # the graph alone: no GraphModule, whose code generation costs a third of the time
-        gm = Recording(_Tracer().trace(root), root)
+        gm = Recording(Tracer().trace(root), root)
     except Exception as e:  # fx raises TraceError, TypeError, AttributeError... alike
         raise CnnlabError(
             f"cannot trace {name} with torch.fx ({one_line(e)}); trace a submodule without "

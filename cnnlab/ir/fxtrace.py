@@ -11,6 +11,8 @@ ResNet-50 or DenseNet-121 (docs/analyze.md, Speed).
 
 from __future__ import annotations
 
+import dis
+import inspect
 from collections import OrderedDict
 from typing import Any
 
@@ -39,7 +41,23 @@ class _Stack(OrderedDict):
 
 class _Proxy(fx.Proxy):
     """fx's proxy, finding its tracer among flat arguments without a pytree walk (a trace
-    has one tracer); anything else goes through ``fx.Proxy.__torch_function__``."""
+    has one tracer; anything else goes through ``fx.Proxy.__torch_function__``), and reading
+    the caller's bytecode only up to the instruction that iterates it (fx disassembles the
+    whole function for each ``a, b = x.shape[-2:]``)."""
+
+    def __iter__(self) -> Any:
+        frame = inspect.currentframe()
+        calling = frame.f_back if frame is not None else None
+        if calling is None:
+            raise AssertionError("no calling frame to read the unpacking from")
+        for inst in dis.get_instructions(calling.f_code):  # fx: the first at or after f_lasti
+            if inst.offset >= calling.f_lasti:
+                break
+        else:
+            raise IndexError("no instruction at the calling frame's f_lasti")
+        if inst.opname == "UNPACK_SEQUENCE":
+            return (self[i] for i in range(inst.argval))
+        return self.tracer.iter(self)
 
     @classmethod
     def __torch_function__(cls, orig_method: Any, types: Any, args: Any = None,

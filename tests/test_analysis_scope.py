@@ -1,4 +1,4 @@
-"""The scope of one import or one analysis (``cnnlab.ir.shapes.analysis_scope``): the garbage
+"""The scope of one import or one analysis (``cnnlab.ir.scope.analysis_scope``): the garbage
 collector is paused inside and left as it was found after, on success and on error; the
 windows it remembers are dropped at its end (nothing carries over to the next analysis)."""
 
@@ -12,7 +12,7 @@ from torch import nn
 
 import cnnlab
 from cnnlab.common.errors import CnnlabError
-from cnnlab.ir import shapes
+from cnnlab.ir import scope, shapes
 
 
 class _ReadsValues(nn.Module):
@@ -32,9 +32,9 @@ def test_the_collector_is_left_as_it_was(enabled: bool) -> None:
     try:
         gc.enable() if enabled else gc.disable()
         seen = []
-        with shapes.analysis_scope():
+        with scope.analysis_scope():
             seen.append(gc.isenabled())
-            with shapes.analysis_scope():  # nested: the outer scope decides
+            with scope.analysis_scope():  # nested: the outer scope decides
                 seen.append(gc.isenabled())
             seen.append(gc.isenabled())
         assert seen == [False, False, False]
@@ -45,7 +45,7 @@ def test_the_collector_is_left_as_it_was(enabled: bool) -> None:
         with pytest.raises(CnnlabError):
             cnnlab.analyze(_ReadsValues(), (1, 8, 8))
         assert gc.isenabled() is enabled
-        assert shapes._windows is None
+        assert scope.windows is None
     finally:
         gc.enable() if was else gc.disable()
 
@@ -54,11 +54,11 @@ def test_windows_are_remembered_inside_one_scope_only() -> None:
     from cnnlab.ir import graph as ir
 
     node = ir.Node("c", ir.Conv(4, (3,), padding="same"))
-    with shapes.analysis_scope():
+    with scope.analysis_scope():
         first = shapes.window_params(node, (1, 8, 8))
         assert shapes.window_params(node, (1, 8, 8)) is first
         assert shapes.window_params(node, (1, 9, 9)) is not first
-    assert shapes._windows is None
+    assert scope.windows is None
     again = shapes.window_params(node, (1, 8, 8))
     assert again == first and again is not first
     assert again.pads == ((1, 1), (1, 1))

@@ -1,7 +1,7 @@
 """The receptive-field pass's fast paths against their one-unit-at-a-time definitions.
 
-``_window_reach`` reads one slice for the windows inside the block of known positions,
-``_shift`` slices through a constant pad and ``_merge`` joins per-unit values with
+``window_reach`` reads one slice for the windows inside the block of known positions,
+``shift`` slices through a constant pad and ``merge`` joins per-unit values with
 ``map(min/max)``; each must give exactly what the per-unit rule gives, None (a unit that
 reads only padding) included.
 """
@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from cnnlab.analysis.receptive import _gather, _merge, _pick, _shift, _window_reach
+from cnnlab.analysis.reach import gather, merge, pick, shift, window_reach
 
 
 def _slow_window(reach, count, k, s, d, pad, fn):
@@ -20,7 +20,7 @@ def _slow_window(reach, count, k, s, d, pad, fn):
     for u in range(count):
         taps = [reach[v] for v in range(u * s - pad, u * s - pad + (k - 1) * d + 1, d)
                 if 0 <= v < len(reach)]
-        out.append(_pick(taps, fn))
+        out.append(pick(taps, fn))
     return tuple(out)
 
 
@@ -48,7 +48,7 @@ def test_window_reach_equals_the_per_unit_rule(seed: int) -> None:
         if count <= 0:
             continue
         for fn in (min, max):
-            assert _window_reach(reach, count, k, s, d, pad, fn) == \
+            assert window_reach(reach, count, k, s, d, pad, fn) == \
                 _slow_window(reach, count, k, s, d, pad, fn)
 
 
@@ -67,7 +67,7 @@ def test_constant_pad_shift_equals_the_gather(seed: int) -> None:
             return [o - lo] if 0 <= o - lo < n else []
 
         for fn in (min, max):
-            assert _shift(reach, lo, n, count) == _gather(reach, clipped, count, fn)
+            assert shift(reach, lo, n, count) == gather(reach, clipped, count, fn)
 
 
 @pytest.mark.parametrize("seed", range(4))
@@ -78,7 +78,7 @@ def test_merge_equals_picking_per_unit(seed: int) -> None:
         seqs = [tuple(None if rng.random() < 0.1 else rng.randint(0, 50) for _ in range(n))
                 for _ in range(rng.randint(1, 3))]
         for fn in (min, max):
-            assert _merge(seqs, fn) == tuple(_pick(list(v), fn)
+            assert merge(seqs, fn) == tuple(pick(list(v), fn)
                                             for v in zip(*seqs, strict=True))
 
 

@@ -21,7 +21,8 @@ from cnnlab.analysis.costs import other_cost, other_desc, other_params
 from cnnlab.analysis.receptive import Field, check_field_work, input_field, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
-from cnnlab.ir.shapes import Shape, analysis_scope, infer_shapes, window_params
+from cnnlab.ir.scope import analysis_scope
+from cnnlab.ir.shapes import Shape, infer_shapes, window_params
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from cnnlab.analysis.reach import gather, merge, pick, shift, window_reach
 from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
@@ -208,62 +209,6 @@ def input_field(image: tuple[int, ...], tokens: bool) -> Field:
                  (None,) * dims)
 
 
-def _pick(values: list[int | None], fn) -> int | None:
-    if None not in values:  # the usual case, without a copy
-        return fn(values) if values else None
-    known = [v for v in values if v is not None]
-    return fn(known) if known else None
-
-
-def _merge(seqs: list[tuple[int | None, ...]], fn) -> tuple[int | None, ...]:
-    """Per unit, ``fn`` of the known values of ``seqs`` (each one value per unit)."""
-    if all(None not in q and len(q) == len(seqs[0]) for q in seqs):
-        return tuple(seqs[0]) if len(seqs) == 1 else tuple(map(fn, *seqs))
-    return tuple(_pick(list(v), fn) for v in zip(*seqs, strict=True))
-
-
-def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
-                  pad: int, fn) -> tuple[int | None, ...]:
-    n, span = len(reach), (k - 1) * d
-
-    def unit(u: int) -> int | None:
-        a, b = u * s - pad, min(u * s - pad + span, n - 1)
-        if a < 0:
-            a += -(a // d) * d  # the first tap inside the input
-        return _pick(list(reach[a:b + 1:d]), fn) if a <= b else None
-
-    # the usual case: reach grows with the unit index over one block of known values (None
-    # only outside it: positions that read nothing but padding), so a window lying wholly
-    # inside the block has its min at its first tap and its max at its last: one slice
-    lo, hi = 0, n - 1
-    while lo <= hi and reach[lo] is None:
-        lo += 1
-    while hi >= lo and reach[hi] is None:
-        hi -= 1
-    block = reach[lo:hi + 1]
-    first, last = -(-(pad + lo) // s), min(count - 1, (hi - span + pad) // s)
-    if first > last or None in block or block != tuple(sorted(block)):
-        return tuple(unit(u) for u in range(count))
-    off = first * s - pad + (0 if fn is min else span)
-    return (*(unit(u) for u in range(first)), *reach[off:off + (last - first) * s + 1:s],
-            *(unit(u) for u in range(last + 1, count)))
-
-
-def _gather(reach: tuple[int | None, ...], reads: Callable[[int], Iterable[int]],
-            count: int, fn) -> tuple[int | None, ...]:
-    return tuple(_pick([reach[v] for v in reads(u)], fn) for u in range(count))
-
-
-def _shift(reach: tuple[int | None, ...], lo: int, n: int, count: int
-           ) -> tuple[int | None, ...]:
-    """:func:`_gather` through a constant pad of ``lo`` before an axis of ``n`` units: unit
-    ``u`` reads unit ``u - lo`` where there is one, nothing elsewhere."""
-    a, b = max(lo, 0), min(count, n + lo)
-    if a >= b:
-        return (None,) * count
-    return (None,) * a + tuple(reach[a - lo:b - lo]) + (None,) * (count - b)
-
-
 def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
     """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
     plain = _plain_join(ins, in_shapes, out)
@@ -291,19 +236,19 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
         if any(not p.same_jump(ps[0]) for p in ps[1:]):
             # no common period (a decoder resampled by 14/13 next to its skip): the fields
             # of this input's units, as they are; RF is the largest of them
-            first.append(_merge([g.first[a] for g in mapped], min))
-            last.append(_merge([g.last[a] for g in mapped], max))
+            first.append(merge([g.first[a] for g in mapped], min))
+            last.append(merge([g.last[a] for g in mapped], max))
             jump = max(p.jump for p in ps)
             per.append(Periodic(len(first[-1]), math.ceil(len(first[-1]) * jump), first[-1],
                                 last[-1]))
         elif ps:
             period = math.lcm(*(p.period for p in ps))
             boxes = [[p.at(u) for p in ps] for u in range(period)]
-            lo = tuple(_pick([b[0] for b in bs if b], min) for bs in boxes)
-            hi = tuple(_pick([b[1] for b in bs if b], max) for bs in boxes)
+            lo = tuple(pick([b[0] for b in bs if b], min) for bs in boxes)
+            hi = tuple(pick([b[1] for b in bs if b], max) for bs in boxes)
             per.append(Periodic(period, ps[0].shift * period // ps[0].period, lo, hi))
-            first.append(_merge([g.first[a] for g in mapped], min))
-            last.append(_merge([g.last[a] for g in mapped], max))
+            first.append(merge([g.first[a] for g in mapped], min))
+            last.append(merge([g.last[a] for g in mapped], max))
         else:
             per.append(fields[0].per[a])
             first.append(())
@@ -331,12 +276,12 @@ def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field |
     per, first, last = [], [], []
     for a in range(n_img):
         per.append(Periodic(1, f0.per[a].shift,
-                            (_pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
+                            (pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
                                    min),),
-                            (_pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
+                            (pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
                                    max),)))
-        first.append(_merge([f.first[a] for f in ins], min))
-        last.append(_merge([f.last[a] for f in ins], max))
+        first.append(merge([f.first[a] for f in ins], min))
+        last.append(merge([f.last[a] for f in ins], max))
     return Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
 
 
@@ -365,15 +310,15 @@ def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field 
         per[a] = p.remap(reads, period, step)
         if window is not None:  # conv/pool: the fast path over the clipped reach
             k, s, d, pad = window
-            first[a] = _window_reach(f.first[a], out[t], k, s, d, pad, min)
-            last[a] = _window_reach(f.last[a], out[t], k, s, d, pad, max)
+            first[a] = window_reach(f.first[a], out[t], k, s, d, pad, min)
+            last[a] = window_reach(f.last[a], out[t], k, s, d, pad, max)
         elif isinstance(op, ir.Pad) and op.mode == "constant":  # a shift
             lo = op.pads[t - (len(x) - len(op.pads))][0]
-            first[a] = _shift(f.first[a], lo, x[t], out[t])
-            last[a] = _shift(f.last[a], lo, x[t], out[t])
+            first[a] = shift(f.first[a], lo, x[t], out[t])
+            last[a] = shift(f.last[a], lo, x[t], out[t])
         else:
-            first[a] = _gather(f.first[a], clipped, out[t], min)
-            last[a] = _gather(f.last[a], clipped, out[t], max)
+            first[a] = gather(f.first[a], clipped, out[t], min)
+            last[a] = gather(f.last[a], clipped, out[t], max)
     return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
 
 

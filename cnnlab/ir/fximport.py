@@ -29,7 +29,7 @@ from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_walk import BATCH, Importer, one_line, prune
 from cnnlab.ir.fxtrace import Tracer
-from cnnlab.ir.shapes import analysis_scope
+from cnnlab.ir.scope import analysis_scope
 
 
 class _Holder(nn.Module):

@@ -11,15 +11,14 @@ padding for a concrete input -- the builder and the NumPy reference use it, so t
 
 from __future__ import annotations
 
-import gc
 import math
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from cnnlab.common.errors import CnnlabError, ShapeError
 from cnnlab.ir import graph as ir
+from cnnlab.ir import scope
 from cnnlab.ir.mix import mix_shape
 
 Shape = tuple[int, ...]
@@ -75,39 +74,9 @@ class Window:
         )
 
 
-#: resolved windows by (op, input shape) while an :func:`analysis_scope` is open (one import
-#: or one analysis): the analyzer asks for a conv's window four times (description,
-#: parameters, cost, field). A Window is immutable, so the same one is shared; nothing is kept
-#: between analyses, so analyzing a model twice costs twice.
-_windows: dict[tuple[ir.Op, Shape], Window] | None = None
-
-
-@contextmanager
-def analysis_scope() -> Iterator[None]:
-    """One import or one analysis, until the outermost ``with analysis_scope()`` ends:
-    resolved windows are remembered, and Python's cyclic garbage collector is paused. The
-    collections an analysis's many short-lived objects trigger walk every live object of the
-    process (beside torchinfo and fvcore, 19 ms per EfficientNet-B0 analysis) and find little
-    of the run's to free before it ends. The collector is switched back on after (after an
-    error too) if it was on; cycles left then are collected as usual."""
-    global _windows
-    if _windows is not None:
-        yield
-        return
-    _windows = {}
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        _windows = None
-        if collecting:
-            gc.enable()
-
-
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
     """The window of the conv/pool/transposed conv ``node`` on an input of ``in_shape``."""
-    memo = _windows
+    memo = scope.windows
     if memo is None:
         return _window_params(node, in_shape)
     try:

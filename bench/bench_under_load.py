@@ -43,6 +43,7 @@ def main() -> int:
     ap.add_argument("--hogs", type=int, default=10, help="busy processes beside the command")
     ap.add_argument("--first-line", default=None,
                     help="also report the seconds until the command prints a line containing this")
+    ap.add_argument("--log", default=None, help="write the command's whole output here")
     ap.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = ap.parse_args()
     cmd = [c for c in args.command if c != "--"] or ["make", "test"]
@@ -63,11 +64,17 @@ def main() -> int:
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         assert proc.stdout is not None
         tail: list[str] = []
+        log = open(args.log, "w") if args.log else None  # noqa: SIM115 (closed below)
         for line in proc.stdout:
+            if log is not None:
+                log.write(line)
+                log.flush()
             if first is None and args.first_line and args.first_line in line:
                 first = time.perf_counter() - t0
             tail = (tail + [line])[-15:]
         rc = proc.wait()
+        if log is not None:
+            log.close()
     finally:
         done.set()
         for h in hogs:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from waiting import LIMIT_S  # the hang guard, never the thing tested
 
 from cnnlab.experiments.executor import LocalExecutor
 from cnnlab.training.trainer import RunResult, TrainConfig
@@ -55,7 +56,6 @@ spec = "conv3x3x2 relu fc10"
 iterations = 100000000
 """
 ROOT = Path(__file__).resolve().parents[1]
-LIMIT_S = 600  # a safety net for a stuck test, never the thing tested
 
 
 def _wait_for(cond, what: str, proc: subprocess.Popen | None = None) -> None:

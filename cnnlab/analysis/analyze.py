@@ -21,6 +21,7 @@ from cnnlab.analysis.costs import other_cost, other_desc, other_params
 from cnnlab.analysis.receptive import Field, check_field_work, input_field, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
+from cnnlab.ir.scope import analysis_scope
 from cnnlab.ir.shapes import Shape, infer_shapes, window_params
 
 
@@ -295,6 +296,12 @@ def analyze_graph(graph: ir.Graph, input_shape: Shape, batch: int = 1,
         from cnnlab.common.errors import CnnlabError
 
         raise CnnlabError(f"batch must be >= 1, got {batch}")
+    with analysis_scope():
+        return _analyze(graph, input_shape, batch, compare, optimizer_states)
+
+
+def _analyze(graph: ir.Graph, input_shape: Shape, batch: int, compare: bool,
+             optimizer_states: int) -> Analysis:
     shapes = infer_shapes(graph, input_shape)
     tokens = isinstance(graph.nodes[0].op, ir.Input) and graph.nodes[0].op.tokens
     image = tuple(input_shape) if tokens else tuple(input_shape[1:])

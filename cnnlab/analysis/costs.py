@@ -18,10 +18,16 @@ from cnnlab.ir.mix import attention_macs, attention_params, matmul_macs
 from cnnlab.ir.shapes import Shape, window_params
 
 _MUL = ("mul", "div", "pow")
+#: the sheets' own ops (exact types), which none of the rules below covers: returned None for
+#: at once, without the chain of isinstance checks (most rows of a CNN are these)
+SHEET_OPS = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Conv, ir.Pool, ir.Add, ir.Linear,
+                       ir.Flatten))
 
 
 def other_params(op: ir.Op, x: Shape) -> tuple[int, int] | None:
     """(weights, biases) of the newer ops; None for the others."""
+    if type(op) in SHEET_OPS:
+        return None
     if isinstance(op, ir.PReLU):
         return op.num_parameters, 0
     if isinstance(op, ir.Norm):
@@ -43,6 +49,8 @@ def other_params(op: ir.Op, x: Shape) -> tuple[int, int] | None:
 
 def other_cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int, int] | None:
     op = node.op
+    if type(op) in SHEET_OPS:
+        return None
     n_out = math.prod(out)
     x = in_shapes[0] if in_shapes else ()
     if isinstance(op, ir.ConvTranspose):
@@ -91,6 +99,8 @@ def _x(v: tuple) -> str:
 
 
 def other_desc(op: ir.Op, x: Shape) -> str | None:
+    if type(op) in SHEET_OPS:
+        return None
     if isinstance(op, ir.PReLU):
         return f"prelu {op.num_parameters}"
     if isinstance(op, ir.Norm):

@@ -32,10 +32,27 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
+from cnnlab.analysis.reach import gather, merge, pick, shift, window_reach
 from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
 from cnnlab.ir.shapes import Shape, window_params
+
+
+class _once:  # a decorator, named like functools.cached_property
+    """``functools.cached_property`` without its lock (Python 3.11 takes one on every first
+    read; a field is made and read by one analysis): the value lands in the instance's
+    ``__dict__``, which shadows this descriptor from then on."""
+
+    def __init__(self, fn: Callable) -> None:
+        self.fn, self.name = fn, fn.__name__
+
+    def __get__(self, obj: object, owner: type | None = None) -> object:
+        if obj is None:
+            return self
+        value = obj.__dict__[self.name] = self.fn(obj)
+        return value
+
 
 Reach = tuple[tuple[int | None, ...], ...]  # per image axis, one value per unit
 Span = tuple[int, int] | None
@@ -59,12 +76,24 @@ class Periodic:
 
     @property
     def rf(self) -> int:
+        if self.period == 1:  # the usual case
+            return 0 if self.lo[0] is None else self.hi[0] - self.lo[0] + 1
         return max((h - lo + 1 for lo, h in zip(self.lo, self.hi, strict=True)
                     if lo is not None), default=0)
 
     @property
     def jump(self) -> Fraction:
         return Fraction(self.shift, self.period)
+
+    @property
+    def step(self) -> int | Fraction:
+        """The jump as an int when it is whole (without building a Fraction), else a Fraction."""
+        if self.shift % self.period == 0:
+            return self.shift // self.period
+        return Fraction(self.shift, self.period)
+
+    def same_jump(self, other: Periodic) -> bool:
+        return self.shift * other.period == other.shift * self.period
 
     def remap(self, reads: Callable[[int], Iterable[int]], period: int, step: int) -> Periodic:
         """Apply an op whose unit ``u + period`` reads the units of ``u`` moved by ``step``."""
@@ -87,22 +116,33 @@ class Field:
     def mapped(self, a: int) -> bool:
         return a in self.axes
 
-    @property
+    @_once  # a field is immutable; rows share it along element-wise ops
     def vector(self) -> bool:
         return not all(self.mapped(a) for a in range(len(self.per)))
 
-    @property
+    @_once
+    def plain(self) -> tuple | None:
+        """(axes, shift per image axis) when every image axis has period 1 and nothing is
+        global (what :func:`_plain_join` needs of each input); None otherwise."""
+        if any(g is not None for g in self.glob) or any(p.period != 1 for p in self.per):
+            return None
+        return self.axes, tuple(p.shift for p in self.per)
+
+    @_once
     def whole(self) -> bool:
         return bool(self.per) and all(g is not None for g in self.glob)
 
     def span(self, a: int) -> Span:
         """Hull of every position read along image axis ``a`` (clipped to the image)."""
-        vals = [v for v in self.first[a] if v is not None]
-        ends = [v for v in self.last[a] if v is not None]
+        first, last = self.first[a], self.last[a]
+        if first and None not in first and None not in last:  # the usual case, no copies
+            return _hull((min(first), max(last)), self.glob[a])
+        vals = [v for v in first if v is not None]
+        ends = [v for v in last if v is not None]
         box = (min(vals), max(ends)) if vals else None
         return _hull(box, self.glob[a])
 
-    @property
+    @_once
     def rf(self) -> tuple[int, ...]:
         out = []
         for a, p in enumerate(self.per):
@@ -113,9 +153,9 @@ class Field:
                 out.append(p.rf)
         return tuple(out)
 
-    @property
+    @_once
     def jump(self) -> tuple[int | Fraction, ...]:
-        return tuple(int(j) if (j := p.jump).denominator == 1 else j for p in self.per)
+        return tuple(p.step for p in self.per)
 
     @property
     def lo(self) -> tuple[int | None, ...]:
@@ -169,38 +209,11 @@ def input_field(image: tuple[int, ...], tokens: bool) -> Field:
                  (None,) * dims)
 
 
-def _pick(values: list[int | None], fn) -> int | None:
-    known = [v for v in values if v is not None]
-    return fn(known) if known else None
-
-
-def _window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
-                  pad: int, fn) -> tuple[int | None, ...]:
-    n, span = len(reach), (k - 1) * d
-
-    def unit(u: int) -> int | None:
-        a, b = u * s - pad, min(u * s - pad + span, n - 1)
-        if a < 0:
-            a += -(a // d) * d  # the first tap inside the input
-        return _pick(list(reach[a:b + 1:d]), fn) if a <= b else None
-
-    # the usual case: reach grows with the unit index (no None), so a window lying wholly
-    # inside the input has its min at its first tap and its max at its last: one slice
-    first, last = -(-pad // s), min(count - 1, (n - 1 - span + pad) // s)
-    if first > last or None in reach or reach != tuple(sorted(reach)):
-        return tuple(unit(u) for u in range(count))
-    off = first * s - pad + (0 if fn is min else span)
-    return (*(unit(u) for u in range(first)), *reach[off:off + (last - first) * s + 1:s],
-            *(unit(u) for u in range(last + 1, count)))
-
-
-def _gather(reach: tuple[int | None, ...], reads: Callable[[int], Iterable[int]],
-            count: int, fn) -> tuple[int | None, ...]:
-    return tuple(_pick([reach[v] for v in reads(u)], fn) for u in range(count))
-
-
 def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
     """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
+    plain = _plain_join(ins, in_shapes, out)
+    if plain is not None:
+        return plain
     rank = len(out)
     axes: list[int | None] = [None] * rank
     fields = []
@@ -220,26 +233,22 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
     for a in range(n_img):
         mapped = [g for g in fields if g.mapped(a)]
         ps = [g.per[a] for g in mapped]
-        if len({p.jump for p in ps}) > 1:
+        if any(not p.same_jump(ps[0]) for p in ps[1:]):
             # no common period (a decoder resampled by 14/13 next to its skip): the fields
             # of this input's units, as they are; RF is the largest of them
-            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
-                                                                strict=True)))
-            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
-                                                               strict=True)))
+            first.append(merge([g.first[a] for g in mapped], min))
+            last.append(merge([g.last[a] for g in mapped], max))
             jump = max(p.jump for p in ps)
             per.append(Periodic(len(first[-1]), math.ceil(len(first[-1]) * jump), first[-1],
                                 last[-1]))
         elif ps:
             period = math.lcm(*(p.period for p in ps))
             boxes = [[p.at(u) for p in ps] for u in range(period)]
-            lo = tuple(_pick([b[0] for b in bs if b], min) for bs in boxes)
-            hi = tuple(_pick([b[1] for b in bs if b], max) for bs in boxes)
+            lo = tuple(pick([b[0] for b in bs if b], min) for bs in boxes)
+            hi = tuple(pick([b[1] for b in bs if b], max) for bs in boxes)
             per.append(Periodic(period, ps[0].shift * period // ps[0].period, lo, hi))
-            first.append(tuple(_pick(list(v), min) for v in zip(*(g.first[a] for g in mapped),
-                                                                strict=True)))
-            last.append(tuple(_pick(list(v), max) for v in zip(*(g.last[a] for g in mapped),
-                                                               strict=True)))
+            first.append(merge([g.first[a] for g in mapped], min))
+            last.append(merge([g.last[a] for g in mapped], max))
         else:
             per.append(fields[0].per[a])
             first.append(())
@@ -250,6 +259,30 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
         glob.append(span if any(g.glob[a] is not None or not g.mapped(a) for g in fields)
                     else None)
     return Field(tuple(axes), tuple(per), tuple(first), tuple(last), tuple(glob))
+
+
+def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | None:
+    """:func:`_join` of the usual inputs (a skip connection, DenseNet's concat): one layout,
+    every image axis mapped at the output's size, one jump, period 1, nothing global. None
+    for anything else."""
+    f0 = ins[0]
+    axes, n_img, key = f0.axes, len(f0.per), f0.plain
+    if key is None or len(axes) != len(out) or not all(a in axes for a in range(n_img)):
+        return None
+    for f, shp in zip(ins, in_shapes, strict=True):
+        if f.plain != key or len(shp) != len(out) or any(
+                a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
+            return None
+    per, first, last = [], [], []
+    for a in range(n_img):
+        per.append(Periodic(1, f0.per[a].shift,
+                            (pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
+                                   min),),
+                            (pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
+                                   max),)))
+        first.append(merge([f.first[a] for f in ins], min))
+        last.append(merge([f.last[a] for f in ins], max))
+    return Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
 
 
 def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field | str:
@@ -270,16 +303,22 @@ def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field 
         if a is None:
             continue
         reads, period_of, clipped, window = rule
+        if window == (1, 1, 1, 0) and out[t] == x[t]:
+            continue  # a 1x1 window at stride 1: every unit reads itself, the field is kept
         p = per[a]
         period, step = period_of(p.period)
         per[a] = p.remap(reads, period, step)
         if window is not None:  # conv/pool: the fast path over the clipped reach
             k, s, d, pad = window
-            first[a] = _window_reach(f.first[a], out[t], k, s, d, pad, min)
-            last[a] = _window_reach(f.last[a], out[t], k, s, d, pad, max)
+            first[a] = window_reach(f.first[a], out[t], k, s, d, pad, min)
+            last[a] = window_reach(f.last[a], out[t], k, s, d, pad, max)
+        elif isinstance(op, ir.Pad) and op.mode == "constant":  # a shift
+            lo = op.pads[t - (len(x) - len(op.pads))][0]
+            first[a] = shift(f.first[a], lo, x[t], out[t])
+            last[a] = shift(f.last[a], lo, x[t], out[t])
         else:
-            first[a] = _gather(f.first[a], clipped, out[t], min)
-            last[a] = _gather(f.last[a], clipped, out[t], max)
+            first[a] = gather(f.first[a], clipped, out[t], min)
+            last[a] = gather(f.last[a], clipped, out[t], max)
     return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
 
 

@@ -2,10 +2,13 @@
 
 A meta kernel is a Python function (shape checks, strides, type promotion) that costs a
 fraction of a millisecond per call; a capture only needs the output's shape and dtype. For the
-calls below -- element-wise functions, normalisations, convolutions, linear layers and
-broadcasting arithmetic -- :func:`shortcut` builds the empty meta output directly (in-place
-methods return their input). Anything else, and any call whose arguments are not plain meta
-tensors, runs its meta kernel as usual.
+calls below -- element-wise functions, normalisations, convolutions, adaptive pools, constant
+padding, concatenation and broadcasting arithmetic -- :func:`shortcut` builds the empty meta
+output directly (in-place methods return their input), with the shape and strides the meta
+kernel gives (``tests/test_capture_fast.py`` checks them against it). Even
+``torch.empty_like`` on a meta tensor is a Python decomposition (~60x
+``torch.empty_strided``), so a contiguous input's copy is made with the latter. Anything else,
+and any call whose arguments are not plain meta tensors, runs its meta kernel as usual.
 """
 
 from __future__ import annotations
@@ -25,10 +28,73 @@ _BINARY = {"add", "mul", "sub", "div", "__add__", "__mul__", "__sub__", "__trued
            "__radd__", "__rmul__"}
 _BINARY_FUNCS = {torch.add, torch.mul, torch.sub, torch.div}
 _CONV = {F.conv1d: 1, F.conv2d: 2, F.conv3d: 3}
+_ADAPTIVE_AVG = {F.adaptive_avg_pool1d: 1, F.adaptive_avg_pool2d: 2, F.adaptive_avg_pool3d: 3,
+                 torch.adaptive_avg_pool1d: 1, torch._C._nn.adaptive_avg_pool2d: 2,
+                 torch._C._nn.adaptive_avg_pool3d: 3}
+_CAT = {torch.cat, torch.concat, torch.concatenate}
+_PAD = {F.pad, torch._C._nn.pad}
 
 
 def _meta(v: Any) -> bool:
-    return isinstance(v, torch.Tensor) and v.device.type == "meta"
+    return isinstance(v, torch.Tensor) and v.is_meta
+
+
+def _like(x: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(x)``: for a dense ``x`` its strides are kept, as empty_like does."""
+    if x.is_contiguous():
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    return torch.empty_like(x)
+
+
+def _adaptive(x: torch.Tensor, args: tuple, kwargs: dict, n: int) -> Any:
+    size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
+    if len(args) > 2 or set(kwargs) - {"output_size"} or size is None or \
+            x.dim() not in (n + 1, n + 2) or not x.is_contiguous() or x.numel() == 0:
+        return None
+    sizes = (size,) * n if isinstance(size, int) else tuple(size)
+    if len(sizes) != n or any(v is not None and (not isinstance(v, int) or isinstance(v, bool)
+                                                 or v <= 0) for v in sizes):
+        return None
+    out = [x.shape[-n + i] if v is None else v for i, v in enumerate(sizes)]
+    return torch.empty((*x.shape[:-n], *out), dtype=x.dtype, device="meta")
+
+
+def _pad(x: torch.Tensor, args: tuple, kwargs: dict) -> Any:
+    """``F.pad`` with constant padding: each padded axis grows by its two amounts."""
+    pad = kwargs.get("pad", args[1] if len(args) > 1 else None)
+    mode = kwargs.get("mode", args[2] if len(args) > 2 else "constant")
+    if len(args) > 4 or set(kwargs) - {"pad", "mode", "value"} or mode != "constant" or \
+            not isinstance(pad, list | tuple) or len(pad) % 2 or len(pad) // 2 > x.dim() or \
+            not all(type(v) is int for v in pad) or not any(pad) or not x.is_contiguous():
+        return None
+    out = list(x.shape)
+    for i in range(len(pad) // 2):
+        out[-(i + 1)] += pad[2 * i] + pad[2 * i + 1]
+    if any(v <= 0 for v in out):
+        return None
+    return torch.empty(out, dtype=x.dtype, device="meta")
+
+
+def _cat(args: tuple, kwargs: dict) -> Any:
+    seq = kwargs.get("tensors", args[0] if args else None)
+    dim = kwargs.get("dim", args[1] if len(args) > 1 else 0)
+    if len(args) > 2 or set(kwargs) - {"tensors", "dim"} or not isinstance(seq, list | tuple) \
+            or not seq or not isinstance(dim, int) or isinstance(dim, bool):
+        return None
+    first = seq[0]
+    if not all(_meta(t) and t.dtype == first.dtype and t.dim() == first.dim()
+               and t.is_contiguous() and t.numel() for t in seq) or first.dim() == 0:
+        return None
+    if not -first.dim() <= dim < first.dim():
+        return None
+    dim %= first.dim()
+    shape = list(first.shape)
+    for t in seq[1:]:
+        if any(a != b for i, (a, b) in enumerate(zip(t.shape, first.shape, strict=True))
+               if i != dim):
+            return None
+        shape[dim] += t.shape[dim]
+    return torch.empty(shape, dtype=first.dtype, device="meta")
 
 
 def _tup(v: Any, n: int) -> tuple[int, ...]:
@@ -50,40 +116,77 @@ def _conv(x: torch.Tensor, w: torch.Tensor, args: tuple, kwargs: dict, n: int) -
     return torch.empty((x.shape[0], w.shape[0], *out), dtype=x.dtype, device="meta")
 
 
+_INFO: dict[Any, tuple[str, bool]] = {}
+
+
+def func_info(func: Any) -> tuple[str, bool]:
+    """(``__name__``, whether it is a Tensor method) of a torch function, remembered per
+    function (a capture asks for each of its ~1,000 calls)."""
+    try:
+        found = _INFO.get(func)
+    except TypeError:  # unhashable
+        found = None
+    if found is None:
+        found = (getattr(func, "__name__", ""),
+                 (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor.")))
+        if len(_INFO) < 4096:
+            try:
+                _INFO[func] = found
+            except TypeError:
+                pass
+    return found
+
+
 def shortcut(func: Any, args: tuple, kwargs: dict) -> Any:
     """The output of ``func(*args, **kwargs)`` built without its kernel, or None."""
+    if func in _CAT:
+        return _cat(args, kwargs)
     if not args or not _meta(args[0]):
         return None
     x = args[0]
-    name = getattr(func, "__name__", "")
-    method = (getattr(func, "__qualname__", "") or "").startswith(("TensorBase.", "Tensor."))
+    name, method = func_info(func)
     if method and name in _INPLACE and all(not isinstance(v, torch.Tensor) or _meta(v)
                                            and v.dim() <= x.dim() for v in args[1:]):
         return x if name.endswith("_") and _fits(x, args[1:]) else None
     if not method and func in _SAME or method and name in _SAME_METHODS:
-        return torch.empty_like(x)
+        return _like(x)
+    if not method and func in _ADAPTIVE_AVG:
+        return _adaptive(x, args, kwargs, _ADAPTIVE_AVG[func])
+    if not method and func in _PAD:
+        return _pad(x, args, kwargs)
     if not method and func in _CONV and len(args) > 1 and _meta(args[1]):
         return _conv(x, args[1], args, kwargs, _CONV[func])
     if (method and name in _BINARY or not method and func in _BINARY_FUNCS) and \
             len(args) == 2 and not kwargs:
         b = args[1]
         if isinstance(b, int | float) and not isinstance(b, bool):
-            return torch.empty_like(x) if x.is_floating_point() else None
+            return _like(x) if x.is_floating_point() else None
         if _meta(b) and b.dtype == x.dtype:
-            try:
-                shape = torch.broadcast_shapes(x.shape, b.shape)
-            except RuntimeError:
-                return None
-            return torch.empty(shape, dtype=x.dtype, device="meta")
+            shape = _broadcast(x.shape, b.shape)
+            return None if shape is None else torch.empty(shape, dtype=x.dtype, device="meta")
     return None
+
+
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...] | None:
+    """``torch.broadcast_shapes(a, b)`` (a Python decomposition, slow), None if they clash."""
+    if a == b:
+        return tuple(a)
+    n = max(len(a), len(b))
+    out = []
+    for u, v in zip((1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b),
+                    strict=True):
+        if u == v or v == 1:
+            out.append(u)
+        elif u == 1:
+            out.append(v)
+        else:
+            return None
+    return tuple(out)
 
 
 def _fits(x: torch.Tensor, rest: tuple) -> bool:
     for v in rest:
-        if isinstance(v, torch.Tensor):
-            try:
-                if torch.broadcast_shapes(x.shape, v.shape) != x.shape or v.dtype != x.dtype:
-                    return False
-            except RuntimeError:
-                return False
+        if isinstance(v, torch.Tensor) and (v.dtype != x.dtype or
+                                            _broadcast(x.shape, v.shape) != tuple(x.shape)):
+            return False
     return True

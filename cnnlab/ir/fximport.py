@@ -28,6 +28,8 @@ from torch import fx, nn
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_walk import BATCH, Importer, one_line, prune
+from cnnlab.ir.fxtrace import Tracer
+from cnnlab.ir.scope import analysis_scope
 
 
 class _Holder(nn.Module):
@@ -53,7 +55,7 @@ def _by_fx(root: nn.Module, name: str) -> Any:
     from cnnlab.ir.capture import Recording
 
     try:  # the graph alone: no GraphModule, whose code generation costs a third of the time
-        gm = Recording(fx.Tracer().trace(root), root)
+        gm = Recording(Tracer().trace(root), root)
     except Exception as e:  # fx raises TraceError, TypeError, AttributeError... alike
         raise CnnlabError(
             f"cannot trace {name} with torch.fx ({one_line(e)}); trace a submodule without "
@@ -80,14 +82,15 @@ def _imported(source: Any, root: nn.Module, shape: tuple[int, ...], dtype: torch
     graph = prune(imp.run())
     if graph.output is None:
         raise CnnlabError(f"{name}.forward returns no tensor computed from its input")
-    graph.unused = _unused(root, imp.first_use)
+    graph.unused = _unused(imp.named, imp.first_use)
     return graph
 
 
-def _unused(root: nn.Module, counted: dict[int, str]) -> tuple[tuple[str, int], ...]:
-    """Parameters no row counts (used only in training, or in a way no row shows)."""
-    return tuple((path, p.numel()) for path, p in root.named_parameters()
-                 if id(p) not in counted)
+def _unused(named: list[tuple[str, nn.Parameter]], counted: dict[int, str]
+            ) -> tuple[tuple[str, int], ...]:
+    """Parameters no row counts (used only in training, or in a way no row shows), of the
+    root's ``named_parameters()``."""
+    return tuple((path, p.numel()) for path, p in named if id(p) not in counted)
 
 
 CAPTURES = ("auto", "fx", "run")
@@ -122,32 +125,40 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     modes = {m: m.training for m in module.modules()}
     module.eval()
     try:
-        graph: ir.Graph | None = None
-        refused: CnnlabError | None = None  # fx's error, when it is about the input
-        if capture in ("auto", "fx"):
-            try:
-                graph = _imported(_by_fx(root, name), root, shape, dtype, name)
-            except CnnlabError as e:
-                if capture == "fx":
-                    raise
-                if not str(e).startswith(f"cannot trace {name} with torch.fx"):
-                    refused = e
-        if capture == "run" or graph is None or any(
-                isinstance(n.op, ir.Unsupported) for n in graph.nodes):
-            try:
-                ran = _run_imported(root, shape, dtype, name)
-            except CnnlabError:
-                if refused is not None:
-                    raise refused from None
-                if graph is None:
-                    raise
-                ran = None
-            if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
-                graph = ran
-        return graph
+        with analysis_scope():
+            return _captured(root, shape, dtype, name, capture)
     finally:
         for m, training in modes.items():
-            m.training = training
+            if m.training != training:  # eval() left the others as they were
+                m.training = training
+
+
+def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name: str,
+              capture: str) -> ir.Graph:
+    """The graph of :func:`from_module`, by the capture ``capture`` picks."""
+    graph: ir.Graph | None = None
+    refused: CnnlabError | None = None  # fx's error, when it is about the input
+    if capture in ("auto", "fx"):
+        try:
+            graph = _imported(_by_fx(root, name), root, shape, dtype, name)
+        except CnnlabError as e:
+            if capture == "fx":
+                raise
+            if not str(e).startswith(f"cannot trace {name} with torch.fx"):
+                refused = e
+    if capture == "run" or graph is None or any(
+            isinstance(n.op, ir.Unsupported) for n in graph.nodes):
+        try:
+            ran = _run_imported(root, shape, dtype, name)
+        except CnnlabError:
+            if refused is not None:
+                raise refused from None
+            if graph is None:
+                raise
+            ran = None
+        if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
+            graph = ran
+    return graph
 
 
 def _run_imported(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,

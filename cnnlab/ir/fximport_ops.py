@@ -177,15 +177,29 @@ def _expect(m: nn.Module, what: str, want: int, got: int) -> None:
                           "check --input (channels x height x width, or tokens:int64)")
 
 
+_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+
+
+def _batch_norm(m: nn.Module) -> Result:
+    if not m.affine:
+        return None, "batch norm without affine (the IR counts gamma and beta)"
+    return ir.BatchNorm(m.eps, m.momentum if m.momentum is not None else 0.1), ""
+
+
 def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     """IR op of a leaf module called on a tensor of torch shape ``x`` (batch first); a size
     the module's weights contradict is a one-line error."""
     dims = len(x) - 2
+    t = type(m)
+    if t in ACT_MODULES:  # an activation itself: none of the checks before its own applies
+        return ir.Act(ACT_MODULES[t]), ""
     if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
         if len(x) < 2:
             raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")
         _expect(m, "channels", getattr(m, "in_channels", None) or
                 getattr(m, "num_features", None) or m.num_channels, x[1])
+        if t in _BATCH_NORMS:  # a batch norm itself: straight to its own rule
+            return _batch_norm(m)
     if isinstance(m, nn.Linear):
         _expect(m, "features (last axis)", m.in_features, x[-1])
     if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
@@ -220,9 +234,7 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     if isinstance(m, nn.PReLU):
         return ir.PReLU(m.num_parameters), ""
     if isinstance(m, nn.BatchNorm1d | nn.BatchNorm2d | nn.BatchNorm3d):
-        if not m.affine:
-            return None, "batch norm without affine (the IR counts gamma and beta)"
-        return ir.BatchNorm(m.eps, m.momentum if m.momentum is not None else 0.1), ""
+        return _batch_norm(m)
     if isinstance(m, nn.LayerNorm):
         shape = tuple(m.normalized_shape)
         if tuple(x[len(x) - len(shape):]) != shape:

@@ -53,6 +53,20 @@ def _tensors(value: Any) -> list[T]:
     return found
 
 
+_FLAT = frozenset((int, float, bool, str, type(None)))
+
+
+def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
+    """``_tensors((args, kwargs))``, the flat arguments of a call without the recursion."""
+    found: list[T] = []
+    for v in (*args, *kwargs.values()):
+        if isinstance(v, T):
+            found.append(v)
+        elif type(v) not in _FLAT:
+            found.extend(_tensors(v))
+    return found
+
+
 def _to_meta(value: Any, real: bool = False) -> Any:
     if isinstance(value, T):
         return torch.zeros(value.real, dtype=value.dtype) if real else value.meta()
@@ -63,6 +77,13 @@ def _to_meta(value: Any, real: bool = False) -> Any:
     if isinstance(value, dict):
         return {k: _to_meta(v, real) for k, v in value.items()}
     return value
+
+
+def _param_ids(mod: nn.Module) -> set[int]:
+    """``{id(p) for p in mod.parameters()}``, without its generators: a leaf's own."""
+    if not mod._modules:
+        return {id(p) for p in mod._parameters.values() if p is not None}
+    return {id(p) for p in mod.parameters()}
 
 
 def one_line(e: BaseException) -> str:
@@ -80,8 +101,18 @@ class Importer:
         self.first_use: dict[int, str] = {}  # parameter id -> the IR node that counted it
         self.calls: dict[str, int] = {}
         self.taken: set[str] = {"input"}
-        self.numel = {id(p): p.numel() for p in root.parameters()}
+        self.named = list(root.named_parameters())  # each parameter once, by path
+        self.numel = {id(p): p.numel() for _, p in self.named}
         self.dtype = dtype
+        self.any_moved = False  # a Moved value exists (materialise has work to do)
+        self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids
+
+    def ids_of(self, target: str) -> set[int]:
+        """Ids of the parameters of the module at ``target`` (asked once per path)."""
+        found = self.module_ids.get(target)
+        if found is None:
+            found = self.module_ids[target] = _param_ids(self.gm.get_submodule(target))
+        return found
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -137,9 +168,8 @@ class Importer:
     def call(self, node: fx.Node) -> None:
         args = fx.node.map_arg(node.args, self.vals.__getitem__)
         kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__)
-        used: list[fx.Node] = []
-        fx.node.map_arg((node.args, node.kwargs), used.append)
-        ids = set().union(*(self.params.get(n, set()) for n in used))
+        params = self.params
+        ids = set().union(*(params[n] for n in node.all_input_nodes if n in params))
         if fold.call(self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
                      lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
                          self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
@@ -150,20 +180,23 @@ class Importer:
 
     def _call(self, node: fx.Node, args: Any, kwargs: Any, ids: set[int]) -> None:
         found = moved(node, args, kwargs)
-        if found is not None or use_moved(self, node, args, kwargs):
-            if found is not None:
-                self.vals[node] = found
+        if found is not None:
+            self.vals[node] = found
+            self.any_moved = True
             return
-        args, kwargs = materialise(self, args), materialise(self, kwargs)
+        if self.any_moved:
+            if use_moved(self, node, args, kwargs):
+                return
+            args, kwargs = materialise(self, args), materialise(self, kwargs)
         t = node.target
         if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
-        tensors = _tensors((args, kwargs))
+        tensors = _call_tensors(args, kwargs)
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
             if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)
-                ids |= {id(p) for p in self.gm.get_submodule(node.target).parameters()}
+                ids |= self.ids_of(node.target)
             self.params[node] = ids
             return
         t = node.target
@@ -182,7 +215,7 @@ class Importer:
             return
         if node.op == "call_module":
             mod = self.gm.get_submodule(node.target)
-            ids |= {id(p) for p in mod.parameters()}
+            ids |= self.ids_of(node.target)
             what, base = type(mod).__name__, node.target
         else:
             what, base = _name_of(t), node.name

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from cnnlab.common.errors import CnnlabError, ShapeError
 from cnnlab.ir import graph as ir
+from cnnlab.ir import scope
 from cnnlab.ir.mix import mix_shape
 
 Shape = tuple[int, ...]
@@ -74,6 +75,21 @@ class Window:
 
 
 def window_params(node: ir.Node, in_shape: Shape) -> Window:
+    """The window of the conv/pool/transposed conv ``node`` on an input of ``in_shape``."""
+    memo = scope.windows
+    if memo is None:
+        return _window_params(node, in_shape)
+    try:
+        key = (node.op, tuple(in_shape))
+        found = memo.get(key)
+    except TypeError:  # an unhashable field (a list): resolved every time
+        return _window_params(node, in_shape)
+    if found is None:
+        found = memo[key] = _window_params(node, in_shape)
+    return found
+
+
+def _window_params(node: ir.Node, in_shape: Shape) -> Window:
     op = node.op
     if isinstance(op, ir.ConvTranspose):
         return _deconv_window(node, in_shape)
@@ -154,8 +170,14 @@ def broadcast_shapes(node: ir.Node, shapes: list[Shape]) -> Shape:
     return tuple(out)
 
 
+_SHEET_OPS = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Conv, ir.Pool, ir.Add,
+                        ir.Linear, ir.Flatten, ir.GlobalPool))
+
+
 def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | None:
     """Shape rules of the ops beyond the sheets' (None: not one of them)."""
+    if type(op) in _SHEET_OPS:  # none of the rules below: at once
+        return None
     x = in_shapes[0] if in_shapes else ()
     mixed = mix_shape(node, in_shapes)
     if mixed is not None:

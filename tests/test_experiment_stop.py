@@ -78,6 +78,13 @@ def _checkpoints(runs: Path) -> dict[str, int]:
     return out
 
 
+def _as_from_a_terminal() -> None:
+    """SIGINT handled as in a command typed at a terminal: a test suite started in the
+    background of a script (``make test &``, CI runners) has SIGINT ignored, the child would
+    inherit that, and Python then never raises KeyboardInterrupt (as a background job must)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_ends_the_experiment_and_keeps_the_work(tmp_path: Path, sig: int) -> None:
     recipe = tmp_path / "stop.toml"
@@ -91,7 +98,7 @@ def test_a_stop_ends_the_experiment_and_keeps_the_work(tmp_path: Path, sig: int)
     proc = subprocess.Popen(
         [sys.executable, "-m", "cnnlab.cli.main", "experiment", "run", str(recipe), "--jobs",
          "1", "--runs-dir", str(runs)], env=env, cwd=tmp_path, stderr=subprocess.PIPE,
-        text=True, start_new_session=True)
+        text=True, start_new_session=True, preexec_fn=_as_from_a_terminal)
     try:
         # run a finished, run b past its first periodic checkpoint
         _wait_for(lambda: len(_checkpoints(runs)) >= 2 and max(_checkpoints(runs).values()) >= 50,

@@ -73,6 +73,34 @@ def test_value_dependent_control_flow_names_the_line() -> None:
     assert f"test_capture.py:{line}" in text and "meta" in text
 
 
+class SplitTooFar(nn.Module):
+    """A model bug: a split of 4 channels into parts of 2, unpacked into three names."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(1, 4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p, q, r = self.c(x).split(2, 1)  # SPLIT
+        return p + q + r
+
+
+@pytest.mark.parametrize("capture", ["auto", "fx", "run"])
+def test_a_model_bug_under_fx_is_one_line_never_a_traceback(capture: str) -> None:
+    """fx traces the unpacking as a third getitem that the graph cannot give; every capture
+    says so in one line (auto and run: the module's own error at its line)."""
+    line = next(i for i, t in enumerate(open(__file__).read().splitlines(), 1)
+                if "# SPLIT" in t and "next(" not in t)
+    with pytest.raises(CnnlabError) as e:
+        from_module(SplitTooFar(), (1, 8, 8), capture=capture)
+    text = str(e.value)
+    assert "\n" not in text
+    if capture == "fx":
+        assert text.startswith("cannot map the traced SplitTooFar to cnnlab's layers")
+    else:
+        assert f"test_capture.py:{line}" in text and "not enough values to unpack" in text
+
+
 def test_unknown_capture_is_an_error() -> None:
     with pytest.raises(CnnlabError, match="capture 'jit' is not one of auto, fx, run"):
         from_module(nn.Conv2d(1, 1, 1), (1, 3, 3), capture="jit")

@@ -146,6 +146,10 @@ def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name:
                 raise
             if not str(e).startswith(f"cannot trace {name} with torch.fx"):
                 refused = e
+        except Exception as e:  # the fx graph does not map (a split unpacked into too many
+            if capture == "fx":  # names): the run-capture runs the module's own code instead
+                raise CnnlabError(f"cannot map the traced {name} to cnnlab's layers "
+                                  f"({one_line(e)}); try capture='run'") from None
     if capture == "run" or graph is None or any(
             isinstance(n.op, ir.Unsupported) for n in graph.nodes):
         try:

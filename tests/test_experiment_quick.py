@@ -40,3 +40,7 @@ def test_quick_run_all_then_report(tmp_path: Path) -> None:
     assert len(sections) == len(recipes)
     assert all("<li>" in s for s in sections)  # findings sentences in every question
     assert len(re.findall(r"data:image/png;base64,", html)) >= len(recipes)
+    # the baseline's evaluate figures (huji_q1's [findings] evaluate), not a "skipped" line
+    for what in ("confusion matrix", "misclassified examples", "first-layer filters"):
+        assert f"baseline seed 0: {what}" in html, what
+    assert "evaluation of baseline" not in html

@@ -65,6 +65,11 @@ def mix_field(node: ir.Node, ins: list, in_shapes: list[Shape], out: Shape, join
         f, x = ins[0], in_shapes[0]
         if all(f.axes[a % len(x)] is None for a in op.axes):
             return f
+        # every unit already sees all it can along the rolled axes (after a window attention
+        # the field is the union over the map): a cyclic shift of the units changes nothing
+        if all(f.glob[i] is not None and f.glob[i] == f.span(i)
+               for i in (f.axes[a % len(x)] for a in op.axes) if i is not None):
+            return f
         return (f"{node.name} rolls a position axis (a cyclic shift: the units at the border "
                 "see both ends of the image)")
     return None

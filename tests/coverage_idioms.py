@@ -374,6 +374,21 @@ class HeadsInBatch(nn.Module):
         return F.scaled_dot_product_attention(q2, k2, v2).transpose(1, 2).reshape(b, h, w, -1)
 
 
+class RolledAfterGlobal(nn.Module):
+    """A roll of a map whose every unit already sees the whole image (a global mean added,
+    as after a window attention whose field is the union over the map): the roll keeps it."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 3, 3)
+        self.conv2 = nn.Conv2d(3, 2, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        y = y + y.mean((2, 3), keepdim=True)
+        return self.conv2(torch.roll(y, shifts=(2, 1), dims=(2, 3)))
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -388,4 +403,5 @@ IDIOMS = [
     ("fourier-position", FourierPosition, (3, 8, 8)),
     ("window-attention", WindowAttention, (3, 8, 8)),
     ("heads-in-batch", HeadsInBatch, (3, 4, 6)),
+    ("roll-after-global", RolledAfterGlobal, (2, 9, 9)),
 ]

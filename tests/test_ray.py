@@ -361,3 +361,12 @@ def test_executor_ray_without_ray_is_one_line_error(tmp_path):
     lines = p.stderr.strip().splitlines()
     assert len(lines) == 1 and "pip install 'cnnlab[ray]'" in lines[0]
     assert not any(tmp_path.iterdir())
+
+
+def test_ray_tests_run_in_one_xdist_group(request):
+    """Under ``--dist loadgroup`` (make test) this file's tests carry the group ``ray``, so
+    one worker runs them all and one cluster serves them: a pytest/pytest-xdist pair that
+    drops the group (pytest 9.2 with xdist 3.8) would start a cluster per worker."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("only meaningful under pytest -n N --dist loadgroup")
+    assert request.node.nodeid.endswith("@ray"), request.node.nodeid

@@ -55,3 +55,17 @@ def test_mutated_recipes_load_or_fail_in_one_line(tmp_path: Path, seed: int) -> 
         return
     for job in expand(recipe, quick=True):
         train_config(job, tmp_path / "runs")
+
+
+def test_cli_bad_recipe_is_the_only_line(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """``experiment run`` checks every recipe before it prints the run's header: a bad one
+    gives exactly one stderr line (exit 2) and creates no runs folder."""
+    from cnnlab.cli import main as cli
+
+    path = tmp_path / "bad.toml"
+    path.write_text(BASE.replace('kind = "compare"', 'kind = ["compare"]', 1))
+    runs = tmp_path / "runs"
+    assert cli.main(["experiment", "run", str(path), "--quick", "--runs-dir", str(runs)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "findings.kind must be a string" in err[0], err
+    assert not runs.exists()

@@ -168,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
     data_dir = args.data_dir
     t0 = time.perf_counter()
     names = _names(args.names)
+    from cnnlab.experiments.recipe import load_recipe
+
+    for name in names:  # a bad recipe is one error line, before the run's header
+        load_recipe(name)
     print(f"== {', '.join(names)} ({executor.jobs} jobs, {executor.threads} thread(s) each)",
           file=sys.stderr, flush=True)
     for path in run_experiment(names, runs_dir, args.quick, args.seeds, data_dir=data_dir,

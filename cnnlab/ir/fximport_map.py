@@ -12,13 +12,13 @@ import operator
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
+from cnnlab.ir.fximport_more import attention_module, more_call
 from cnnlab.ir.fximport_more import binary as _binary
-from cnnlab.ir.fximport_more import more_call
 from cnnlab.ir.fximport_ops import T, arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
@@ -47,21 +47,24 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
     t = node.target
     method = node.op == "call_method"
     x = args[0] if args and isinstance(args[0], T) else tensors[0]
-    rest = args[1:]
-    more = more_call(imp, node, args, kwargs, x, _name(node), ids)
-    if more is not None:
-        return more
-    if node.op == "call_module":
+    if node.op == "call_module":  # more_call's only module: nn.MultiheadAttention
         mod = imp.gm.get_submodule(t)
+        if isinstance(mod, nn.MultiheadAttention):
+            return attention_module(mod, args, kwargs)
         if not isinstance(args[0], T) or len(tensors) > 1:
             return None, tensors, f"{type(mod).__name__} called with several tensors"
         op, reason = ops.module_op(mod, x.shape, kwargs)
         return op, [x], reason
     name = _name(node)
+    # activations first: more_call maps none of them (tests/test_fximport_fast.py)
     if (not method and t in ops.ACT_FUNCS) or (method and t in ops.ACT_METHODS):
         if len(tensors) != 1 or not isinstance(args[0], T):
             return None, tensors, f"{name} of several tensors"
         return ir.Act(ops.ACT_FUNCS[t] if not method else ops.ACT_METHODS[t]), [x], ""
+    more = more_call(imp, node, args, kwargs, x, name, ids)
+    if more is not None:
+        return more
+    rest = args[1:]
     if not method and t is F.prelu and isinstance(args[1], torch.Tensor):
         return ir.PReLU(args[1].numel()), [x], ""
     fn = ops.BINARY_METHODS.get(t) if method else ops.BINARY_FUNCS.get(t)

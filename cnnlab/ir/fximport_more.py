@@ -94,7 +94,7 @@ def _product(imp: Any, eq: str, operands: list[Any], ids: set[int]) -> Any:
     return ir.MatMul(equation), ins, ""
 
 
-def _attention_module(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> Any:
+def attention_module(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> Any:
     q = args[0]
     k = arg(args, kwargs, 1, "key")
     v = arg(args, kwargs, 2, "value")
@@ -210,7 +210,7 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
     t, method = node.target, node.op == "call_method"
     if node.op == "call_module":
         mod = imp.gm.get_submodule(t)
-        return _attention_module(mod, args, kwargs) if isinstance(
+        return attention_module(mod, args, kwargs) if isinstance(
             mod, nn.MultiheadAttention) else None
     if (method and t == "__getitem__" or t is operator.getitem) and isinstance(args[0], T):
         return _index(imp, node, args[0], args[1])

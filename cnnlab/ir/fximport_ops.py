@@ -193,6 +193,9 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     t = type(m)
     if t in ACT_MODULES:  # an activation itself: none of the checks before its own applies
         return ir.Act(ACT_MODULES[t]), ""
+    if t in _BATCH_NORMS and m.num_features and len(x) >= 2:  # the check below, without
+        _expect(m, "channels", m.num_features, x[1])  # asking it for in_channels (a slow
+        return _batch_norm(m)  # miss through Module.__getattr__)
     if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
         if len(x) < 2:
             raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")

@@ -54,6 +54,7 @@ def _tensors(value: Any) -> list[T]:
 
 
 _FLAT = frozenset((int, float, bool, str, type(None)))
+_NO_KWARGS = fx.immutable_collections.immutable_dict()
 
 
 def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
@@ -62,9 +63,29 @@ def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
     for v in (*args, *kwargs.values()):
         if isinstance(v, T):
             found.append(v)
-        elif type(v) not in _FLAT:
+        elif type(v) in _FLAT or isinstance(v, torch.Tensor):  # a weight: no T in it
+            continue
+        elif isinstance(v, list | tuple):  # one level of _tensors inline (cat's list)
+            for w in v:
+                if isinstance(w, T):
+                    found.append(w)
+                elif type(w) not in _FLAT:
+                    found.extend(_tensors(w))
+        else:
             found.extend(_tensors(v))
     return found
+
+
+# ops node_shape gives their one input's shape, whatever it is (element-wise)
+_ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout))
+
+
+def same_shape(op: ir.Op, inputs: list[T]) -> tuple[int, ...] | None:
+    """``node_shape`` of an element-wise op on one input, without building a node (half the
+    rows of a CNN); None for any other op (tests/test_fximport_fast.py compares the two)."""
+    if type(op) in _ELEMENTWISE and len(inputs) == 1:
+        return inputs[0].shape[1:]
+    return None
 
 
 def _to_meta(value: Any, real: bool = False) -> Any:
@@ -86,6 +107,27 @@ def _param_ids(mod: nn.Module) -> set[int]:
     return {id(p) for p in mod.parameters()}
 
 
+def _named_parameters(gm: Any, root: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """``list(root.named_parameters())``, from the capture's walk over the modules when it
+    has one (:class:`~cnnlab.ir.capture.Recording`'s ``paths``, which ``get_submodule``
+    needs anyway): the same loop as torch's, without a second walk."""
+    paths = getattr(gm, "paths", False)
+    if paths is False or getattr(gm, "root", None) is not root or \
+            type(root).named_parameters is not nn.Module.named_parameters:
+        return list(root.named_parameters())
+    if paths is None:
+        paths = gm.paths = dict(root.named_modules())
+    seen: set[int] = set()
+    named = []
+    for prefix, mod in paths.items():
+        for k, p in mod._parameters.items():
+            if p is None or id(p) in seen:
+                continue
+            seen.add(id(p))
+            named.append((f"{prefix}.{k}" if prefix else k, p))
+    return named
+
+
 def one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text[:300]}"
@@ -101,11 +143,12 @@ class Importer:
         self.first_use: dict[int, str] = {}  # parameter id -> the IR node that counted it
         self.calls: dict[str, int] = {}
         self.taken: set[str] = {"input"}
-        self.named = list(root.named_parameters())  # each parameter once, by path
+        self.named = _named_parameters(gm, root)  # each parameter once, by path
         self.numel = {id(p): p.numel() for _, p in self.named}
         self.dtype = dtype
         self.any_moved = False  # a Moved value exists (materialise has work to do)
         self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids
+        self.folding = False  # a call went through fximport_fold (a value may be folded)
 
     def ids_of(self, target: str) -> set[int]:
         """Ids of the parameters of the module at ``target`` (asked once per path)."""
@@ -140,7 +183,7 @@ class Importer:
     def add(self, op: ir.Op, inputs: list[T], base: str, origin: str, ids: set[int],
             shape: tuple[int, ...]) -> str:
         name = self.unique(base)
-        shared, where = self.share(name, ids)
+        shared, where = self.share(name, ids) if ids else (0, "")
         self.graph.nodes.append(ir.Node(name, op, tuple(t.name for t in inputs), origin,
                                         shared, where))
         return name
@@ -167,19 +210,30 @@ class Importer:
 
     def call(self, node: fx.Node) -> None:
         args = fx.node.map_arg(node.args, self.vals.__getitem__)
-        kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__)
-        params = self.params
-        ids = set().union(*(params[n] for n in node.all_input_nodes if n in params))
-        if fold.call(self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
-                     lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
-                         self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
-                         else _name_of(n.target), str(n.target) if n.op == "call_module"
-                         else n.name, why, ids)):
+        # an immutable_dict, as map_arg gives: shared when empty (most calls), as nothing
+        # can change it
+        kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__) if node.kwargs \
+            else _NO_KWARGS
+        params, ids = self.params, set()
+        for n in node._input_nodes:  # all_input_nodes without its list
+            if n in params:
+                ids.update(params[n])
+        # until a call has folded an axis into the batch, only a reshape or an unbind can
+        # (fximport_fold.may_fold); after one, every call may read a folded value
+        if (self.folding or fold.may_fold(node)) and fold.call(
+                self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
+                lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
+                    self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
+                    else _name_of(n.target), str(n.target) if n.op == "call_module"
+                    else n.name, why, ids)):
+            self.folding = True
             return  # windows, patches or heads folded into the batch axis
         self._call(node, args, kwargs, ids)
 
     def _call(self, node: fx.Node, args: Any, kwargs: Any, ids: set[int]) -> None:
-        found = moved(node, args, kwargs)
+        t = node.target
+        name = t if isinstance(t, str) else getattr(t, "__name__", "")
+        found = moved(node, args, kwargs) if name == "permute" else None  # moved's own test
         if found is not None:
             self.vals[node] = found
             self.any_moved = True
@@ -188,8 +242,7 @@ class Importer:
             if use_moved(self, node, args, kwargs):
                 return
             args, kwargs = materialise(self, args), materialise(self, kwargs)
-        t = node.target
-        if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
+        if name in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
         tensors = _call_tensors(args, kwargs)
@@ -213,23 +266,23 @@ class Importer:
                                                             "half") else None
             self.vals[node] = T(x.name, x.shape, out.dtype if out is not None else x.dtype)
             return
-        if node.op == "call_module":
-            mod = self.gm.get_submodule(node.target)
-            ids |= self.ids_of(node.target)
-            what, base = type(mod).__name__, node.target
-        else:
-            what, base = _name_of(t), node.name
+        module = node.op == "call_module"
+        if module:
+            ids |= self.ids_of(t)
+        base = t if module else node.name
         mapped = map_call(self, node, args, kwargs, tensors, ids)
         if isinstance(mapped, list):  # chunk/split: several slice nodes, already added
             self.vals[node] = tuple(mapped)
             return
         op, inputs, reason = mapped
         if op is not None:
-            cand = ir.Node("?", op, tuple(i.name for i in inputs))
-            try:
-                shape = node_shape(cand, [i.shape[1:] for i in inputs])
-            except ShapeError as e:
-                op, reason = None, str(e)
+            shape = same_shape(op, inputs)
+            if shape is None:
+                cand = ir.Node("?", op, tuple(i.name for i in inputs))
+                try:
+                    shape = node_shape(cand, [i.shape[1:] for i in inputs])
+                except ShapeError as e:
+                    op, reason = None, str(e)
         if op is not None:
             name = self.add(op, inputs, base, f"{base} ({reason})" if reason else base, ids,
                             shape)
@@ -242,6 +295,7 @@ class Importer:
                 self.vals[node] = (self.vals[node], T(extra, (inputs[0].shape[0],
                                                               *weights.shape)))
             return
+        what = type(self.gm.get_submodule(t)).__name__ if module else _name_of(t)
         self.unsupported(node, args, kwargs, tensors, what, base, reason, ids)
 
     def unsupported(self, node: fx.Node, args: Any, kwargs: Any, tensors: list[T], what: str,

@@ -1,0 +1,130 @@
+"""The importer's fast paths (cnnlab/ir/fximport_walk.py and its helpers) against the general
+code they skip: each gives exactly what the general path gives."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from coverage_idioms import IDIOMS
+from test_fold import ConvPerWindow
+from torch import nn
+
+from cnnlab.common.errors import ShapeError
+from cnnlab.ir import fximport_fold as fold
+from cnnlab.ir import graph as ir
+from cnnlab.ir.capture import Recording
+from cnnlab.ir.fximport import from_module
+from cnnlab.ir.fximport_more import more_call
+from cnnlab.ir.fximport_ops import ACT_FUNCS, ACT_METHODS, T, module_op
+from cnnlab.ir.fximport_walk import _call_tensors, _named_parameters, _tensors, same_shape
+from cnnlab.ir.shapes import node_shape
+
+SHAPES = [(2,), (2, 5), (2, 3, 7), (2, 4, 6, 6), (2, 1, 2, 3, 4)]
+
+
+@pytest.mark.parametrize("op", [ir.Act("relu"), ir.Act("silu"), ir.BatchNorm(1e-3),
+                                ir.Dropout(0.2)])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_same_shape_is_node_shape_for_element_wise_ops(op: ir.Op, shape: tuple) -> None:
+    x = T("x", shape)
+    assert same_shape(op, [x]) == node_shape(ir.Node("?", op, ("x",)), [shape[1:]])
+
+
+def test_same_shape_leaves_every_other_case_to_node_shape() -> None:
+    x = T("x", (2, 4, 6, 6))
+    assert same_shape(ir.Act("relu"), [x, x]) is None  # node_shape's error, not a shape
+    with pytest.raises(ShapeError):
+        node_shape(ir.Node("?", ir.Act("relu"), ("x", "x")), [(4, 6, 6)] * 2)
+    for op in (ir.Add(), ir.Flatten(), ir.Conv(4, (3, 3)), ir.Reshape((4, 36))):
+        assert same_shape(op, [x]) is None
+
+
+def _general(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every call through fximport_fold.call, as before the flag that skips it."""
+    monkeypatch.setattr(fold, "may_fold", lambda node: True)
+
+
+NETS = [(name, make, shape) for name, make, shape in IDIOMS] + [
+    ("conv-per-window", ConvPerWindow, (2, 8, 8))]
+
+
+@pytest.mark.parametrize("capture", ["fx", "run"])
+@pytest.mark.parametrize(("name", "make", "shape"), NETS, ids=[n[0] for n in NETS])
+def test_the_fold_flag_gives_the_general_paths_graph(monkeypatch: pytest.MonkeyPatch,
+                                                     name: str, make: type, shape: tuple,
+                                                     capture: str) -> None:
+    def graph() -> ir.Graph | str:
+        try:
+            return from_module(make().eval(), shape, capture=capture)
+        except Exception as e:  # noqa: BLE001  (both paths must fail alike)
+            return f"{type(e).__name__}: {e}"
+
+    torch.manual_seed(0)
+    fast = graph()
+    _general(monkeypatch)
+    torch.manual_seed(0)
+    assert graph() == fast
+
+
+@pytest.mark.parametrize("target", [*ACT_FUNCS, *ACT_METHODS], ids=str)
+def test_more_call_maps_no_activation(target: object) -> None:
+    """map_call looks activations up before more_call: more_call must have none."""
+    x = T("x", (2, 4, 6, 6))
+    op = "call_method" if isinstance(target, str) else "call_function"
+    node = SimpleNamespace(target=target, op=op, name="n")
+    name = target if isinstance(target, str) else target.__name__
+    assert more_call(None, node, (x,), {}, x, name, set()) is None
+
+
+class Tied(nn.Module):
+    """A shared module, a tied weight, a None bias and a parameter on the root."""
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(3, 3, bias=False)
+        self.b = self.a
+        self.c = nn.Sequential(nn.Linear(3, 3), nn.Conv2d(3, 3, 1))
+        self.c[0].weight = self.a.weight
+        self.scale = nn.Parameter(torch.ones(1))
+
+
+@pytest.mark.parametrize("make", [Tied, ConvPerWindow, lambda: nn.Sequential()])
+@pytest.mark.parametrize("paths", [None, "given"])
+def test_named_parameters_from_the_capture_walk(make: type, paths: str | None) -> None:
+    root = make()
+    rec = Recording(torch.fx.Graph(), root, dict(root.named_modules()) if paths else None)
+    assert _named_parameters(rec, root) == list(root.named_parameters())
+    other = SimpleNamespace(graph=None)  # not a Recording: torch's own walk
+    assert _named_parameters(other, root) == list(root.named_parameters())
+
+
+W = nn.Parameter(torch.ones(2))
+
+
+@pytest.mark.parametrize("args, kwargs", [
+    ((T("a", (2, 3)),), {}),
+    ((T("a", (2, 3)), W, None, (1, 1), [0, 0], 1), {}),
+    (([T("a", (2, 3)), T("b", (2, 4))], 1), {}),
+    (([T("a", (2, 3)), 2.0, [T("b", (2, 4))]],), {"dim": 1}),
+    ((T("a", (2, 3)),), {"other": (T("b", (2, 3)), {"k": T("c", (2, 1))})}),
+    ((1, "x", None), {"w": W}),
+])
+def test_call_tensors_is_tensors(args: tuple, kwargs: dict) -> None:
+    assert _call_tensors(args, kwargs) == _tensors((args, kwargs))
+
+
+class SubBN(nn.BatchNorm2d):
+    """Not exactly nn.BatchNorm2d: the general path of module_op."""
+
+
+@pytest.mark.parametrize("shape", [(2, 4, 5, 5), (2, 3, 5, 5), (2,)])
+def test_module_op_batch_norm_fast_path_is_the_general_one(shape: tuple) -> None:
+    def op(m: nn.Module) -> object:
+        try:
+            return module_op(m, shape, {})
+        except Exception as e:  # noqa: BLE001
+            return str(e).replace("SubBN", "BatchNorm2d")
+
+    assert op(nn.BatchNorm2d(4, eps=1e-3)) == op(SubBN(4, eps=1e-3))

@@ -17,8 +17,15 @@ from cnnlab.ir import graph as ir
 from cnnlab.ir.capture import Recording
 from cnnlab.ir.fximport import from_module
 from cnnlab.ir.fximport_more import more_call
-from cnnlab.ir.fximport_ops import ACT_FUNCS, ACT_METHODS, T, module_op
-from cnnlab.ir.fximport_walk import _call_tensors, _named_parameters, _tensors, same_shape
+from cnnlab.ir.fximport_ops import (
+    ACT_FUNCS,
+    ACT_METHODS,
+    BINARY_FUNCS,
+    BINARY_METHODS,
+    T,
+    module_op,
+)
+from cnnlab.ir.fximport_walk import Importer, _call_tensors, _named_parameters, _tensors, same_shape
 from cnnlab.ir.shapes import node_shape
 
 SHAPES = [(2,), (2, 5), (2, 3, 7), (2, 4, 6, 6), (2, 1, 2, 3, 4)]
@@ -128,3 +135,34 @@ def test_module_op_batch_norm_fast_path_is_the_general_one(shape: tuple) -> None
             return str(e).replace("SubBN", "BatchNorm2d")
 
     assert op(nn.BatchNorm2d(4, eps=1e-3)) == op(SubBN(4, eps=1e-3))
+
+
+def test_more_call_maps_no_binary_op_nor_prelu() -> None:
+    """map_call looks prelu and binary ops up before more_call too."""
+    x = T("x", (2, 4, 6, 6))
+    for target in [*BINARY_FUNCS, *BINARY_METHODS, torch.nn.functional.prelu]:
+        op = "call_method" if isinstance(target, str) else "call_function"
+        node = SimpleNamespace(target=target, op=op, name="n")
+        name = target if isinstance(target, str) else target.__name__
+        assert more_call(None, node, (x, x), {}, x, name, set()) is None, target
+
+
+@pytest.mark.parametrize("op", [
+    ir.Conv(8, (3, 3), (2, 2), ((1, 1), (1, 1))), ir.Conv(4, (1, 1), groups=4),
+    ir.Conv(4, (5, 5), padding="same", dilation=(2, 2)), ir.Pool("max", (3, 3), (2, 2)),
+    ir.Pool("avg", (2, 2), ceil=True), ir.Conv(4, (9, 9)), ir.Conv(3, (3, 3), groups=2)])
+def test_shape_of_caches_what_node_shape_gives(op: ir.Op) -> None:
+    """The cached conv/pool shape, asked twice and after other shapes, is node_shape's (its
+    error too)."""
+    imp = SimpleNamespace(shapes={})
+    for shape in [(2, 4, 8, 8), (2, 4, 7, 9), (2, 4, 8, 8), (2, 4, 7, 9)]:
+        x = T("x", shape)
+        try:
+            want: object = node_shape(ir.Node("?", op, ("x",)), [shape[1:]])
+        except ShapeError as e:
+            want = str(e)
+        try:
+            got: object = Importer.shape_of(imp, op, [x])
+        except ShapeError as e:
+            got = str(e)
+        assert got == want

@@ -56,20 +56,21 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
         op, reason = ops.module_op(mod, x.shape, kwargs)
         return op, [x], reason
     name = _name(node)
-    # activations first: more_call maps none of them (tests/test_fximport_fast.py)
+    # activations, prelu and binary ops first, the most common calls: more_call maps none
+    # of them (tests/test_fximport_fast.py)
     if (not method and t in ops.ACT_FUNCS) or (method and t in ops.ACT_METHODS):
         if len(tensors) != 1 or not isinstance(args[0], T):
             return None, tensors, f"{name} of several tensors"
         return ir.Act(ops.ACT_FUNCS[t] if not method else ops.ACT_METHODS[t]), [x], ""
-    more = more_call(imp, node, args, kwargs, x, name, ids)
-    if more is not None:
-        return more
-    rest = args[1:]
     if not method and t is F.prelu and isinstance(args[1], torch.Tensor):
         return ir.PReLU(args[1].numel()), [x], ""
     fn = ops.BINARY_METHODS.get(t) if method else ops.BINARY_FUNCS.get(t)
     if fn is not None:
         return _binary(fn, args, kwargs, sum(imp.numel[i] for i in ids))
+    more = more_call(imp, node, args, kwargs, x, name, ids)
+    if more is not None:
+        return more
+    rest = args[1:]
     if not method and (t in ops.CAT or t in ops.STACK):
         seq = arg(args, kwargs, 0, "tensors")
         if not all(isinstance(v, T) for v in seq):

@@ -80,6 +80,9 @@ def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
 _ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout))
 
 
+_WINDOWED = frozenset((ir.Conv, ir.Pool))
+
+
 def same_shape(op: ir.Op, inputs: list[T]) -> tuple[int, ...] | None:
     """``node_shape`` of an element-wise op on one input, without building a node (half the
     rows of a CNN); None for any other op (tests/test_fximport_fast.py compares the two)."""
@@ -148,6 +151,7 @@ class Importer:
         self.dtype = dtype
         self.any_moved = False  # a Moved value exists (materialise has work to do)
         self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids
+        self.shapes: dict[tuple, tuple[int, ...]] = {}  # (conv or pool, input shapes) -> out
         self.folding = False  # a call went through fximport_fold (a value may be folded)
 
     def ids_of(self, target: str) -> set[int]:
@@ -184,9 +188,28 @@ class Importer:
             shape: tuple[int, ...]) -> str:
         name = self.unique(base)
         shared, where = self.share(name, ids) if ids else (0, "")
-        self.graph.nodes.append(ir.Node(name, op, tuple(t.name for t in inputs), origin,
+        self.graph.nodes.append(ir.Node(name, op, tuple([t.name for t in inputs]), origin,
                                         shared, where))
         return name
+
+    def shape_of(self, op: ir.Op, inputs: list[T]) -> tuple[int, ...]:
+        """``node_shape`` of ``op`` on ``inputs``; a conv or pool's computed once per input
+        shape (the repeated blocks of a stage): their fields are ints, so equal ops are
+        the same op (tests/test_fximport_fast.py)."""
+        shape = same_shape(op, inputs)
+        if shape is not None:
+            return shape
+        shapes = [i.shape[1:] for i in inputs]
+        key = (op, *shapes) if type(op) in _WINDOWED else None
+        try:
+            shape = self.shapes.get(key) if key is not None else None
+        except TypeError:  # a list in a field (none of the importer's): not cached
+            key = None
+        if shape is None:
+            shape = node_shape(ir.Node("?", op, tuple(i.name for i in inputs)), shapes)
+            if key is not None:
+                self.shapes[key] = shape
+        return shape
 
     # ------------------------------------------------------------------ the walk
 
@@ -220,7 +243,7 @@ class Importer:
                 ids.update(params[n])
         # until a call has folded an axis into the batch, only a reshape or an unbind can
         # (fximport_fold.may_fold); after one, every call may read a folded value
-        if (self.folding or fold.may_fold(node)) and fold.call(
+        if (self.folding or node.op != "call_module" and fold.may_fold(node)) and fold.call(
                 self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
                 lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
                     self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
@@ -252,23 +275,11 @@ class Importer:
                 ids |= self.ids_of(node.target)
             self.params[node] = ids
             return
-        t = node.target
-        if t is operator.getitem and not isinstance(args[0], T):
-            self.vals[node] = args[0][args[1]]  # a part of chunk/split or of a multi-output
-            return
-        if node.op == "call_function" and t is getattr and args[1] in _ATTRS or \
-                node.op == "call_method" and t in _QUERIES:
-            self.vals[node] = self.execute(node, args, kwargs, real=False, query=True)
-            return
-        if node.op == "call_method" and t in ops.ALIAS and isinstance(args[0], T):
-            x = args[0]
-            out = self.execute(node, args, kwargs) if t in ("to", "type_as", "double",
-                                                            "half") else None
-            self.vals[node] = T(x.name, x.shape, out.dtype if out is not None else x.dtype)
-            return
         module = node.op == "call_module"
         if module:
             ids |= self.ids_of(t)
+        elif self._no_node(node, args, kwargs):
+            return
         base = t if module else node.name
         mapped = map_call(self, node, args, kwargs, tensors, ids)
         if isinstance(mapped, list):  # chunk/split: several slice nodes, already added
@@ -276,13 +287,10 @@ class Importer:
             return
         op, inputs, reason = mapped
         if op is not None:
-            shape = same_shape(op, inputs)
-            if shape is None:
-                cand = ir.Node("?", op, tuple(i.name for i in inputs))
-                try:
-                    shape = node_shape(cand, [i.shape[1:] for i in inputs])
-                except ShapeError as e:
-                    op, reason = None, str(e)
+            try:
+                shape = self.shape_of(op, inputs)
+            except ShapeError as e:
+                op, reason = None, str(e)
         if op is not None:
             name = self.add(op, inputs, base, f"{base} ({reason})" if reason else base, ids,
                             shape)
@@ -297,6 +305,25 @@ class Importer:
             return
         what = type(self.gm.get_submodule(t)).__name__ if module else _name_of(t)
         self.unsupported(node, args, kwargs, tensors, what, base, reason, ids)
+
+    def _no_node(self, node: fx.Node, args: Any, kwargs: Any) -> bool:
+        """A call that adds no node (a part of a multi-output, a shape query, an alias):
+        its value set; False for any other call (none is a module's)."""
+        t, kind = node.target, node.op
+        if t is operator.getitem and not isinstance(args[0], T):
+            self.vals[node] = args[0][args[1]]  # a part of chunk/split or of a multi-output
+            return True
+        if kind == "call_function" and t is getattr and args[1] in _ATTRS or \
+                kind == "call_method" and t in _QUERIES:
+            self.vals[node] = self.execute(node, args, kwargs, real=False, query=True)
+            return True
+        if kind == "call_method" and t in ops.ALIAS and isinstance(args[0], T):
+            x = args[0]
+            out = self.execute(node, args, kwargs) if t in ("to", "type_as", "double",
+                                                            "half") else None
+            self.vals[node] = T(x.name, x.shape, out.dtype if out is not None else x.dtype)
+            return True
+        return False
 
     def unsupported(self, node: fx.Node, args: Any, kwargs: Any, tensors: list[T], what: str,
                     base: str, reason: str, ids: set[int]) -> None:

@@ -3,6 +3,7 @@ code they skip: each gives exactly what the general path gives."""
 
 from __future__ import annotations
 
+import operator
 from types import SimpleNamespace
 
 import pytest
@@ -166,3 +167,23 @@ def test_shape_of_caches_what_node_shape_gives(op: ir.Op) -> None:
         except ShapeError as e:
             got = str(e)
         assert got == want
+
+
+def test_the_functions_map_call_sends_straight_to_functional_are_in_no_earlier_table() -> None:
+    """map_call's shortcut for pools, pads, dropout and norms skips more_call and its own
+    tables: none of them may hold one of these functions."""
+    from cnnlab.ir import fximport_map as fmap
+    from cnnlab.ir import fximport_more as more
+    from cnnlab.ir import fximport_ops as ops
+
+    earlier = [*ACT_FUNCS, *BINARY_FUNCS, torch.nn.functional.prelu, *ops.CAT, *ops.STACK,
+               torch.chunk, torch.split, *ops.SOFTMAX, *ops.RESHAPE_FUNCS, *ops.PERMUTE,
+               *ops.REDUCE, *more.CONV_FUNCS, *more.MATMUL_FUNCS, *more.NORM_FUNCS,
+               torch.einsum, torch.nn.functional.scaled_dot_product_attention, torch.roll,
+               torch.addcmul, torch.nn.functional.batch_norm, torch.nn.functional.linear,
+               torch.nn.functional.normalize, operator.getitem]
+    assert not [t for t in fmap._FUNCTIONAL if any(t is e for e in earlier)]
+    x = T("x", (2, 4, 6, 6))
+    for t in fmap._FUNCTIONAL:
+        node = SimpleNamespace(target=t, op="call_function", name="n")
+        assert more_call(None, node, (x,), {}, x, t.__name__, set()) is None, t

@@ -23,6 +23,10 @@ from cnnlab.ir.fximport_ops import T, arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
 _INTERP = (F.interpolate, F.upsample)
+# the functions only _functional maps (tests/test_fximport_fast.py: none is in a table
+# map_call or more_call looks at before)
+_FUNCTIONAL = frozenset((*ops.POOL_FUNCS, *ops.ADAPTIVE_FUNCS, *_INTERP, F.pad,
+                         *ops.DROPOUT_FUNCS, F.layer_norm, F.group_norm))
 
 
 def _name(node: fx.Node) -> str:
@@ -67,6 +71,8 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
     fn = ops.BINARY_METHODS.get(t) if method else ops.BINARY_FUNCS.get(t)
     if fn is not None:
         return _binary(fn, args, kwargs, sum(imp.numel[i] for i in ids))
+    if not method and t in _FUNCTIONAL:  # straight to them: no test below takes them
+        return _functional(t, args, kwargs, x, name)
     more = more_call(imp, node, args, kwargs, x, name, ids)
     if more is not None:
         return more

@@ -59,6 +59,8 @@ _NO_KWARGS = fx.immutable_collections.immutable_dict()
 
 def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
     """``_tensors((args, kwargs))``, the flat arguments of a call without the recursion."""
+    if len(args) == 1 and not kwargs and isinstance(args[0], T):  # a module's call
+        return [args[0]]
     found: list[T] = []
     for v in (*args, *kwargs.values()):
         if isinstance(v, T):

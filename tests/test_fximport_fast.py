@@ -17,6 +17,7 @@ from cnnlab.ir import fximport_fold as fold
 from cnnlab.ir import graph as ir
 from cnnlab.ir.capture import Recording
 from cnnlab.ir.fximport import from_module
+from cnnlab.ir.fximport_args import call_tensors, named_parameters, tensors_in
 from cnnlab.ir.fximport_more import more_call
 from cnnlab.ir.fximport_ops import (
     ACT_FUNCS,
@@ -26,7 +27,7 @@ from cnnlab.ir.fximport_ops import (
     T,
     module_op,
 )
-from cnnlab.ir.fximport_walk import Importer, _call_tensors, _named_parameters, _tensors, same_shape
+from cnnlab.ir.fximport_walk import Importer, same_shape
 from cnnlab.ir.shapes import node_shape
 
 SHAPES = [(2,), (2, 5), (2, 3, 7), (2, 4, 6, 6), (2, 1, 2, 3, 4)]
@@ -103,9 +104,9 @@ class Tied(nn.Module):
 def test_named_parameters_from_the_capture_walk(make: type, paths: str | None) -> None:
     root = make()
     rec = Recording(torch.fx.Graph(), root, dict(root.named_modules()) if paths else None)
-    assert _named_parameters(rec, root) == list(root.named_parameters())
+    assert named_parameters(rec, root) == list(root.named_parameters())
     other = SimpleNamespace(graph=None)  # not a Recording: torch's own walk
-    assert _named_parameters(other, root) == list(root.named_parameters())
+    assert named_parameters(other, root) == list(root.named_parameters())
 
 
 W = nn.Parameter(torch.ones(2))
@@ -120,7 +121,7 @@ W = nn.Parameter(torch.ones(2))
     ((1, "x", None), {"w": W}),
 ])
 def test_call_tensors_is_tensors(args: tuple, kwargs: dict) -> None:
-    assert _call_tensors(args, kwargs) == _tensors((args, kwargs))
+    assert call_tensors(args, kwargs) == tensors_in((args, kwargs))
 
 
 class SubBN(nn.BatchNorm2d):
@@ -187,3 +188,56 @@ def test_the_functions_map_call_sends_straight_to_functional_are_in_no_earlier_t
     for t in fmap._FUNCTIONAL:
         node = SimpleNamespace(target=t, op="call_function", name="n")
         assert more_call(None, node, (x,), {}, x, t.__name__, set()) is None, t
+
+
+class Shadow(nn.Module):
+    """Submodules named like the Recording's own attributes (``root``, ``graph``)."""
+
+    def __init__(self):
+        super().__init__()
+        self.root = nn.Linear(2, 2)
+        self.graph = nn.Sequential(nn.BatchNorm1d(2))
+        self.weight = nn.Parameter(torch.ones(2))
+        self.register_buffer("scale", torch.ones(1))
+        self.const = torch.zeros(1)  # a plain tensor attribute (fx's tensor constants)
+
+
+def _chain(gm: object, target: str) -> object:
+    v = gm
+    for part in target.split("."):
+        v = getattr(v, part)
+    return v
+
+
+def _targets(rec: Recording) -> list[str]:
+    return [n.target for n in rec.graph.nodes if n.op == "get_attr"]
+
+
+@pytest.mark.parametrize(("name", "make", "shape"), NETS, ids=[n[0] for n in NETS])
+def test_attr_is_getattr_along_the_path(name: str, make: type, shape: tuple) -> None:
+    from cnnlab.ir.fximport import _by_run
+    from cnnlab.ir.scope import analysis_scope
+
+    root = make().eval()
+    with analysis_scope():
+        rec = _by_run(root, shape, torch.float32)
+    imp = Importer(rec, root, torch.float32)
+    for target in _targets(rec):
+        assert imp.attr(target) is _chain(rec, target), target
+
+
+@pytest.mark.parametrize("target", ["root.weight", "root.bias", "graph.0.weight",
+                                    "graph.0.running_mean", "weight", "scale", "const"])
+def test_attr_leaves_the_recordings_own_names_to_getattr(target: str) -> None:
+    root = Shadow()
+    rec = Recording(torch.fx.Graph(), root)
+    imp = Importer(rec, root, torch.float32)
+    try:
+        want: object = _chain(rec, target)
+    except AttributeError as e:
+        want = str(e)
+    try:
+        got: object = imp.attr(target)
+    except AttributeError as e:
+        got = str(e)
+    assert got is want or got == want

@@ -16,6 +16,7 @@ from cnnlab.ir import fximport_fold as fold
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.capture import FRESH
+from cnnlab.ir.fximport_args import call_tensors, named_parameters, param_ids, tensors_in
 from cnnlab.ir.fximport_map import map_call
 from cnnlab.ir.fximport_moved import materialise, moved
 from cnnlab.ir.fximport_moved import use as use_moved
@@ -36,52 +37,9 @@ def _name_of(target: Any) -> str:
     return f"{mod}.{name}" if mod and mod not in ("_operator", "builtins") else name
 
 
-def _tensors(value: Any) -> list[T]:
-    found: list[T] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, T):
-            found.append(v)
-        elif isinstance(v, list | tuple):
-            for x in v:
-                walk(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-
-    walk(value)
-    return found
-
-
-_FLAT = frozenset((int, float, bool, str, type(None)))
 _NO_KWARGS = fx.immutable_collections.immutable_dict()
-
-
-def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
-    """``_tensors((args, kwargs))``, the flat arguments of a call without the recursion."""
-    if len(args) == 1 and not kwargs and isinstance(args[0], T):  # a module's call
-        return [args[0]]
-    found: list[T] = []
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, T):
-            found.append(v)
-        elif type(v) in _FLAT or isinstance(v, torch.Tensor):  # a weight: no T in it
-            continue
-        elif isinstance(v, list | tuple):  # one level of _tensors inline (cat's list)
-            for w in v:
-                if isinstance(w, T):
-                    found.append(w)
-                elif type(w) not in _FLAT:
-                    found.extend(_tensors(w))
-        else:
-            found.extend(_tensors(v))
-    return found
-
-
 # ops node_shape gives their one input's shape, whatever it is (element-wise)
 _ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout))
-
-
 _WINDOWED = frozenset((ir.Conv, ir.Pool))
 
 
@@ -105,34 +63,6 @@ def _to_meta(value: Any, real: bool = False) -> Any:
     return value
 
 
-def _param_ids(mod: nn.Module) -> set[int]:
-    """``{id(p) for p in mod.parameters()}``, without its generators: a leaf's own."""
-    if not mod._modules:
-        return {id(p) for p in mod._parameters.values() if p is not None}
-    return {id(p) for p in mod.parameters()}
-
-
-def _named_parameters(gm: Any, root: nn.Module) -> list[tuple[str, nn.Parameter]]:
-    """``list(root.named_parameters())``, from the capture's walk over the modules when it
-    has one (:class:`~cnnlab.ir.capture.Recording`'s ``paths``, which ``get_submodule``
-    needs anyway): the same loop as torch's, without a second walk."""
-    paths = getattr(gm, "paths", False)
-    if paths is False or getattr(gm, "root", None) is not root or \
-            type(root).named_parameters is not nn.Module.named_parameters:
-        return list(root.named_parameters())
-    if paths is None:
-        paths = gm.paths = dict(root.named_modules())
-    seen: set[int] = set()
-    named = []
-    for prefix, mod in paths.items():
-        for k, p in mod._parameters.items():
-            if p is None or id(p) in seen:
-                continue
-            seen.add(id(p))
-            named.append((f"{prefix}.{k}" if prefix else k, p))
-    return named
-
-
 def one_line(e: BaseException) -> str:
     text = " ".join(str(e).split())
     return f"{type(e).__name__}: {text[:300]}"
@@ -148,7 +78,7 @@ class Importer:
         self.first_use: dict[int, str] = {}  # parameter id -> the IR node that counted it
         self.calls: dict[str, int] = {}
         self.taken: set[str] = {"input"}
-        self.named = _named_parameters(gm, root)  # each parameter once, by path
+        self.named = named_parameters(gm, root)  # each parameter once, by path
         self.numel = {id(p): p.numel() for _, p in self.named}
         self.dtype = dtype
         self.any_moved = False  # a Moved value exists (materialise has work to do)
@@ -160,7 +90,7 @@ class Importer:
         """Ids of the parameters of the module at ``target`` (asked once per path)."""
         found = self.module_ids.get(target)
         if found is None:
-            found = self.module_ids[target] = _param_ids(self.gm.get_submodule(target))
+            found = self.module_ids[target] = param_ids(self.gm.get_submodule(target))
         return found
 
     # ------------------------------------------------------------------ bookkeeping
@@ -213,6 +143,27 @@ class Importer:
                 self.shapes[key] = shape
         return shape
 
+    def attr(self, target: str) -> Any:
+        """``getattr(gm, a).b.c`` for ``target`` "a.b.c"; a parameter or buffer of a module
+        the capture walked read from that module's own tables, as ``Module.__getattr__``
+        would, without its lookup per part (tests/test_fximport_fast.py)."""
+        gm = self.gm
+        paths = getattr(gm, "paths", None)
+        prefix, _, last = target.rpartition(".")
+        first = target.partition(".")[0]
+        mod = paths.get(prefix) if isinstance(paths, dict) and first not in vars(gm) and \
+            not hasattr(type(gm), first) else None  # not one of the Recording's own names
+        if mod is not None and last not in mod.__dict__:
+            found = mod._parameters.get(last)
+            if found is None:
+                found = mod._buffers.get(last)
+            if found is not None:
+                return found
+        v = gm
+        for part in target.split("."):
+            v = getattr(v, part)
+        return v
+
     # ------------------------------------------------------------------ the walk
 
     def run(self) -> ir.Graph:
@@ -220,13 +171,10 @@ class Importer:
             if node.op == "placeholder":
                 self.vals[node] = T("input", self.input_shape, self.dtype)
             elif node.op == "get_attr":
-                v = self.gm
-                for part in node.target.split("."):
-                    v = getattr(v, part)
-                self.vals[node] = v
+                v = self.vals[node] = self.attr(node.target)
                 self.params[node] = {id(v)} if id(v) in self.numel else set()
             elif node.op == "output":
-                found = _tensors(self.vals.get(node.args[0]) if isinstance(
+                found = tensors_in(self.vals.get(node.args[0]) if isinstance(
                     node.args[0], fx.Node) else fx.node.map_arg(node.args[0], self.vals.get))
                 self.graph.output = found[0].name if found else None
             else:
@@ -247,7 +195,7 @@ class Importer:
         # (fximport_fold.may_fold); after one, every call may read a folded value
         if (self.folding or node.op != "call_module" and fold.may_fold(node)) and fold.call(
                 self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
-                lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
+                lambda n, a, k, why: self.unsupported(n, a, k, tensors_in((a, k)), type(
                     self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
                     else _name_of(n.target), str(n.target) if n.op == "call_module"
                     else n.name, why, ids)):
@@ -270,7 +218,7 @@ class Importer:
         if name in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
-        tensors = _call_tensors(args, kwargs)
+        tensors = call_tensors(args, kwargs)
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
             if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)

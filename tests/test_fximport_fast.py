@@ -77,7 +77,15 @@ def test_the_fold_flag_gives_the_general_paths_graph(monkeypatch: pytest.MonkeyP
     assert graph() == fast
 
 
-@pytest.mark.parametrize("target", [*ACT_FUNCS, *ACT_METHODS], ids=str)
+def _target_id(target: object) -> str:
+    """A name that is the same in every process (str() of a function holds its address,
+    and xdist workers must collect the same ids)."""
+    if isinstance(target, str):
+        return target
+    return f"{getattr(target, '__module__', None) or 'torch'}.{target.__name__}"
+
+
+@pytest.mark.parametrize("target", [*ACT_FUNCS, *ACT_METHODS], ids=_target_id)
 def test_more_call_maps_no_activation(target: object) -> None:
     """map_call looks activations up before more_call: more_call must have none."""
     x = T("x", (2, 4, 6, 6))

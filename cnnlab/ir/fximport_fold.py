@@ -158,6 +158,15 @@ def _translate(node: Any, args: tuple, kwargs: dict, x: T) -> tuple[tuple, dict]
     return f"{name or t} on a value folded into the batch axis"
 
 
+def may_fold(node: Any) -> bool:
+    """Whether :func:`call` can take ``node`` while no value is folded: only a reshape (that
+    folds) or an ``unbind`` (of a tensor, not a module) can."""
+    t = node.target
+    if node.op == "call_method":
+        return t in RESHAPES or t == "unbind"
+    return node.op == "call_function" and (t in _RESHAPE_FUNCS or _name(t) == "unbind")
+
+
 def call(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int],
          inner: Callable[[Any, tuple, dict], None], unsupported: Callable[..., None]) -> bool:
     """Import ``node`` when it folds, unfolds or reads a folded value; False otherwise."""

@@ -12,17 +12,21 @@ import operator
 from typing import Any
 
 import torch
-from torch import fx
+from torch import fx, nn
 from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
+from cnnlab.ir.fximport_more import attention_module, more_call
 from cnnlab.ir.fximport_more import binary as _binary
-from cnnlab.ir.fximport_more import more_call
 from cnnlab.ir.fximport_ops import T, arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
 _INTERP = (F.interpolate, F.upsample)
+# the functions only _functional maps (tests/test_fximport_fast.py: none is in a table
+# map_call or more_call looks at before)
+_FUNCTIONAL = frozenset((*ops.POOL_FUNCS, *ops.ADAPTIVE_FUNCS, *_INTERP, F.pad,
+                         *ops.DROPOUT_FUNCS, F.layer_norm, F.group_norm))
 
 
 def _name(node: fx.Node) -> str:
@@ -47,17 +51,17 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
     t = node.target
     method = node.op == "call_method"
     x = args[0] if args and isinstance(args[0], T) else tensors[0]
-    rest = args[1:]
-    more = more_call(imp, node, args, kwargs, x, _name(node), ids)
-    if more is not None:
-        return more
-    if node.op == "call_module":
+    if node.op == "call_module":  # more_call's only module: nn.MultiheadAttention
         mod = imp.gm.get_submodule(t)
+        if isinstance(mod, nn.MultiheadAttention):
+            return attention_module(mod, args, kwargs)
         if not isinstance(args[0], T) or len(tensors) > 1:
             return None, tensors, f"{type(mod).__name__} called with several tensors"
         op, reason = ops.module_op(mod, x.shape, kwargs)
         return op, [x], reason
     name = _name(node)
+    # activations, prelu and binary ops first, the most common calls: more_call maps none
+    # of them (tests/test_fximport_fast.py)
     if (not method and t in ops.ACT_FUNCS) or (method and t in ops.ACT_METHODS):
         if len(tensors) != 1 or not isinstance(args[0], T):
             return None, tensors, f"{name} of several tensors"
@@ -67,6 +71,12 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
     fn = ops.BINARY_METHODS.get(t) if method else ops.BINARY_FUNCS.get(t)
     if fn is not None:
         return _binary(fn, args, kwargs, sum(imp.numel[i] for i in ids))
+    if not method and t in _FUNCTIONAL:  # straight to them: no test below takes them
+        return _functional(t, args, kwargs, x, name)
+    more = more_call(imp, node, args, kwargs, x, name, ids)
+    if more is not None:
+        return more
+    rest = args[1:]
     if not method and (t in ops.CAT or t in ops.STACK):
         seq = arg(args, kwargs, 0, "tensors")
         if not all(isinstance(v, T) for v in seq):

@@ -94,7 +94,7 @@ def _product(imp: Any, eq: str, operands: list[Any], ids: set[int]) -> Any:
     return ir.MatMul(equation), ins, ""
 
 
-def _attention_module(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> Any:
+def attention_module(m: nn.MultiheadAttention, args: tuple, kwargs: dict) -> Any:
     q = args[0]
     k = arg(args, kwargs, 1, "key")
     v = arg(args, kwargs, 2, "value")
@@ -210,8 +210,13 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
     t, method = node.target, node.op == "call_method"
     if node.op == "call_module":
         mod = imp.gm.get_submodule(t)
-        return _attention_module(mod, args, kwargs) if isinstance(
+        return attention_module(mod, args, kwargs) if isinstance(
             mod, nn.MultiheadAttention) else None
+    if not method and (t in CONV_FUNCS or t is F.linear):  # none of the calls below
+        found = _functional(t, args, kwargs, x)
+        if isinstance(found[0], ir.Conv | ir.Linear):
+            return _conv_params(imp, found[0], args, kwargs, ids), found[1], found[2]
+        return found
     if (method and t == "__getitem__" or t is operator.getitem) and isinstance(args[0], T):
         return _index(imp, node, args[0], args[1])
     if method and t == "norm":
@@ -242,11 +247,7 @@ def more_call(imp: Any, node: Any, args: tuple, kwargs: dict, x: T, name: str,
                     arg(args, kwargs, 1, "dim", kwargs.get("axis", 0)), ids)
     if method:
         return None
-    found = _functional(t, args, kwargs, x)
-    if (t in CONV_FUNCS or t is F.linear) and found is not None and \
-            isinstance(found[0], ir.Conv | ir.Linear):
-        return _conv_params(imp, found[0], args, kwargs, ids), found[1], found[2]
-    return found
+    return _functional(t, args, kwargs, x)
 
 
 def _conv_params(imp: Any, op: Any, args: tuple, kwargs: dict, ids: set[int]) -> Any:

@@ -123,7 +123,7 @@ _PAD_MODULES = {nn.ZeroPad1d: "constant", nn.ZeroPad2d: "constant", nn.ZeroPad3d
 
 
 def tup(v: Any, dims: int) -> tuple[int, ...]:
-    return tuple(int(x) for x in v) if isinstance(v, list | tuple) else (int(v),) * dims
+    return tuple(map(int, v)) if isinstance(v, list | tuple) else (int(v),) * dims
 
 
 def pads_of(p: Any, dims: int) -> ir.Padding:
@@ -178,6 +178,15 @@ def _expect(m: nn.Module, what: str, want: int, got: int) -> None:
 
 
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
+_CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+
+
+def _conv(m: nn.Module, dims: int) -> Result:
+    return ir.Conv(m.out_channels, tup(m.kernel_size, dims), tup(m.stride, dims),
+                   pads_of(m.padding, dims), tup(m.dilation, dims), m.groups,
+                   m.bias is not None), ("" if m.padding_mode == "zeros" else
+                                         f"padding_mode={m.padding_mode}, counted as "
+                                         "zero padding")
 
 
 def _batch_norm(m: nn.Module) -> Result:
@@ -193,6 +202,12 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     t = type(m)
     if t in ACT_MODULES:  # an activation itself: none of the checks before its own applies
         return ir.Act(ACT_MODULES[t]), ""
+    if t in _CONVS and m.in_channels and len(x) >= 2:  # the checks below, fewer of them
+        _expect(m, "channels", m.in_channels, x[1])
+        return _conv(m, dims)
+    if t in _BATCH_NORMS and m.num_features and len(x) >= 2:  # the check below, without
+        _expect(m, "channels", m.num_features, x[1])  # asking it for in_channels (a slow
+        return _batch_norm(m)  # miss through Module.__getattr__)
     if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
         if len(x) < 2:
             raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")
@@ -203,11 +218,7 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
     if isinstance(m, nn.Linear):
         _expect(m, "features (last axis)", m.in_features, x[-1])
     if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-        return ir.Conv(m.out_channels, tup(m.kernel_size, dims), tup(m.stride, dims),
-                       pads_of(m.padding, dims), tup(m.dilation, dims), m.groups,
-                       m.bias is not None), ("" if m.padding_mode == "zeros" else
-                                             f"padding_mode={m.padding_mode}, counted as "
-                                             "zero padding")
+        return _conv(m, dims)
     if isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):
         if kwargs.get("output_size") is not None:
             return None, "transposed conv called with output_size"

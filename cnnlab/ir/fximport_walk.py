@@ -16,6 +16,7 @@ from cnnlab.ir import fximport_fold as fold
 from cnnlab.ir import fximport_ops as ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.capture import FRESH
+from cnnlab.ir.fximport_args import call_tensors, named_parameters, param_ids, tensors_in
 from cnnlab.ir.fximport_map import map_call
 from cnnlab.ir.fximport_moved import materialise, moved
 from cnnlab.ir.fximport_moved import use as use_moved
@@ -36,35 +37,18 @@ def _name_of(target: Any) -> str:
     return f"{mod}.{name}" if mod and mod not in ("_operator", "builtins") else name
 
 
-def _tensors(value: Any) -> list[T]:
-    found: list[T] = []
-
-    def walk(v: Any) -> None:
-        if isinstance(v, T):
-            found.append(v)
-        elif isinstance(v, list | tuple):
-            for x in v:
-                walk(x)
-        elif isinstance(v, dict):
-            for x in v.values():
-                walk(x)
-
-    walk(value)
-    return found
+_NO_KWARGS = fx.immutable_collections.immutable_dict()
+# ops node_shape gives their one input's shape, whatever it is (element-wise)
+_ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout))
+_WINDOWED = frozenset((ir.Conv, ir.Pool))
 
 
-_FLAT = frozenset((int, float, bool, str, type(None)))
-
-
-def _call_tensors(args: tuple, kwargs: dict) -> list[T]:
-    """``_tensors((args, kwargs))``, the flat arguments of a call without the recursion."""
-    found: list[T] = []
-    for v in (*args, *kwargs.values()):
-        if isinstance(v, T):
-            found.append(v)
-        elif type(v) not in _FLAT:
-            found.extend(_tensors(v))
-    return found
+def same_shape(op: ir.Op, inputs: list[T]) -> tuple[int, ...] | None:
+    """``node_shape`` of an element-wise op on one input, without building a node (half the
+    rows of a CNN); None for any other op (tests/test_fximport_fast.py compares the two)."""
+    if type(op) in _ELEMENTWISE and len(inputs) == 1:
+        return inputs[0].shape[1:]
+    return None
 
 
 def _to_meta(value: Any, real: bool = False) -> Any:
@@ -77,13 +61,6 @@ def _to_meta(value: Any, real: bool = False) -> Any:
     if isinstance(value, dict):
         return {k: _to_meta(v, real) for k, v in value.items()}
     return value
-
-
-def _param_ids(mod: nn.Module) -> set[int]:
-    """``{id(p) for p in mod.parameters()}``, without its generators: a leaf's own."""
-    if not mod._modules:
-        return {id(p) for p in mod._parameters.values() if p is not None}
-    return {id(p) for p in mod.parameters()}
 
 
 def one_line(e: BaseException) -> str:
@@ -101,17 +78,19 @@ class Importer:
         self.first_use: dict[int, str] = {}  # parameter id -> the IR node that counted it
         self.calls: dict[str, int] = {}
         self.taken: set[str] = {"input"}
-        self.named = list(root.named_parameters())  # each parameter once, by path
+        self.named = named_parameters(gm, root)  # each parameter once, by path
         self.numel = {id(p): p.numel() for _, p in self.named}
         self.dtype = dtype
         self.any_moved = False  # a Moved value exists (materialise has work to do)
         self.module_ids: dict[str, set[int]] = {}  # called module path -> its parameter ids
+        self.shapes: dict[tuple, tuple[int, ...]] = {}  # (conv or pool, input shapes) -> out
+        self.folding = False  # a call went through fximport_fold (a value may be folded)
 
     def ids_of(self, target: str) -> set[int]:
         """Ids of the parameters of the module at ``target`` (asked once per path)."""
         found = self.module_ids.get(target)
         if found is None:
-            found = self.module_ids[target] = _param_ids(self.gm.get_submodule(target))
+            found = self.module_ids[target] = param_ids(self.gm.get_submodule(target))
         return found
 
     # ------------------------------------------------------------------ bookkeeping
@@ -140,10 +119,50 @@ class Importer:
     def add(self, op: ir.Op, inputs: list[T], base: str, origin: str, ids: set[int],
             shape: tuple[int, ...]) -> str:
         name = self.unique(base)
-        shared, where = self.share(name, ids)
-        self.graph.nodes.append(ir.Node(name, op, tuple(t.name for t in inputs), origin,
+        shared, where = self.share(name, ids) if ids else (0, "")
+        self.graph.nodes.append(ir.Node(name, op, tuple([t.name for t in inputs]), origin,
                                         shared, where))
         return name
+
+    def shape_of(self, op: ir.Op, inputs: list[T]) -> tuple[int, ...]:
+        """``node_shape`` of ``op`` on ``inputs``; a conv or pool's computed once per input
+        shape (the repeated blocks of a stage): their fields are ints, so equal ops are
+        the same op (tests/test_fximport_fast.py)."""
+        shape = same_shape(op, inputs)
+        if shape is not None:
+            return shape
+        shapes = [i.shape[1:] for i in inputs]
+        key = (op, *shapes) if type(op) in _WINDOWED else None
+        try:
+            shape = self.shapes.get(key) if key is not None else None
+        except TypeError:  # a list in a field (none of the importer's): not cached
+            key = None
+        if shape is None:
+            shape = node_shape(ir.Node("?", op, tuple(i.name for i in inputs)), shapes)
+            if key is not None:
+                self.shapes[key] = shape
+        return shape
+
+    def attr(self, target: str) -> Any:
+        """``getattr(gm, a).b.c`` for ``target`` "a.b.c"; a parameter or buffer of a module
+        the capture walked read from that module's own tables, as ``Module.__getattr__``
+        would, without its lookup per part (tests/test_fximport_fast.py)."""
+        gm = self.gm
+        paths = getattr(gm, "paths", None)
+        prefix, _, last = target.rpartition(".")
+        first = target.partition(".")[0]
+        mod = paths.get(prefix) if isinstance(paths, dict) and first not in vars(gm) and \
+            not hasattr(type(gm), first) else None  # not one of the Recording's own names
+        if mod is not None and last not in mod.__dict__:
+            found = mod._parameters.get(last)
+            if found is None:
+                found = mod._buffers.get(last)
+            if found is not None:
+                return found
+        v = gm
+        for part in target.split("."):
+            v = getattr(v, part)
+        return v
 
     # ------------------------------------------------------------------ the walk
 
@@ -152,13 +171,10 @@ class Importer:
             if node.op == "placeholder":
                 self.vals[node] = T("input", self.input_shape, self.dtype)
             elif node.op == "get_attr":
-                v = self.gm
-                for part in node.target.split("."):
-                    v = getattr(v, part)
-                self.vals[node] = v
+                v = self.vals[node] = self.attr(node.target)
                 self.params[node] = {id(v)} if id(v) in self.numel else set()
             elif node.op == "output":
-                found = _tensors(self.vals.get(node.args[0]) if isinstance(
+                found = tensors_in(self.vals.get(node.args[0]) if isinstance(
                     node.args[0], fx.Node) else fx.node.map_arg(node.args[0], self.vals.get))
                 self.graph.output = found[0].name if found else None
             else:
@@ -167,19 +183,30 @@ class Importer:
 
     def call(self, node: fx.Node) -> None:
         args = fx.node.map_arg(node.args, self.vals.__getitem__)
-        kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__)
-        params = self.params
-        ids = set().union(*(params[n] for n in node.all_input_nodes if n in params))
-        if fold.call(self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
-                     lambda n, a, k, why: self.unsupported(n, a, k, _tensors((a, k)), type(
-                         self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
-                         else _name_of(n.target), str(n.target) if n.op == "call_module"
-                         else n.name, why, ids)):
+        # an immutable_dict, as map_arg gives: shared when empty (most calls), as nothing
+        # can change it
+        kwargs = fx.node.map_arg(node.kwargs, self.vals.__getitem__) if node.kwargs \
+            else _NO_KWARGS
+        params, ids = self.params, set()
+        for n in node._input_nodes:  # all_input_nodes without its list
+            if n in params:
+                ids.update(params[n])
+        # until a call has folded an axis into the batch, only a reshape or an unbind can
+        # (fximport_fold.may_fold); after one, every call may read a folded value
+        if (self.folding or node.op != "call_module" and fold.may_fold(node)) and fold.call(
+                self, node, args, kwargs, ids, lambda n, a, k: self._call(n, a, k, ids),
+                lambda n, a, k, why: self.unsupported(n, a, k, tensors_in((a, k)), type(
+                    self.gm.get_submodule(n.target)).__name__ if n.op == "call_module"
+                    else _name_of(n.target), str(n.target) if n.op == "call_module"
+                    else n.name, why, ids)):
+            self.folding = True
             return  # windows, patches or heads folded into the batch axis
         self._call(node, args, kwargs, ids)
 
     def _call(self, node: fx.Node, args: Any, kwargs: Any, ids: set[int]) -> None:
-        found = moved(node, args, kwargs)
+        t = node.target
+        name = t if isinstance(t, str) else getattr(t, "__name__", "")
+        found = moved(node, args, kwargs) if name == "permute" else None  # moved's own test
         if found is not None:
             self.vals[node] = found
             self.any_moved = True
@@ -188,46 +215,30 @@ class Importer:
             if use_moved(self, node, args, kwargs):
                 return
             args, kwargs = materialise(self, args), materialise(self, kwargs)
-        t = node.target
-        if (t if isinstance(t, str) else getattr(t, "__name__", "")) in FRESH:  # x.new_zeros()
+        if name in FRESH:  # x.new_zeros()
             self.vals[node] = self.execute(node, args, kwargs)
             return
-        tensors = _call_tensors(args, kwargs)
+        tensors = call_tensors(args, kwargs)
         if not tensors:  # constants and sizes: evaluate them (parameters, x.shape[-1] + 1)
             self.vals[node] = self.execute(node, args, kwargs, real=True)
             if node.op == "call_module":  # a module applied to a constant (Swin-V2's MLP)
                 ids |= self.ids_of(node.target)
             self.params[node] = ids
             return
-        t = node.target
-        if t is operator.getitem and not isinstance(args[0], T):
-            self.vals[node] = args[0][args[1]]  # a part of chunk/split or of a multi-output
+        module = node.op == "call_module"
+        if module:
+            ids |= self.ids_of(t)
+        elif self._no_node(node, args, kwargs):
             return
-        if node.op == "call_function" and t is getattr and args[1] in _ATTRS or \
-                node.op == "call_method" and t in _QUERIES:
-            self.vals[node] = self.execute(node, args, kwargs, real=False, query=True)
-            return
-        if node.op == "call_method" and t in ops.ALIAS and isinstance(args[0], T):
-            x = args[0]
-            out = self.execute(node, args, kwargs) if t in ("to", "type_as", "double",
-                                                            "half") else None
-            self.vals[node] = T(x.name, x.shape, out.dtype if out is not None else x.dtype)
-            return
-        if node.op == "call_module":
-            mod = self.gm.get_submodule(node.target)
-            ids |= self.ids_of(node.target)
-            what, base = type(mod).__name__, node.target
-        else:
-            what, base = _name_of(t), node.name
+        base = t if module else node.name
         mapped = map_call(self, node, args, kwargs, tensors, ids)
         if isinstance(mapped, list):  # chunk/split: several slice nodes, already added
             self.vals[node] = tuple(mapped)
             return
         op, inputs, reason = mapped
         if op is not None:
-            cand = ir.Node("?", op, tuple(i.name for i in inputs))
             try:
-                shape = node_shape(cand, [i.shape[1:] for i in inputs])
+                shape = self.shape_of(op, inputs)
             except ShapeError as e:
                 op, reason = None, str(e)
         if op is not None:
@@ -242,7 +253,27 @@ class Importer:
                 self.vals[node] = (self.vals[node], T(extra, (inputs[0].shape[0],
                                                               *weights.shape)))
             return
+        what = type(self.gm.get_submodule(t)).__name__ if module else _name_of(t)
         self.unsupported(node, args, kwargs, tensors, what, base, reason, ids)
+
+    def _no_node(self, node: fx.Node, args: Any, kwargs: Any) -> bool:
+        """A call that adds no node (a part of a multi-output, a shape query, an alias):
+        its value set; False for any other call (none is a module's)."""
+        t, kind = node.target, node.op
+        if t is operator.getitem and not isinstance(args[0], T):
+            self.vals[node] = args[0][args[1]]  # a part of chunk/split or of a multi-output
+            return True
+        if kind == "call_function" and t is getattr and args[1] in _ATTRS or \
+                kind == "call_method" and t in _QUERIES:
+            self.vals[node] = self.execute(node, args, kwargs, real=False, query=True)
+            return True
+        if kind == "call_method" and t in ops.ALIAS and isinstance(args[0], T):
+            x = args[0]
+            out = self.execute(node, args, kwargs) if t in ("to", "type_as", "double",
+                                                            "half") else None
+            self.vals[node] = T(x.name, x.shape, out.dtype if out is not None else x.dtype)
+            return True
+        return False
 
     def unsupported(self, node: fx.Node, args: Any, kwargs: Any, tensors: list[T], what: str,
                     base: str, reason: str, ids: set[int]) -> None:

@@ -27,7 +27,9 @@ from cnnlab.ir.capture_graph import GraphWriter
 TARGETS = ["conv2d", torch.conv2d, "__add__", operator.getitem, "layer1.0.conv1", "fooBar",
            "block_1", "block", "block", "block_1", "max", "sum", "max", "class", "a-b", "0x",
            "layer1.0.conv1", "features.10", "features", "features_10", torch.add, "add",
-           "add_1", "add", "_", "__", "relu", torch.relu, "relu_2", "relu"]
+           "add_1", "add", "_", "__", "relu", torch.relu, "relu_2", "relu", "block_01", "block_01",
+           "blocks.0.1", "blocks.0.1", "blocks_0", "blocks.0", "x_1", "x", "x_1", "max_1", "w_5",
+           "w_1", "w_7", "w_1"]
 
 
 def _state(g: fx.Graph) -> tuple:

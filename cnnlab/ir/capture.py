@@ -35,7 +35,7 @@ from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.ir.capture_fast import func_info, shortcut
+from cnnlab.ir.capture_fast import func_info, meta_copy, shortcut
 from cnnlab.ir.capture_graph import GraphWriter
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
@@ -302,13 +302,15 @@ def _swap_in_meta(modules: list[tuple[str, nn.Module]]
     swaps: list[tuple[dict, str, Any]] = []
     for kind in ("_parameters", "_buffers"):
         for prefix, m in modules:
-            store = getattr(m, kind)
+            store = m.__dict__[kind]
+            if not store:
+                continue
             for key, t in store.items():
                 if t is None:
                     continue
                 meta = metas.get(id(t))
                 if meta is None:
-                    meta = metas[id(t)] = torch.empty_like(t, device="meta")
+                    meta = metas[id(t)] = meta_copy(t)
                     names[id(meta)] = f"{prefix}.{key}" if prefix else key
                 swaps.append((store, key, t))
     for store, key, t in swaps:

@@ -9,8 +9,8 @@ node with the same name, arguments, users, insertion and bookkeeping (the namesp
 names and counts, the graph's lookup table and length) that ``create_node`` gives, so the
 graph is the one fx would build and further ``create_node`` calls on it go on as usual
 (``tests/test_capture_graph.py`` checks names and state against ``create_node``). A candidate
-that is unusual (ends in ``_<digits>``, shadows a builtin or keyword, or is not a valid
-identifier even after fx's clean-up) is named by fx's own ``create_name``.
+that shadows a builtin or keyword, or is not a valid identifier even after fx's clean-up, is
+named by fx's own ``create_name``.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ from torch.fx.graph import _illegal_char_regex, _illegal_names, _name_regex, _sn
 from torch.fx.immutable_collections import immutable_dict
 from torch.fx.node import Node
 
-# target -> (fx's candidate name, its base if create_name may be skipped, else None);
-# bounded: call_module targets are paths, a different set per model
-_CANDIDATES: dict[Any, tuple[str, str | None]] = {}
+# target -> (fx's candidate name, its base and number suffix if create_name may be skipped,
+# else None); bounded: call_module targets are paths, a different set per model
+_CANDIDATES: dict[Any, tuple[str, str, str | None, int | None]] = {}
 _MAX_CANDIDATES = 16384
 
 
-def _candidate(target: Any) -> tuple[str, str | None]:
-    """``Graph._target_to_str(target)``, and the name ``create_name`` would start from when
-    the candidate needs no suffix parsing: it matches fx's name pattern with no ``_<n>``
-    suffix (after fx replaces illegal characters) and is no builtin or keyword."""
+def _candidate(target: Any) -> tuple[str, str, str | None, int | None]:
+    """``Graph._target_to_str(target)``, and how ``create_name`` parses it: the name after
+    fx replaces illegal characters, its base and number suffix (``features_0`` ->
+    ``features``, 0). The base is None (fx's own ``create_name`` then names the node) where the
+    candidate needs more clean-up, or is a builtin or keyword."""
     try:
         found = _CANDIDATES.get(target)
     except TypeError:  # an unhashable callable: not remembered
@@ -43,13 +44,13 @@ def _candidate(target: Any) -> tuple[str, str | None]:
     else:
         op = target[2:-2] if target.startswith("__") and target.endswith("__") else target
     candidate = _snake_case(op)
-    base: str | None = None
     clean = candidate if _name_regex.match(candidate) else _illegal_char_regex.sub(
         "_", candidate)
     match = _name_regex.match(clean) if clean and not clean[0].isdigit() else None
-    if match is not None and match.group(2) is None and clean not in _illegal_names:
-        base = clean
-    found = (candidate, base)
+    found = (candidate, clean, None, None)
+    if match is not None and clean not in _illegal_names:
+        base, num = match.group(1, 2)
+        found = (candidate, clean, base, None if num is None else int(num))
     if len(_CANDIDATES) < _MAX_CANDIDATES:
         try:
             _CANDIDATES[target] = found
@@ -72,12 +73,12 @@ class GraphWriter:
 
     def name(self, target: Any) -> str:
         """``graph._graph_namespace.create_name(graph._target_to_str(target), None)``."""
-        candidate, base = _candidate(target)
+        candidate, name, base, num = _candidate(target)
         if base is None:
             return self.namespace.create_name(candidate, None)
         used = self.used
-        num = self.counts.get(base, 0)
-        name = base
+        if num is None or name in used:
+            num = self.counts.get(base, 0)
         while name in used:
             num += 1
             name = f"{base}_{num}"

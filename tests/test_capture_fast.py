@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from cnnlab.ir.capture_fast import shortcut
+from cnnlab.ir.capture_fast import meta_copy, shortcut
 
 
 def _m(*shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
@@ -77,3 +77,27 @@ FALLBACKS = [
 @pytest.mark.parametrize("what,func,make,kwargs", FALLBACKS, ids=[c[0] for c in FALLBACKS])
 def test_other_calls_run_their_meta_kernel(what, func, make, kwargs) -> None:
     assert shortcut(func, make(), kwargs) is None, what
+
+
+COPIES = [
+    ("conv weight", lambda: torch.nn.Parameter(torch.rand(4, 3, 3, 3))),
+    ("meta parameter", lambda: torch.nn.Parameter(torch.empty(8, device="meta"))),
+    ("counter buffer", lambda: torch.tensor(0, dtype=torch.long)),
+    ("size-1 dims, odd strides", lambda: torch.rand(4, 1, 3)[:, :, :].as_strided(
+        (4, 1, 3), (3, 7, 1))),
+    ("channels last", lambda: torch.rand(2, 3, 4, 5).to(memory_format=torch.channels_last)),
+    ("transposed", lambda: torch.rand(3, 5).t()),
+    ("strided slice", lambda: torch.rand(10)[::2]),
+    ("empty", lambda: torch.rand(0, 3)),
+    ("half", lambda: torch.rand(2, 3).half()),
+]
+COPIES += [(f"{what} on meta", lambda make=make: make().to("meta")) for what, make in COPIES]
+
+
+@pytest.mark.parametrize("what,make", COPIES, ids=[c[0] for c in COPIES])
+def test_meta_copy_equals_empty_like(what, make) -> None:
+    t = make()
+    got, want = meta_copy(t), torch.empty_like(t, device="meta")
+    assert (type(got), tuple(got.shape), got.stride(), got.dtype, got.device.type,
+            got.requires_grad) == (type(want), tuple(want.shape), want.stride(), want.dtype,
+                                   "meta", want.requires_grad), what

@@ -35,7 +35,8 @@ from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.ir.capture_fast import func_info, shortcut
+from cnnlab.ir.capture_fast import func_info, meta_copy, shortcut
+from cnnlab.ir.capture_graph import GraphWriter
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -73,6 +74,7 @@ class _Recorder(TorchFunctionMode):
     def __init__(self, root: nn.Module, names: dict[int, str]):
         super().__init__()
         self.graph = fx.Graph()
+        self.writer = GraphWriter(self.graph)
         self.root = root
         self.names = names  # id(meta parameter/buffer) -> its path in the module
         self.nodes: dict[int, fx.Node] = {}
@@ -90,7 +92,7 @@ class _Recorder(TorchFunctionMode):
         path = self.names.get(id(v))
         if path is None:
             return v  # a constant made inside forward (torch.arange, torch.zeros)
-        node = self.graph.get_attr(path)
+        node = self.writer.node("get_attr", path)
         self.bind(v, node)
         return node
 
@@ -125,11 +127,16 @@ class _Recorder(TorchFunctionMode):
         """``map((args, kwargs))``, the flat arguments of a call without the recursion."""
         if type(args) is not tuple:
             return self.map((args, kwargs))
-        out, seen = [], False
+        out, seen, nodes = [], False, self.nodes
         for v in args:
             if isinstance(v, torch.Tensor):
-                n = self.node_of(v)
-                seen = seen or isinstance(n, fx.Node)
+                n = nodes.get(id(v))
+                if n is None:
+                    n = self.node_of(v)  # a parameter's first use, or a constant
+                    if n is v:
+                        out.append(v)
+                        continue
+                seen = True
                 out.append(n)
             elif type(v) in _FLAT:
                 out.append(v)
@@ -149,7 +156,7 @@ class _Recorder(TorchFunctionMode):
         elif isinstance(out, list | tuple):
             for i, v in enumerate(out):
                 if isinstance(v, torch.Tensor):
-                    self.bind(v, _node(self.graph, "call_function", operator.getitem, (node, i)))
+                    self.bind(v, self.writer.node("call_function", operator.getitem, (node, i)))
 
     # --------------------------------------------------------------- the two recorders
 
@@ -159,59 +166,109 @@ class _Recorder(TorchFunctionMode):
         out = shortcut(func, args, kwargs)
         if out is None:
             out = func(*args, **kwargs)
-        if self.depth or not _has_tensor(out):
+        if self.depth or not (isinstance(out, torch.Tensor) or _has_tensor(out)):
             return out
-        name, method = func_info(func)
-        if name in FRESH:
-            return out
+        op, target = _kind(func)
+        if op is None:
+            return out  # a FRESH call
         (margs, mkwargs), seen = self.map_call(args, kwargs)
         if not seen:
             return out  # arithmetic on constants made in forward: a constant itself
-        owner = getattr(func, "__self__", None)
-        if type(owner).__name__ == "getset_descriptor":  # a property: x.mT, x.data
-            prop = owner.__name__
-            if prop in _ALIAS_PROPS:
-                self.bind(out, margs[0])
-                return out
-            if prop == "mT":
-                node = _node(self.graph, "call_method", "transpose", (margs[0], -2, -1))
+        if op == "alias":
+            self.bind(out, margs[0])
+            return out
+        if op == "property":  # x.mT, x.T...: a method call on the tensor
+            if target == "mT":
+                node = self.writer.node("call_method", "transpose", (margs[0], -2, -1))
             else:
-                node = _node(self.graph, "call_method", prop, (margs[0],))
-        elif method:
-            node = _node(self.graph, "call_method", func.__name__, margs, mkwargs)
+                node = self.writer.node("call_method", target, (margs[0],))
         else:
-            node = _node(self.graph, "call_function", func, margs, mkwargs)
+            node = self.writer.node(op, target, margs, mkwargs)
         self.outputs(node, out)
         return out
 
     def pre_hook(self, _m: nn.Module, _args: tuple, _kwargs: dict) -> None:
         self.depth += 1
 
-    def hook(self, path: str, args: tuple, kwargs: dict, out: Any) -> None:
+    def hook(self, m: nn.Module, path: str, args: tuple, kwargs: dict, out: Any) -> None:
         self.depth -= 1
         if self.depth:
             return
         (margs, mkwargs), seen = self.map_call(args, kwargs)
         # a module with parameters applied to a constant made in forward (EdgeNeXt's
         # positional encoding) is recorded too: its output is a constant, its parameters count
-        if _has_tensor(out) and (seen or any(True for _ in self.root.get_submodule(
-                path).parameters())):
-            self.outputs(_node(self.graph, "call_module", path, margs, mkwargs), out)
+        if _has_tensor(out) and (seen or any(True for _ in m.parameters())):
+            self.outputs(self.writer.node("call_module", path, margs, mkwargs), out)
+
+    def watch(self, m: nn.Module, path: str) -> Any:
+        """Record the calls of the leaf ``m``; returns what undoes it.
+
+        A module without hooks of its own (the usual case) gets an instance attribute
+        ``_call_impl`` (``Module.__call__`` calls ``self._call_impl``) that counts the depth
+        around the class's ``_call_impl`` and records the call after it: what a forward
+        pre-hook and hook registered last would do (they see the arguments and output of
+        ``forward`` when no other hook changes them), without registering and removing two
+        hooks per leaf per capture, and without the slow path of ``_call_impl`` that hooks
+        put the call on. A module with hooks (weight norm's pre-hook computes the weight
+        before the call is counted), or a class with its own ``__call__``/``_call_impl``,
+        gets the two hooks, after its own."""
+        cls = type(m)
+        if cls.__call__ is not _MODULE_CALL or cls._call_impl is not _MODULE_CALL_IMPL or \
+                "_call_impl" in m.__dict__ or m._forward_pre_hooks or m._forward_hooks or \
+                m._backward_hooks or m._backward_pre_hooks or _global_hooks():
+            pre = m.register_forward_pre_hook(self.pre_hook, with_kwargs=True)
+            post = m.register_forward_hook(
+                lambda _m, a, kw, o: self.hook(m, path, a, kw, o), with_kwargs=True)
+            return lambda: (pre.remove(), post.remove())
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            self.depth += 1
+            out = _MODULE_CALL_IMPL(m, *args, **kwargs)
+            self.hook(m, path, args, kwargs, out)
+            return out
+
+        m.__dict__["_call_impl"] = call
+        return lambda: m.__dict__.pop("_call_impl", None)
 
 
-def _node(graph: fx.Graph, op: str, target: Any, args: tuple, kwargs: dict | None = None
-          ) -> fx.Node:
-    """``graph.call_function``/``call_method``/``call_module``: the same node, named the same,
-    but its arguments set afterwards, which skips ``create_node``'s pytree scan of them for
-    symbolic ints (a meta run has none; the scan was a tenth of the capture). They are set
-    through the ``args``/``kwargs`` properties (which keep the users lists), past
-    ``Node.__setattr__``'s re-filing of the node under its (op, target), which they do not
-    change."""
-    node = graph.create_node(op, target)
-    if kwargs:
-        object.__setattr__(node, "kwargs", kwargs)
-    object.__setattr__(node, "args", args)
-    return node
+_MODULE_CALL = nn.Module.__call__
+_MODULE_CALL_IMPL = nn.Module._call_impl
+_KINDS: dict[Any, tuple[Any, Any]] = {}
+
+
+def _global_hooks() -> bool:
+    g = torch.nn.modules.module
+    return bool(g._global_forward_pre_hooks or g._global_forward_hooks or
+                g._global_backward_pre_hooks or g._global_backward_hooks)
+
+
+def _kind(func: Any) -> tuple[Any, Any]:
+    """How a call of the torch function ``func`` is recorded, remembered per function:
+    (None, None) for a FRESH call, ("alias", None) for a property that is the tensor itself,
+    ("property", its name), or the node's (op, target)."""
+    try:
+        found = _KINDS.get(func)
+    except TypeError:  # unhashable
+        found = None
+    if found is not None:
+        return found
+    name, method = func_info(func)
+    owner = getattr(func, "__self__", None)
+    if name in FRESH:
+        found = (None, None)
+    elif type(owner).__name__ == "getset_descriptor":  # a property: x.mT, x.data
+        found = ("alias", None) if owner.__name__ in _ALIAS_PROPS else \
+            ("property", owner.__name__)
+    elif method:
+        found = ("call_method", func.__name__)
+    else:
+        found = ("call_function", func)
+    if len(_KINDS) < 4096:
+        try:
+            _KINDS[func] = found
+        except TypeError:
+            pass
+    return found
 
 
 def _has_tensor(v: Any) -> bool:
@@ -245,13 +302,15 @@ def _swap_in_meta(modules: list[tuple[str, nn.Module]]
     swaps: list[tuple[dict, str, Any]] = []
     for kind in ("_parameters", "_buffers"):
         for prefix, m in modules:
-            store = getattr(m, kind)
+            store = m.__dict__[kind]
+            if not store:
+                continue
             for key, t in store.items():
                 if t is None:
                     continue
                 meta = metas.get(id(t))
                 if meta is None:
-                    meta = metas[id(t)] = torch.empty_like(t, device="meta")
+                    meta = metas[id(t)] = meta_copy(t)
                     names[id(meta)] = f"{prefix}.{key}" if prefix else key
                 swaps.append((store, key, t))
     for store, key, t in swaps:
@@ -265,13 +324,8 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     ``leaf(module, path)`` says which modules are recorded whole (torch.fx's rule).
     """
     rec = _Recorder(root, {})
-    handles = []
     modules = list(root.named_modules())
-    for path, m in modules:
-        if path and leaf(m, path):
-            handles.append(m.register_forward_pre_hook(rec.pre_hook, with_kwargs=True))
-            handles.append(m.register_forward_hook(
-                lambda _m, a, kw, o, p=path: rec.hook(p, a, kw, o), with_kwargs=True))
+    undo = [rec.watch(m, path) for path, m in modules if path and leaf(m, path)]
     placeholder = rec.graph.placeholder("x")
     rec.bind(x, placeholder)
     swaps: list[tuple[dict, str, Any]] = []
@@ -292,8 +346,8 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     finally:
         for store, key, t in reversed(swaps):
             store[key] = t
-        for h in handles:
-            h.remove()
+        for u in undo:
+            u()
     (mapped, seen) = rec.map(out)
     found = [v for v in _flat(mapped) if isinstance(v, fx.Node)]
     rec.graph.output(found[0] if found else None)

@@ -46,6 +46,23 @@ def _like(x: torch.Tensor) -> torch.Tensor:
     return torch.empty_like(x)
 
 
+_PLAIN = (torch.Tensor, torch.nn.Parameter)
+
+
+def meta_copy(t: torch.Tensor) -> torch.Tensor:
+    """``torch.empty_like(t, device="meta")`` of a parameter or buffer (a capture copies
+    each per run). For a plain contiguous one already on meta (a model built there),
+    ``empty_like`` is a Python decomposition (~20 us; ~1 us from the CPU): the same strides
+    through ``torch.empty`` instead (~1.5 us), when they are the plain contiguous ones (the
+    decomposition renews odd strides of size-1 dims)."""
+    if t.is_meta and type(t) in _PLAIN and t.layout is torch.strided and \
+            t.is_contiguous() and not t.is_quantized and t.numel():
+        out = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        if out.stride() == t.stride():
+            return out
+    return torch.empty_like(t, device="meta")
+
+
 def _adaptive(x: torch.Tensor, args: tuple, kwargs: dict, n: int) -> Any:
     size = kwargs.get("output_size", args[1] if len(args) > 1 else None)
     if len(args) > 2 or set(kwargs) - {"output_size"} or size is None or \

@@ -28,6 +28,19 @@ def merge(seqs: list[tuple[int | None, ...]], fn) -> tuple[int | None, ...]:
     return tuple(pick(list(v), fn) for v in zip(*seqs, strict=True))
 
 
+def merge_once(memo: dict, seqs: list[tuple[int | None, ...]], fn
+               ) -> tuple[int | None, ...]:
+    """:func:`merge`, remembered in ``memo`` by the identity of ``seqs`` (and ``fn``): the
+    axes of a square map hold the same tuples (shared, not copies), so a join merges them
+    once and its axes share the result. ``memo`` lives for one join only, while the tuples
+    it names by ``id`` are held by its inputs."""
+    key = (fn, *map(id, seqs))
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = merge(seqs, fn)
+    return found
+
+
 def window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,
                  pad: int, fn) -> tuple[int | None, ...]:
     """The reach of ``count`` output units of a window (kernel ``k``, stride ``s``, dilation

@@ -31,6 +31,7 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from operator import is_, itemgetter
 
 from cnnlab.analysis.reach import gather, merge_once, pick, shift, window_reach
 from cnnlab.analysis.receptive_mix import mix_field
@@ -210,9 +211,11 @@ def input_field(image: tuple[int, ...], tokens: bool) -> Field:
                  (None,) * dims)
 
 
-def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
-    """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
-    plain = _plain_join(ins, in_shapes, out)
+def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape,
+          memo: dict | None = None) -> Field | str:
+    """Union of the fields of element-wise/concat inputs (broadcast axes become global).
+    ``memo``: see :func:`_plain_join`."""
+    plain = _plain_join(ins, in_shapes, out, memo)
     if plain is not None:
         return plain
     rank = len(out)
@@ -263,29 +266,41 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
     return Field(tuple(axes), tuple(per), tuple(first), tuple(last), tuple(glob))
 
 
-def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | None:
+def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape,
+                memo: dict | None = None) -> Field | None:
     """:func:`_join` of the usual inputs (a skip connection, DenseNet's concat): one layout,
     every image axis mapped at the output's size, one jump, period 1, nothing global. None
-    for anything else."""
+    for anything else.
+
+    ``memo`` (one analysis's) remembers the last such join's inputs and result: DenseNet's
+    next concat takes the same inputs and one more, so it merges that result with the new
+    inputs only (min and max are associative) instead of every input again."""
     f0 = ins[0]
     axes, n_img, key = f0.axes, len(f0.per), f0.plain
     if key is None or len(axes) != len(out) or not all(a in axes for a in range(n_img)):
         return None
+    # the sizes of the mapped axes, which every input must have (channels may differ)
+    sizes = itemgetter(*(t for t, a in enumerate(axes) if a is not None))
+    want, rank = sizes(out), len(out)
     for f, shp in zip(ins, in_shapes, strict=True):
-        if f.plain != key or len(shp) != len(out) or any(
-                a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
+        if f.plain != key or len(shp) != rank or sizes(shp) != want:
             return None
+    parts: list = ins
+    before = memo.get("plain join") if memo is not None else None
+    if before is not None and len(before[0]) < len(ins) and all(map(is_, before[0], ins)):
+        parts = [before[1], *ins[len(before[0]):]]  # the last join's result stands for its inputs
     per, first, last = [], [], []
-    memo: dict = {}  # a square map's axes merge the same tuples (see merge_once)
+    merged: dict = {}  # a square map's axes merge the same tuples (see merge_once)
     for a in range(n_img):
-        per.append(Periodic(1, f0.per[a].shift,
-                            (pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
-                                   min),),
-                            (pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
-                                   max),)))
-        first.append(merge_once(memo, [f.first[a] for f in ins], min))
-        last.append(merge_once(memo, [f.last[a] for f in ins], max))
-    return Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
+        known = [p for f in parts if (p := f.per[a]).lo[0] is not None]
+        per.append(Periodic(1, f0.per[a].shift, (pick([p.lo[0] for p in known], min),),
+                            (pick([p.hi[0] for p in known], max),)))
+        first.append(merge_once(merged, [f.first[a] for f in parts], min))
+        last.append(merge_once(merged, [f.last[a] for f in parts], max))
+    result = Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
+    if memo is not None:
+        memo["plain join"] = (tuple(ins), result)
+    return result
 
 
 def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field | str:
@@ -384,8 +399,9 @@ _SPATIAL = frozenset((ir.Conv, ir.Pool, ir.ConvTranspose, ir.Upsample, ir.Adapti
 
 
 def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], out: Shape,
-               image: tuple[int, ...]) -> Field | str:
-    """The field of ``node``'s units, or a one-line reason why it is not defined."""
+               image: tuple[int, ...], memo: dict | None = None) -> Field | str:
+    """The field of ``node``'s units, or a one-line reason why it is not defined. ``memo``:
+    an empty dict for one analysis's calls, which the joins use (:func:`_plain_join`)."""
     op = node.op
     if isinstance(op, ir.Unsupported):
         return f"{node.name} is not modelled ({op.target})"
@@ -405,7 +421,7 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
         return mixed
     if isinstance(op, ir.Add | ir.Binary) or isinstance(op, ir.Concat) and \
             f.axes[op.axis % len(x)] is None:
-        return _join(node, ins, in_shapes, out)
+        return _join(node, ins, in_shapes, out, memo)
     if isinstance(op, ir.Concat):
         return f"{node.name} concatenates along a position axis"
     if isinstance(op, ir.Stack):

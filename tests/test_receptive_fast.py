@@ -11,6 +11,8 @@ from __future__ import annotations
 import random
 
 import pytest
+import torch
+from torch import nn
 
 from cnnlab.analysis.reach import gather, merge, pick, shift, window_reach
 
@@ -113,3 +115,77 @@ def test_plain_join_equals_the_general_join(seed: int, monkeypatch) -> None:
         with monkeypatch.context() as m:
             m.setattr(receptive, "_plain_join", lambda *a: None)
             assert fast == receptive._join(node, ins, shapes, out)
+
+
+class _Net(nn.Module):
+    """A random small net of the shapes the sharing of square axes and of joins meets:
+    constant and asymmetric pads, strided/dilated convs and pools, DenseNet's concats, a
+    residual add, an SE gate."""
+
+    def __init__(self, rng: random.Random) -> None:
+        super().__init__()
+        k = rng.choice((1, 3, 5)), rng.choice((1, 3, 5))
+        s = rng.choice(((1, 1), (2, 2), (1, 2)))
+        d = rng.choice((1, 2))
+        lo, hi = rng.randint(0, 2), rng.randint(0, 2)  # the same length, maybe not the same
+        self.pad = nn.ZeroPad2d(rng.choice(((lo, hi, lo, hi), (lo, hi, hi, lo))))  # shift
+        self.conv = nn.Conv2d(3, 8, k, s, dilation=d, padding=rng.choice((0, "same"))
+                              if s == (1, 1) else 0)
+        self.branch = nn.Conv2d(8, 4, rng.choice((1, 3)), padding="same")
+        self.branch2 = nn.Conv2d(12, 4, rng.choice((1, 3, 5)), padding="same",
+                                 dilation=rng.choice((1, 2)))
+        self.pool = nn.MaxPool2d(rng.choice((2, 3)), rng.choice((1, 2)),
+                                 ceil_mode=rng.random() < 0.5)
+        self.gate = rng.random() < 0.5
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(self.pad(x))
+        y1 = self.branch(y)
+        y2 = self.branch2(torch.cat([y, y1], 1))  # DenseNet's concats: one more input each
+        y = torch.cat([y, y1, y2], 1)
+        if self.gate:
+            y = y * torch.sigmoid(y.mean((2, 3), keepdim=True))
+        y = y + torch.relu(y)
+        return self.pool(y)
+
+
+def _unshared(m) -> None:
+    """Turn off the sharing of twin axes and of the last join's result: every axis and every
+    join worked out on its own."""
+    from cnnlab.analysis import reach, receptive
+
+    plain = receptive._plain_join
+    m.setattr(receptive, "_twin", lambda *a: None)
+    m.setattr(receptive, "merge_once", lambda memo, seqs, fn: reach.merge(seqs, fn))
+    m.setattr(receptive, "_plain_join", lambda ins, shapes, out, memo=None: plain(ins, shapes,
+                                                                                  out))
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_twin_axes_give_the_axis_by_axis_analysis(seed: int, monkeypatch) -> None:
+    """A square map's axes share their reach tuples and results (``_twin``, ``merge_once``),
+    a join starts from the last one's result when it takes the same inputs and more
+    (``_plain_join``): the analysis is the one that works out every axis and every join on
+    its own, square or not."""
+    import cnnlab
+
+    rng = random.Random(seed)
+    net = _Net(rng).eval()
+    for side in ((20, 20), (20, 17), (13, 13)):
+        shape = (3, *side)
+        fast = cnnlab.analyze(net, shape).to_dict()
+        with monkeypatch.context() as m:
+            _unshared(m)
+            assert cnnlab.analyze(net, shape).to_dict() == fast
+
+
+def test_twin_axes_on_the_benchmark_nets(monkeypatch) -> None:
+    from zoo_nets import DenseNet121, EfficientNetB0
+
+    import cnnlab
+
+    for net in (EfficientNetB0().eval(), DenseNet121().eval()):
+        fast = cnnlab.analyze(net, (3, 64, 64)).to_dict()
+        with monkeypatch.context() as m:
+            _unshared(m)
+            assert cnnlab.analyze(net, (3, 64, 64)).to_dict() == fast

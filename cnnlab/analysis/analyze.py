@@ -312,6 +312,7 @@ def _analyze(graph: ir.Graph, input_shape: Shape, batch: int, compare: bool,
     # a field holds a value per unit of each image axis: drop it after its last reader, so
     # memory is one (or a few, across branches) field(s) deep, not layers x input size
     last_use = {i: n for n, node in enumerate(graph.nodes) for i in node.inputs}
+    joins: dict = {}  # node_field's memo for this analysis
     for n, node in enumerate(graph.nodes):
         out = shapes[node.name]
         if isinstance(node.op, ir.Input):
@@ -322,7 +323,7 @@ def _analyze(graph: ir.Graph, input_shape: Shape, batch: int, compare: bool,
             continue
         in_shapes = [shapes[i] for i in node.inputs]
         x = in_shapes[0] if in_shapes else ()
-        fld = node_field(node, [fields[i] for i in node.inputs], in_shapes, out, image)
+        fld = node_field(node, [fields[i] for i in node.inputs], in_shapes, out, image, joins)
         fields[node.name] = fld
         for i in set(node.inputs):
             if last_use[i] == n:

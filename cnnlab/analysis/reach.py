@@ -11,6 +11,8 @@ for the windows inside the block of known positions, a shift for a constant pad,
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from itertools import repeat
+from operator import contains
 
 
 def pick(values: list[int | None], fn) -> int | None:
@@ -23,9 +25,23 @@ def pick(values: list[int | None], fn) -> int | None:
 
 def merge(seqs: list[tuple[int | None, ...]], fn) -> tuple[int | None, ...]:
     """Per unit, ``fn`` of the known values of ``seqs`` (each one value per unit)."""
-    if all(None not in q and len(q) == len(seqs[0]) for q in seqs):
+    n = len(seqs[0])  # the usual case (one length, no None), checked by loops in C:
+    if all(map(n.__eq__, map(len, seqs))) and not any(map(contains, seqs, repeat(None))):
         return tuple(seqs[0]) if len(seqs) == 1 else tuple(map(fn, *seqs))
     return tuple(pick(list(v), fn) for v in zip(*seqs, strict=True))
+
+
+def merge_once(memo: dict, seqs: list[tuple[int | None, ...]], fn
+               ) -> tuple[int | None, ...]:
+    """:func:`merge`, remembered in ``memo`` by the identity of ``seqs`` (and ``fn``): the
+    axes of a square map hold the same tuples (shared, not copies), so a join merges them
+    once and its axes share the result. ``memo`` lives for one join only, while the tuples
+    it names by ``id`` are held by its inputs."""
+    key = (fn, *map(id, seqs))
+    found = memo.get(key)
+    if found is None:
+        found = memo[key] = merge(seqs, fn)
+    return found
 
 
 def window_reach(reach: tuple[int | None, ...], count: int, k: int, s: int, d: int,

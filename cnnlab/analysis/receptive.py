@@ -31,12 +31,13 @@ import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
+from operator import is_, itemgetter
 
-from cnnlab.analysis.reach import gather, merge, pick, shift, window_reach
+from cnnlab.analysis.reach import gather, merge_once, pick, shift, window_reach
 from cnnlab.analysis.receptive_mix import mix_field
 from cnnlab.analysis.resample import op_reads
 from cnnlab.ir import graph as ir
-from cnnlab.ir.shapes import Shape, window_params
+from cnnlab.ir.shapes import Shape, Window, window_params
 
 
 class _once:  # a decorator, named like functools.cached_property
@@ -202,16 +203,19 @@ def check_field_work(shapes: dict[str, Shape], image_axes: int) -> None:
 
 
 def input_field(image: tuple[int, ...], tokens: bool) -> Field:
-    reach = tuple(tuple(range(n)) for n in image)
+    ranges = {n: tuple(range(n)) for n in image}  # axes of one length share (see _twin)
+    reach = tuple(ranges[n] for n in image)
     dims = len(image)
     axes = tuple(range(dims)) if tokens else (None, *range(dims))
     return Field(axes, tuple(Periodic(1, 1, (0,), (0,)) for _ in image), reach, reach,
                  (None,) * dims)
 
 
-def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | str:
-    """Union of the fields of element-wise/concat inputs (broadcast axes become global)."""
-    plain = _plain_join(ins, in_shapes, out)
+def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape,
+          memo: dict | None = None) -> Field | str:
+    """Union of the fields of element-wise/concat inputs (broadcast axes become global).
+    ``memo``: see :func:`_plain_join`."""
+    plain = _plain_join(ins, in_shapes, out, memo)
     if plain is not None:
         return plain
     rank = len(out)
@@ -230,14 +234,15 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
         fields.append(g)
     n_img = len(ins[0].per)
     per, first, last, glob = [], [], [], []
+    memo: dict = {}  # a square map's axes merge the same tuples (see merge_once)
     for a in range(n_img):
         mapped = [g for g in fields if g.mapped(a)]
         ps = [g.per[a] for g in mapped]
         if any(not p.same_jump(ps[0]) for p in ps[1:]):
             # no common period (a decoder resampled by 14/13 next to its skip): the fields
             # of this input's units, as they are; RF is the largest of them
-            first.append(merge([g.first[a] for g in mapped], min))
-            last.append(merge([g.last[a] for g in mapped], max))
+            first.append(merge_once(memo, [g.first[a] for g in mapped], min))
+            last.append(merge_once(memo, [g.last[a] for g in mapped], max))
             jump = max(p.jump for p in ps)
             per.append(Periodic(len(first[-1]), math.ceil(len(first[-1]) * jump), first[-1],
                                 last[-1]))
@@ -247,8 +252,8 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
             lo = tuple(pick([b[0] for b in bs if b], min) for bs in boxes)
             hi = tuple(pick([b[1] for b in bs if b], max) for bs in boxes)
             per.append(Periodic(period, ps[0].shift * period // ps[0].period, lo, hi))
-            first.append(merge([g.first[a] for g in mapped], min))
-            last.append(merge([g.last[a] for g in mapped], max))
+            first.append(merge_once(memo, [g.first[a] for g in mapped], min))
+            last.append(merge_once(memo, [g.last[a] for g in mapped], max))
         else:
             per.append(fields[0].per[a])
             first.append(())
@@ -261,50 +266,72 @@ def _join(node: ir.Node, ins: list[Field], in_shapes: list[Shape], out: Shape) -
     return Field(tuple(axes), tuple(per), tuple(first), tuple(last), tuple(glob))
 
 
-def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape) -> Field | None:
+def _plain_join(ins: list[Field], in_shapes: list[Shape], out: Shape,
+                memo: dict | None = None) -> Field | None:
     """:func:`_join` of the usual inputs (a skip connection, DenseNet's concat): one layout,
     every image axis mapped at the output's size, one jump, period 1, nothing global. None
-    for anything else."""
+    for anything else.
+
+    ``memo`` (one analysis's) remembers the last such join's inputs and result: DenseNet's
+    next concat takes the same inputs and one more, so it merges that result with the new
+    inputs only (min and max are associative) instead of every input again."""
     f0 = ins[0]
     axes, n_img, key = f0.axes, len(f0.per), f0.plain
     if key is None or len(axes) != len(out) or not all(a in axes for a in range(n_img)):
         return None
+    # the sizes of the mapped axes, which every input must have (channels may differ)
+    sizes = itemgetter(*(t for t, a in enumerate(axes) if a is not None))
+    want, rank = sizes(out), len(out)
     for f, shp in zip(ins, in_shapes, strict=True):
-        if f.plain != key or len(shp) != len(out) or any(
-                a is not None and shp[t] != out[t] for t, a in enumerate(axes)):
+        if f.plain != key or len(shp) != rank or sizes(shp) != want:
             return None
+    parts: list = ins
+    before = memo.get("plain join") if memo is not None else None
+    if before is not None and len(before[0]) < len(ins) and all(map(is_, before[0], ins)):
+        parts = [before[1], *ins[len(before[0]):]]  # the last join's result stands for its inputs
     per, first, last = [], [], []
+    merged: dict = {}  # a square map's axes merge the same tuples (see merge_once)
     for a in range(n_img):
-        per.append(Periodic(1, f0.per[a].shift,
-                            (pick([f.per[a].lo[0] for f in ins if f.per[a].lo[0] is not None],
-                                   min),),
-                            (pick([f.per[a].hi[0] for f in ins if f.per[a].lo[0] is not None],
-                                   max),)))
-        first.append(merge([f.first[a] for f in ins], min))
-        last.append(merge([f.last[a] for f in ins], max))
-    return Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
+        known = [p for f in parts if (p := f.per[a]).lo[0] is not None]
+        per.append(Periodic(1, f0.per[a].shift, (pick([p.lo[0] for p in known], min),),
+                            (pick([p.hi[0] for p in known], max),)))
+        first.append(merge_once(merged, [f.first[a] for f in parts], min))
+        last.append(merge_once(merged, [f.last[a] for f in parts], max))
+    result = Field(axes, tuple(per), tuple(first), tuple(last), (None,) * n_img)
+    if memo is not None:
+        memo["plain join"] = (tuple(ins), result)
+    return result
 
 
 def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field | str:
     """Conv, pool, transposed conv, upsample, adaptive pool, pad: a reads rule per axis."""
-    if isinstance(op, ir.Pad):
-        lead = len(x) - len(op.pads)
-        axes_rules = [(lead + i, op_reads(op, x, out, lead + i)) for i in range(len(op.pads))]
+    kind = type(op)
+    w = window_params(node, x) if kind in _WINDOWED else None
+    if kind is ir.Pad:
+        taxes = range(len(x) - len(op.pads), len(x))
     else:
-        if f.axes[0] is not None and isinstance(op, ir.Conv | ir.ConvTranspose):
+        if f.axes[0] is not None and kind in (ir.Conv, ir.ConvTranspose):
             # the op mixes every channel: a position axis used as channels becomes global
             f = f.collapse([f.axes[0]])
-        axes_rules = [(t, op_reads(op, x, out, t, window_params(node, x)
-                                   if isinstance(op, ir.Conv | ir.Pool | ir.ConvTranspose)
-                                   else None)) for t in range(1, len(x))]
+        taxes = range(1, len(x))
     per, first, last = list(f.per), list(f.first), list(f.last)
-    for t, rule in axes_rules:
+    done: list[tuple[int, tuple, int]] = []  # the axes changed whose rule is a tuple
+    changed = False
+    for t in taxes:
         a = f.axes[t]
         if a is None:
             continue
-        reads, period_of, clipped, window = rule
-        if window == (1, 1, 1, 0) and out[t] == x[t]:
+        how = _how(op, w, x, t)
+        if how == (1, 1, 1, 0) and out[t] == x[t]:
             continue  # a 1x1 window at stride 1: every unit reads itself, the field is kept
+        changed = True
+        twin = _twin(f, a, how, out[t], done)
+        if twin is not None:  # a square map under a square window: the same work, done
+            per[a], first[a], last[a] = per[twin], first[twin], last[twin]
+            continue
+        if how is not None:
+            done.append((a, how, out[t]))
+        reads, period_of, clipped, window = op_reads(op, x, out, t, w)
         p = per[a]
         period, step = period_of(p.period)
         per[a] = p.remap(reads, period, step)
@@ -312,14 +339,47 @@ def _spatial(f: Field, op: ir.Op, node: ir.Node, x: Shape, out: Shape) -> Field 
             k, s, d, pad = window
             first[a] = window_reach(f.first[a], out[t], k, s, d, pad, min)
             last[a] = window_reach(f.last[a], out[t], k, s, d, pad, max)
-        elif isinstance(op, ir.Pad) and op.mode == "constant":  # a shift
-            lo = op.pads[t - (len(x) - len(op.pads))][0]
-            first[a] = shift(f.first[a], lo, x[t], out[t])
-            last[a] = shift(f.last[a], lo, x[t], out[t])
+        elif how is not None:  # a constant pad: a shift
+            first[a] = shift(f.first[a], how[1], x[t], out[t])
+            last[a] = shift(f.last[a], how[1], x[t], out[t])
         else:
             first[a] = gather(f.first[a], clipped, out[t], min)
             last[a] = gather(f.last[a], clipped, out[t], max)
+    if not changed:  # 1x1 windows, or no image axis: the same field (its row values kept)
+        return f
     return Field(f.axes, tuple(per), tuple(first), tuple(last), f.glob)
+
+
+#: the ops whose geometry is a resolved window (:func:`window_params`)
+_WINDOWED = frozenset((ir.Conv, ir.Pool, ir.ConvTranspose))
+
+
+def _how(op: ir.Op, w: Window | None, x: Shape, t: int) -> tuple | None:
+    """The whole rule of tensor axis ``t`` as a tuple, when one says it: a conv/pool's window
+    ``(k, s, d, low pad)`` (as :func:`op_reads` gives it), a constant pad's ``("shift", low
+    pad, length)``; None for a rule given by a function (transposed conv, upsample, adaptive
+    pool, reflecting pad)."""
+    kind = type(op)
+    if kind is ir.Conv or kind is ir.Pool:
+        i = t - 1
+        return w.kernel[i], w.stride[i], w.dilation[i], w.pads[i][0]
+    if kind is ir.Pad and op.mode == "constant":
+        return "shift", op.pads[t - len(x) + len(op.pads)][0], x[t]
+    return None
+
+
+def _twin(f: Field, a: int, how: tuple | None, count: int,
+          done: list[tuple[int, tuple, int]]) -> int | None:
+    """An image axis done before whose result image axis ``a`` shares: the same rule ``how``
+    and output length over the same field (the same reach tuples, as objects: an input's axes
+    of one length share theirs, and a twin's results are shared, so a square map stays so)."""
+    if how is None:
+        return None
+    for b, w, m in done:
+        if w == how and m == count and f.first[a] is f.first[b] and \
+                f.last[a] is f.last[b] and f.per[a] == f.per[b]:
+            return b
+    return None
 
 
 def _reshape(f: Field, x: Shape, out: Shape) -> Field:
@@ -331,9 +391,17 @@ def _reshape(f: Field, x: Shape, out: Shape) -> Field:
     return replace(g, axes=(None,) * (len(out) - k) + (g.axes[len(x) - k:] if k else ()))
 
 
+#: ops whose units see what the same unit of their input sees (a norm with running statistics
+#: is element-wise too, but :class:`ir.Norm` needs the check below)
+_ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Scale, ir.PReLU))
+#: ops with a reads rule per axis (:func:`_spatial`)
+_SPATIAL = frozenset((ir.Conv, ir.Pool, ir.ConvTranspose, ir.Upsample, ir.AdaptivePool, ir.Pad))
+
+
 def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], out: Shape,
-               image: tuple[int, ...]) -> Field | str:
-    """The field of ``node``'s units, or a one-line reason why it is not defined."""
+               image: tuple[int, ...], memo: dict | None = None) -> Field | str:
+    """The field of ``node``'s units, or a one-line reason why it is not defined. ``memo``:
+    an empty dict for one analysis's calls, which the joins use (:func:`_plain_join`)."""
     op = node.op
     if isinstance(op, ir.Unsupported):
         return f"{node.name} is not modelled ({op.target})"
@@ -343,12 +411,17 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
     if not ins:
         return f"{node.name} has no input"
     f, x = ins[0], in_shapes[0]
+    kind = type(op)  # the ops are final classes: the exact type picks the rule
+    if kind in _ELEMENTWISE:  # most rows of a CNN: at once, without the chain below
+        return f
+    if kind in _SPATIAL:
+        return _spatial(f, op, node, x, out)
     mixed = mix_field(node, ins, in_shapes, out, _join)
     if mixed is not None:
         return mixed
     if isinstance(op, ir.Add | ir.Binary) or isinstance(op, ir.Concat) and \
             f.axes[op.axis % len(x)] is None:
-        return _join(node, ins, in_shapes, out)
+        return _join(node, ins, in_shapes, out, memo)
     if isinstance(op, ir.Concat):
         return f"{node.name} concatenates along a position axis"
     if isinstance(op, ir.Stack):
@@ -357,9 +430,6 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
             return g
         ax = op.axis % (len(x) + 1)
         return replace(g, axes=g.axes[:ax] + (None,) + g.axes[ax:])
-    if isinstance(op, ir.Conv | ir.Pool | ir.ConvTranspose | ir.Upsample | ir.AdaptivePool
-                  | ir.Pad):
-        return _spatial(f, op, node, x, out)
     if isinstance(op, ir.Flatten) or isinstance(op, ir.Linear) and not op.last:
         return replace(f.collapse(range(len(image))), axes=(None,))
     if isinstance(op, ir.GlobalPool):

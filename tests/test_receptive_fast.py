@@ -85,7 +85,7 @@ def test_merge_equals_picking_per_unit(seed: int) -> None:
 
 
 def _field(rng: random.Random, n: int, shift: int, period: int = 1):
-    from cnnlab.analysis.receptive import Field, Periodic
+    from cnnlab.analysis.field import Field, Periodic
 
     def per() -> Periodic:
         lo = tuple(None if rng.random() < 0.1 else rng.randint(-3, 3) for _ in range(period))
@@ -115,6 +115,20 @@ def test_plain_join_equals_the_general_join(seed: int, monkeypatch) -> None:
         with monkeypatch.context() as m:
             m.setattr(receptive, "_plain_join", lambda *a: None)
             assert fast == receptive._join(node, ins, shapes, out)
+
+
+def test_plain_join_of_vectors_is_left_to_the_general_join() -> None:
+    """An MLP's skip connection (a vector input, no image axis): no tensor axis is mapped, so
+    there are no sizes to compare (itemgetter of nothing is an error); the general join
+    answers."""
+    from cnnlab.analysis.field import Field
+    from cnnlab.analysis.receptive import _join, _plain_join
+    from cnnlab.ir import graph as ir
+
+    f = Field((None,), (), (), (), ())
+    assert _plain_join([f, f], [(16,), (16,)], (16,)) is None
+    joined = _join(ir.Node("add", ir.Add(), ()), [f, f], [(16,), (16,)], (16,))
+    assert joined == f
 
 
 class _Net(nn.Module):

@@ -18,7 +18,8 @@ from fractions import Fraction
 from typing import Any
 
 from cnnlab.analysis.costs import other_cost, other_desc, other_params
-from cnnlab.analysis.receptive import Field, check_field_work, input_field, node_field
+from cnnlab.analysis.field import Field, input_field
+from cnnlab.analysis.receptive import check_field_work, node_field
 from cnnlab.analysis.units import BYTES
 from cnnlab.ir import graph as ir
 from cnnlab.ir.scope import analysis_scope

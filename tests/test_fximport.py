@@ -245,13 +245,17 @@ def test_analyze_needs_an_input_shape_for_a_module() -> None:
     _one_line_error(lambda: analyze(nn.ReLU()), "needs input=(C, H, W)")
 
 
-def test_iadd_and_operator_targets_are_joins() -> None:
+@pytest.mark.parametrize("capture", ["auto", "fx", "run"])
+def test_iadd_and_operator_targets_are_joins(capture: str) -> None:
+    """Both captures name the joins alike: the run records ``y += x`` as ``add_`` and names
+    it ``add``, as fx does."""
     def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
         y = s.conv(x)
         y += x
         return operator.add(y, y)
 
-    g = from_module(Wrap(fn, conv=nn.Conv2d(2, 2, 3, padding=1)), (2, 4, 4))
+    g = from_module(Wrap(fn, conv=nn.Conv2d(2, 2, 3, padding=1)), (2, 4, 4), capture=capture)
+    assert [n.name for n in g.nodes] == ["input", "conv", "add", "add_1"]
     assert [type(n.op) for n in g.nodes[1:]] == [ir.Conv, ir.Add, ir.Add]
     a = analyze_graph(g, (2, 4, 4))
     assert (a.layer("add_1").rf, a.layer("add_1").jump) == ((3, 3), (1, 1))

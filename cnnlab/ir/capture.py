@@ -182,6 +182,9 @@ class _Recorder(TorchFunctionMode):
                 node = self.writer.node("call_method", "transpose", (margs[0], -2, -1))
             else:
                 node = self.writer.node("call_method", target, (margs[0],))
+        elif op == "call_method" and target[-1] == "_" and target[0] != "_":
+            # in place (``out += x`` runs add_): named as fx names the same line (add)
+            node = self.writer.node(op, target, margs, mkwargs, named_as=target[:-1])
         else:
             node = self.writer.node(op, target, margs, mkwargs)
         self.outputs(node, out)

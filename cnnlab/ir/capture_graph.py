@@ -86,12 +86,13 @@ class GraphWriter:
         self.counts[base] = num
         return name
 
-    def node(self, op: str, target: Any, args: tuple = (), kwargs: dict | None = None
-             ) -> Node:
+    def node(self, op: str, target: Any, args: tuple = (), kwargs: dict | None = None,
+             named_as: Any = None) -> Node:
         """``graph.create_node(op, target, args, kwargs)`` for a graph without an owning
-        module, whose arguments hold no symbolic ints."""
+        module, whose arguments hold no symbolic ints; ``named_as``: the target the name is
+        made from, when not ``target``."""
         graph = self.graph
-        name = self.name(target)
+        name = self.name(target if named_as is None else named_as)
         n = Node(graph, name, op, target, args, kwargs or immutable_dict())
         self.objects.setdefault(n, name)  # associate_name_with_obj
         graph._insert(n)

@@ -105,9 +105,10 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     captured in eval mode; every submodule's train/eval mode is restored afterwards.
 
     ``capture``: ``"fx"`` traces symbolically (torch.fx); ``"run"`` runs the module on meta
-    tensors and records it (:mod:`cnnlab.ir.capture`); ``"auto"`` (default) traces with fx
-    and runs the capture when fx refuses the module or leaves a row unsupported, keeping the
-    graph with fewer unsupported rows (the run-capture's error when both fail).
+    tensors and records it (:mod:`cnnlab.ir.capture`); ``"auto"`` (default) runs the module
+    and traces with fx only when the run fails or leaves a row unsupported, keeping the graph
+    with fewer unsupported rows (the run-capture's error when both fail, unless fx's is about
+    the input).
     """
     name = type(module).__name__
     if capture not in CAPTURES:
@@ -135,33 +136,38 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
 
 def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name: str,
               capture: str) -> ir.Graph:
-    """The graph of :func:`from_module`, by the capture ``capture`` picks."""
+    """The graph of :func:`from_module`, by the capture ``capture`` picks. ``auto`` runs the
+    module on meta tensors first (on the benchmark nets the run is the faster of the two, and
+    it takes modules fx refuses) and traces with fx only when the run fails or leaves a row
+    unsupported, keeping the graph with fewer unsupported rows (the run's on a tie)."""
     graph: ir.Graph | None = None
-    refused: CnnlabError | None = None  # fx's error, when it is about the input
-    if capture in ("auto", "fx"):
+    ran_error: CnnlabError | None = None
+    if capture in ("auto", "run"):
         try:
-            graph = _imported(_by_fx(root, name), root, shape, dtype, name)
+            graph = _run_imported(root, shape, dtype, name)
+        except CnnlabError as e:
+            if capture == "run":
+                raise
+            ran_error = e
+    if capture == "fx" or graph is None or _missing(graph):
+        traced: ir.Graph | None = None
+        try:
+            traced = _imported(_by_fx(root, name), root, shape, dtype, name)
         except CnnlabError as e:
             if capture == "fx":
                 raise
-            if not str(e).startswith(f"cannot trace {name} with torch.fx"):
-                refused = e
+            # both failed: fx's error when it is about the input (the run's says the same
+            # less directly), else the run's, which names the line that stopped it
+            if graph is None and not str(e).startswith(f"cannot trace {name} with torch.fx"):
+                raise e from None
         except Exception as e:  # the fx graph does not map (a split unpacked into too many
             if capture == "fx":  # names): the run-capture runs the module's own code instead
                 raise CnnlabError(f"cannot map the traced {name} to cnnlab's layers "
                                   f"({one_line(e)}); try capture='run'") from None
-    if capture == "run" or graph is None or any(
-            isinstance(n.op, ir.Unsupported) for n in graph.nodes):
-        try:
-            ran = _run_imported(root, shape, dtype, name)
-        except CnnlabError:
-            if refused is not None:
-                raise refused from None
-            if graph is None:
-                raise
-            ran = None
-        if ran is not None and (graph is None or _missing(ran) < _missing(graph)):
-            graph = ran
+        if traced is not None and (graph is None or _missing(traced) < _missing(graph)):
+            graph = traced
+    if graph is None and ran_error is not None:
+        raise ran_error from None
     return graph
 
 

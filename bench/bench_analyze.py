@@ -3,8 +3,8 @@ and fvcore, one thread, in one run.
 
 Run: ``.venv/bin/python bench/bench_analyze.py [--repeat 5] [--input 3x224x224]``. The nets
 are written by hand (tests/zoo_nets.py; torchvision is not a dependency): EfficientNet-B0
-computes TF-style "same" padding in forward, so torch.fx refuses it and cnnlab captures it
-by running it on meta tensors. Times are medians over ``--repeat`` runs after one warm-up;
+computes TF-style "same" padding in forward (torch.fx refuses it); cnnlab captures all three
+by running them on meta tensors. Times are medians over ``--repeat`` runs after one warm-up;
 models are built once (weights are not timed); CPU-seconds (``resource.getrusage``) are
 reported next to wall time because the machine may be shared.
   * cnnlab:    ``cnnlab.analyze(module, input)`` (capture + every row's numbers)

@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -27,6 +25,7 @@ from cnnlab.ir import fximport
 from cnnlab.ir.scope import analysis_scope
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from bench_analyze import median_seconds  # noqa: E402 -- this folder, run as a script
 from zoo_nets import DenseNet121, EfficientNetB0, ResNet50  # noqa: E402
 
 NETS = {"eff": EfficientNetB0, "dense": DenseNet121, "res": ResNet50}
@@ -34,14 +33,8 @@ SHAPE = (3, 224, 224)
 
 
 def cpu_ms(fn: Callable[[], object], repeat: int) -> float:
-    """Median CPU milliseconds of ``fn`` after one warm-up."""
-    fn()
-    times = []
-    for _ in range(repeat):
-        t0 = time.process_time()
-        fn()
-        times.append(time.process_time() - t0)
-    return round(statistics.median(times) * 1e3, 2)
+    """Median CPU milliseconds of ``fn`` after one warm-up (bench_analyze's timer)."""
+    return round(median_seconds(fn, repeat)[1] * 1e3, 2)
 
 
 def _fx_attempt(model: torch.nn.Module) -> None:

@@ -41,6 +41,21 @@ def test_same_shape_is_node_shape_for_element_wise_ops(op: ir.Op, shape: tuple) 
     assert same_shape(op, [x]) == node_shape(ir.Node("?", op, ("x",)), [shape[1:]])
 
 
+@pytest.mark.parametrize("op", [ir.Act("relu"), ir.BatchNorm(1e-5), ir.Dropout(0.1),
+                                ir.Scale(0.5), ir.Softmax(1), ir.Softmax(-1)])
+@pytest.mark.parametrize("shape", SHAPES)
+def test_node_shapes_element_wise_shortcut_is_its_general_rule(
+        op: ir.Op, shape: tuple, monkeypatch: pytest.MonkeyPatch) -> None:
+    """node_shape answers the ops of SAME_SHAPE at once; the rules below it agree."""
+    from cnnlab.ir import shapes
+
+    assert type(op) in shapes.SAME_SHAPE
+    node = ir.Node("?", op, ("x",))
+    fast = node_shape(node, [shape[1:]])
+    monkeypatch.setattr(shapes, "SAME_SHAPE", frozenset())
+    assert fast == node_shape(node, [shape[1:]]) == shape[1:]
+
+
 def test_same_shape_leaves_every_other_case_to_node_shape() -> None:
     x = T("x", (2, 4, 6, 6))
     assert same_shape(ir.Act("relu"), [x, x]) is None  # node_shape's error, not a shape

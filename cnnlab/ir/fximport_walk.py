@@ -21,7 +21,7 @@ from cnnlab.ir.fximport_map import map_call
 from cnnlab.ir.fximport_moved import materialise, moved
 from cnnlab.ir.fximport_moved import use as use_moved
 from cnnlab.ir.fximport_ops import T
-from cnnlab.ir.shapes import node_shape
+from cnnlab.ir.shapes import SAME_SHAPE, node_shape
 
 # a batch of 2 keeps the batch axis distinguishable from the size-1 axes of pooled maps
 BATCH = 2
@@ -38,15 +38,13 @@ def _name_of(target: Any) -> str:
 
 
 _NO_KWARGS = fx.immutable_collections.immutable_dict()
-# ops node_shape gives their one input's shape, whatever it is (element-wise)
-_ELEMENTWISE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout))
 _WINDOWED = frozenset((ir.Conv, ir.Pool))
 
 
 def same_shape(op: ir.Op, inputs: list[T]) -> tuple[int, ...] | None:
     """``node_shape`` of an element-wise op on one input, without building a node (half the
     rows of a CNN); None for any other op (tests/test_fximport_fast.py compares the two)."""
-    if type(op) in _ELEMENTWISE and len(inputs) == 1:
+    if type(op) in SAME_SHAPE and len(inputs) == 1:
         return inputs[0].shape[1:]
     return None
 

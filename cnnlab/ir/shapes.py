@@ -273,13 +273,13 @@ def _window_out(node: ir.Node, in_shape: Shape, w: Window) -> tuple[int, ...]:
 
 #: element-wise ops of one input (exact types; the ops are final classes): the rules below
 #: end in ``return x`` for them
-_SAME_SHAPE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Scale, ir.Softmax))
+SAME_SHAPE = frozenset((ir.Act, ir.BatchNorm, ir.Dropout, ir.Scale, ir.Softmax))
 
 
 def node_shape(node: ir.Node, in_shapes: list[Shape]) -> Shape:
     """Output shape of ``node`` given the shapes of its inputs."""
     op = node.op
-    if type(op) in _SAME_SHAPE and len(in_shapes) == 1:  # most rows of a CNN: at once
+    if type(op) in SAME_SHAPE and len(in_shapes) == 1:  # most rows of a CNN: at once
         return in_shapes[0]
     if isinstance(op, ir.Input):
         raise ShapeError(node.name, "the input's shape is given, not inferred")

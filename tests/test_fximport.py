@@ -241,6 +241,25 @@ def test_bad_inputs_are_one_line_errors(module: nn.Module, shape: tuple[int, ...
     _one_line_error(lambda: from_module(module, shape), *words)
 
 
+@pytest.mark.parametrize("capture", ["auto", "fx", "run"])
+@pytest.mark.parametrize(("layer", "shape", "words"), [
+    (nn.Conv2d(3, 8, 3), (3, 8), "Conv2d body.0 expects a channels x height x width input "
+                                 "(3 axes) but gets 3x8 (2 axes); check --input"),
+    (nn.MaxPool1d(2), (2, 3, 8), "MaxPool1d body.0 expects a channels x length input (2 axes) "
+                                 "but gets 2x3x8 (3 axes)"),
+    (nn.BatchNorm3d(3), (3, 8, 8), "BatchNorm3d body.0 expects a channels x depth x height x "
+                                   "width input (4 axes) but gets 3x8x8 (3 axes)"),
+])
+def test_a_layer_given_the_wrong_number_of_axes_says_which(capture: str, layer: nn.Module,
+                                                           shape: tuple[int, ...],
+                                                           words: str) -> None:
+    """torch reads a 3-D input to a Conv2d as unbatched and complains about the channels of a
+    shape the user never wrote; the error names the layer and the axes it wants instead."""
+    body = nn.Sequential(layer, nn.ReLU())
+    net = Wrap(lambda s, x: s.body(x), body=body)
+    _one_line_error(lambda: from_module(net, shape, capture=capture), words)
+
+
 def test_analyze_needs_an_input_shape_for_a_module() -> None:
     _one_line_error(lambda: analyze(nn.ReLU()), "needs input=(C, H, W)")
 

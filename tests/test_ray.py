@@ -42,8 +42,10 @@ TESTS = Path(__file__).resolve().parent
 MARK = "CNNLAB_RAY_TEST_CLUSTER"
 # no usage stats; no token authentication on this 127.0.0.1 test cluster, whether or not
 # ~/.ray/auth_token exists (with it, Ray enables tokens on the head but not on a driver that
-# names an explicit address)
-RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+# names an explicit address); workers at nice 0, not Ray's 15: next to a CPU hog a nice-15
+# worker gets ~2% of a core and the tests crawl
+RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+           "RAY_worker_niceness": "0"}
 
 
 def tiny_train(cfg: TrainConfig) -> RunResult:

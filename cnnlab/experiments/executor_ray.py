@@ -167,6 +167,10 @@ class RayExecutor:
         """Join the cluster (once per process); one-line error if there is none there."""
         ray = import_ray()
         if not ray.is_initialized():
+            if self.address is None:
+                # a local cluster: runs at nice 0 like LocalExecutor's, not Ray's default 15
+                # (a nice-15 worker next to any busy process gets ~2% of a core)
+                os.environ.setdefault("RAY_worker_niceness", "0")
             try:
                 ray.init(address=self.address, log_to_driver=True)
             except (ConnectionError, RuntimeError, ValueError) as e:

@@ -57,7 +57,7 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
             return attention_module(mod, args, kwargs)
         if not isinstance(args[0], T) or len(tensors) > 1:
             return None, tensors, f"{type(mod).__name__} called with several tensors"
-        op, reason = ops.module_op(mod, x.shape, kwargs)
+        op, reason = ops.module_op(mod, x.shape, kwargs, t)
         return op, [x], reason
     name = _name(node)
     # activations, prelu and binary ops first, the most common calls: more_call maps none

@@ -177,8 +177,34 @@ def _expect(m: nn.Module, what: str, want: int, got: int) -> None:
                           "check --input (channels x height x width, or tokens:int64)")
 
 
+_WANT = {1: ("channels", "length"), 2: ("channels", "height", "width"),
+         3: ("channels", "depth", "height", "width")}
+
+
+def rank_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
+    """The one-line error for a convolution, pooling or batch norm ``m`` called on a batched
+    input of torch shape ``x`` with the wrong number of axes (a Conv2d given ``--input 3x8``),
+    or None when the rank is right or ``m`` is none of those."""
+    dims = None
+    for kinds, n in _RANKED:
+        if isinstance(m, kinds):
+            dims = n
+            break
+    if dims is None or len(x) == dims + 2:
+        return None
+    want = _WANT[dims]
+    got = "x".join(str(v) for v in x[1:]) or "a scalar"
+    return (f"{type(m).__name__} {path} expects a {' x '.join(want)} input ({dims + 1} axes) "
+            f"but gets {got} ({len(x) - 1} axes); check --input")
+
+
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+# modules whose input must have exactly n + 2 axes, batch first (BatchNorm1d takes 2 or 3)
+_RANKED = (((nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d), 1),
+           ((nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d), 2),
+           ((nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d), 3))
+_RANK = {cls: n for kinds, n in _RANKED for cls in kinds}
 
 
 def _conv(m: nn.Module, dims: int) -> Result:
@@ -195,11 +221,14 @@ def _batch_norm(m: nn.Module) -> Result:
     return ir.BatchNorm(m.eps, m.momentum if m.momentum is not None else 0.1), ""
 
 
-def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
+def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict, path: str = "") -> Result:
     """IR op of a leaf module called on a tensor of torch shape ``x`` (batch first); a size
-    the module's weights contradict is a one-line error."""
+    the module's weights contradict, or a rank its class does not take, is a one-line error."""
     dims = len(x) - 2
     t = type(m)
+    rank = _RANK.get(t)
+    if rank is not None and rank != dims:  # a meta kernel may not check it (max_pool1d)
+        raise CnnlabError(rank_error(m, path or t.__name__, x))
     if t in ACT_MODULES:  # an activation itself: none of the checks before its own applies
         return ir.Act(ACT_MODULES[t]), ""
     if t in _CONVS and m.in_channels and len(x) >= 2:  # the checks below, fewer of them
@@ -209,6 +238,9 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict) -> Result:
         _expect(m, "channels", m.num_features, x[1])  # asking it for in_channels (a slow
         return _batch_norm(m)  # miss through Module.__getattr__)
     if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
+        wrong = rank_error(m, path or t.__name__, x)  # a subclass: _RANK has exact types
+        if wrong:
+            raise CnnlabError(wrong)
         if len(x) < 2:
             raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")
         _expect(m, "channels", getattr(m, "in_channels", None) or

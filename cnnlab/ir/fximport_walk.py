@@ -328,8 +328,16 @@ class Importer:
                 return self._run(node, _to_meta(args, real=True), _to_meta(kwargs, real=True),
                                  True)
         except Exception as e:
+            target = _name_of(node.target)
+            if node.op == "call_module":
+                mod = self.gm.get_submodule(node.target)
+                shape = getattr(args[0], "shape", None) if args else None  # a T or a tensor
+                wrong = shape is not None and ops.rank_error(mod, node.target, tuple(shape))
+                if wrong:
+                    raise CnnlabError(wrong) from None
+                target = type(mod).__name__
             raise CnnlabError(f"cannot infer the output shape of {node.name} "
-                              f"({_name_of(node.target)}) in {type(self.root).__name__}: "
+                              f"({target}) in {type(self.root).__name__}: "
                               f"{one_line(e)}") from None
 
     def _run(self, node: fx.Node, args: Any, kwargs: Any, real: bool) -> Any:

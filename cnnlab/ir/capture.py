@@ -35,7 +35,7 @@ from torch import fx, nn
 from torch.overrides import TorchFunctionMode
 
 from cnnlab.common.errors import CnnlabError
-from cnnlab.ir.capture_fast import func_info, meta_copy, shortcut
+from cnnlab.ir.capture_fast import func_info, meta_copy, module_shortcut, shortcut
 from cnnlab.ir.capture_graph import GraphWriter
 from cnnlab.ir.fximport_ops import rank_error
 
@@ -227,7 +227,12 @@ class _Recorder(TorchFunctionMode):
 
         def call(*args: Any, **kwargs: Any) -> Any:
             self.depth += 1
-            out = _MODULE_CALL_IMPL(m, *args, **kwargs)
+            out = None
+            if not kwargs and len(args) == 1:
+                with _NO_TORCH_FUNCTION:  # its tensor queries are not the model's calls
+                    out = module_shortcut(m, args[0])
+            if out is None:
+                out = _MODULE_CALL_IMPL(m, *args, **kwargs)
             self.hook(m, path, args, kwargs, out)
             return out
 
@@ -236,6 +241,7 @@ class _Recorder(TorchFunctionMode):
 
 
 _MODULE_CALL = nn.Module.__call__
+_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction()
 _MODULE_CALL_IMPL = nn.Module._call_impl
 _KINDS: dict[Any, tuple[Any, Any]] = {}
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch import nn
 from torch.nn import functional as F
 
-from cnnlab.ir.fximport_ops import ACT_FUNCS
+from cnnlab.ir.fximport_ops import ACT_FUNCS, ACT_MODULES, DROPOUT_MODULES
 
 _SAME = {*ACT_FUNCS, F.batch_norm, F.layer_norm, F.group_norm, F.dropout, F.dropout2d,
          torch.batch_norm, torch.layer_norm, torch.group_norm, F.instance_norm}
@@ -207,3 +208,59 @@ def _fits(x: torch.Tensor, rest: tuple) -> bool:
                                             _broadcast(x.shape, v.shape) != tuple(x.shape)):
             return False
     return True
+
+
+# leaf modules whose output a capture builds without running them (module_shortcut): each
+# one's functional form would cost a Python dispatch through the recorder (F.batch_norm,
+# F.silu: torch's handle_torch_function) on top of Module.__call__ and forward
+_ACT_LIKE = frozenset(t for t, name in ACT_MODULES.items()
+                      if name not in ("identity", "rrelu", "threshold"))
+_RETURN_INPUT = frozenset((nn.Identity, *DROPOUT_MODULES[:4]))  # in eval: the input itself
+_CONV_MODULES = {nn.Conv1d: 1, nn.Conv2d: 2, nn.Conv3d: 3}
+_BN_MODULES = {nn.BatchNorm1d: (2, 3), nn.BatchNorm2d: (4,), nn.BatchNorm3d: (5,)}
+
+
+def module_shortcut(m: nn.Module, x: Any) -> Any:
+    """The output of the leaf ``m(x)`` in eval mode, built without running it, or None.
+
+    For the most common leaves (activations, dropout, identity, convolutions, batch norms,
+    linear layers) given one plain contiguous meta tensor they accept: the same shape, dtype
+    and strides as the real call, and the input itself where the real call returns it
+    (in-place activations, dropout and identity in eval; ``tests/test_capture_fast.py``
+    checks each against the module's own run). Anything else, and anything the module would
+    reject (a wrong channel count, another dtype), returns None: the module runs, and raises
+    what it raises."""
+    t = type(m)
+    if type(x) is not torch.Tensor or not x.is_meta or not x.is_contiguous() or \
+            not x.numel() or m.training or "forward" in m.__dict__:  # an instance's own forward
+        return None
+    if t in _ACT_LIKE:
+        if not x.is_floating_point():
+            return None
+        return x if getattr(m, "inplace", False) else \
+            torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    if t in _RETURN_INPUT:
+        return x
+    n = _CONV_MODULES.get(t)
+    if n is not None:
+        w = m.weight
+        if m.padding_mode != "zeros" or isinstance(m.padding, str) or x.dim() != n + 2 or \
+                x.shape[1] != m.in_channels or w.dtype != x.dtype or not w.is_meta:
+            return None
+        out = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in zip(
+            x.shape[2:], m.kernel_size, m.stride, m.padding, m.dilation, strict=True)]
+        if any(o <= 0 for o in out):
+            return None
+        return torch.empty((x.shape[0], m.out_channels, *out), dtype=x.dtype, device="meta")
+    dims = _BN_MODULES.get(t)
+    if dims is not None:
+        if x.dim() not in dims or x.shape[1] != m.num_features or not x.is_floating_point() \
+                or not m.track_running_stats or m.running_mean is None:
+            return None
+        return torch.empty_strided(x.shape, x.stride(), dtype=x.dtype, device="meta")
+    if t is nn.Linear:
+        w = m.weight
+        if x.shape[-1] != m.in_features or w.dtype != x.dtype or not w.is_meta:
+            return None
+        return torch.empty((*x.shape[:-1], m.out_features), dtype=x.dtype, device="meta")
+    return None

@@ -124,14 +124,17 @@ def from_module(module: nn.Module, input_shape: tuple[int, ...],
     if fx.Tracer().is_leaf_module(module, ""):  # a bare nn.Conv2d: one node named after it
         root = _Holder(name.lower(), module)
     modes = {m: m.training for m in module.modules()}
-    module.eval()
+    training = any(modes.values())
+    if training:  # eval() of a module already in eval mode sets every flag again (~0.6 ms)
+        module.eval()
     try:
         with analysis_scope():
             return _captured(root, shape, dtype, name, capture)
     finally:
-        for m, training in modes.items():
-            if m.training != training:  # eval() left the others as they were
-                m.training = training
+        if training:
+            for m, was in modes.items():
+                if m.training != was:  # eval() left the others as they were
+                    m.training = was
 
 
 def _captured(root: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, name: str,

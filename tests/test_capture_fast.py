@@ -207,6 +207,15 @@ MODULE_FALLBACKS = [
 ]
 
 
+def test_a_patched_class_forward_runs(monkeypatch) -> None:
+    """A library that wraps ``nn.ReLU.forward`` after cnnlab was imported gets its forward
+    run, not the shortcut's idea of a ReLU."""
+    m, x = _on_meta(nn.ReLU()), _m(2, 3)
+    assert module_shortcut(m, x) is not None
+    monkeypatch.setattr(nn.ReLU, "forward", lambda self, x: x * 2)
+    assert module_shortcut(m, x) is None
+
+
 @pytest.mark.parametrize("what,make,make_x", MODULE_FALLBACKS,
                          ids=[c[0] for c in MODULE_FALLBACKS])
 def test_other_leaves_run_their_forward(what, make, make_x) -> None:

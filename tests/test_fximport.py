@@ -260,6 +260,21 @@ def test_a_layer_given_the_wrong_number_of_axes_says_which(capture: str, layer: 
     _one_line_error(lambda: from_module(net, shape, capture=capture), words)
 
 
+@pytest.mark.parametrize(("shape", "words"), [
+    ((4, 8, 8), "Conv2d conv expects 3 input channels but gets 4; check --input"),
+    ((3, 8), "Conv2d conv expects a channels x height x width input (3 axes)"),
+])
+def test_a_wrong_input_is_said_before_a_value_dependent_forward(shape, words) -> None:
+    """Under a forward that reads tensor values (fx refuses it, the run would stop there),
+    a wrong --input is the error, not the hint about tensor values."""
+    def fn(s: Wrap, x: torch.Tensor) -> torch.Tensor:
+        y = s.conv(x)
+        return y.relu() if y.sum() > 0 else y
+
+    net = Wrap(fn, conv=nn.Conv2d(3, 4, 3))
+    _one_line_error(lambda: from_module(net, shape), words)
+
+
 def test_analyze_needs_an_input_shape_for_a_module() -> None:
     _one_line_error(lambda: analyze(nn.ReLU()), "needs input=(C, H, W)")
 

@@ -37,7 +37,7 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir.capture_fast import func_info, meta_copy, module_shortcut, shortcut
 from cnnlab.ir.capture_graph import GraphWriter
-from cnnlab.ir.fximport_ops import rank_error
+from cnnlab.ir.fximport_ops import input_error
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -300,11 +300,12 @@ def _user_frame(e: BaseException) -> str:
     return where
 
 
-def _rank_error(e: BaseException, modules: list[tuple[str, nn.Module]]) -> str | None:
+def _input_error(e: BaseException, modules: list[tuple[str, nn.Module]]) -> str | None:
     """The clear error when the module that raised ``e`` (the innermost ``Module.__call__``
-    in its traceback) is a convolution, pooling or batch norm given the wrong number of axes
-    (``--input 3x8`` for a Conv2d: torch reads a 3-D input as unbatched and complains about
-    channels of a shape the user never wrote)."""
+    in its traceback) was given an input it cannot take: the wrong number of axes (``--input
+    3x8`` for a Conv2d: torch reads a 3-D input as unbatched and complains about channels of a
+    shape the user never wrote) or channels. Said before any hint about tensor values: the
+    input is wrong whatever else the model does."""
     frames = [f for f, _ in traceback.walk_tb(e.__traceback__)
               if f.f_code is _MODULE_CALL_IMPL.__code__]
     if not frames:
@@ -314,7 +315,7 @@ def _rank_error(e: BaseException, modules: list[tuple[str, nn.Module]]) -> str |
     if not isinstance(mod, nn.Module) or not args or not isinstance(args[0], torch.Tensor):
         return None
     path = next((p for p, m in modules if m is mod), type(mod).__name__)
-    return rank_error(mod, path or type(mod).__name__, tuple(args[0].shape))
+    return input_error(mod, path or type(mod).__name__, tuple(args[0].shape))
 
 
 def _swap_in_meta(modules: list[tuple[str, nn.Module]]
@@ -363,7 +364,7 @@ def record(root: nn.Module, x: torch.Tensor, leaf: Any) -> Recording:
     except CnnlabError:
         raise
     except Exception as e:
-        wrong = _rank_error(e, modules)
+        wrong = _input_error(e, modules)
         if wrong:
             raise CnnlabError(wrong) from None
         where = _user_frame(e)

@@ -198,6 +198,29 @@ def rank_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
             f"but gets {got} ({len(x) - 1} axes); check --input")
 
 
+def input_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
+    """The one-line error for a module called on a batched input of torch shape ``x`` that
+    it cannot take: the wrong number of axes (:func:`rank_error`), or a channel or feature
+    count its weights contradict; None if neither (what a failed run then says is its own)."""
+    wrong = rank_error(m, path, x)
+    if wrong or len(x) < 2:
+        return wrong
+    if isinstance(m, nn.modules.conv._ConvNd):
+        want, what, got = m.in_channels, "channels", x[1]
+    elif isinstance(m, nn.modules.batchnorm._NormBase):
+        want, what, got = m.num_features, "channels", x[1]
+    elif isinstance(m, nn.GroupNorm):
+        want, what, got = m.num_channels, "channels", x[1]
+    elif isinstance(m, nn.Linear):
+        want, what, got = m.in_features, "features (last axis)", x[-1]
+    else:
+        return None
+    if want == got:
+        return None
+    return (f"{type(m).__name__} {path} expects {want} input {what} but gets {got}; "
+            "check --input (channels x height x width, or tokens:int64)")
+
+
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 # modules whose input must have exactly n + 2 axes, batch first (BatchNorm1d takes 2 or 3)

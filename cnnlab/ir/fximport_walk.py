@@ -332,7 +332,7 @@ class Importer:
             if node.op == "call_module":
                 mod = self.gm.get_submodule(node.target)
                 shape = getattr(args[0], "shape", None) if args else None  # a T or a tensor
-                wrong = shape is not None and ops.rank_error(mod, node.target, tuple(shape))
+                wrong = shape is not None and ops.input_error(mod, node.target, tuple(shape))
                 if wrong:
                     raise CnnlabError(wrong) from None
                 target = type(mod).__name__

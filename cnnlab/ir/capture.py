@@ -37,7 +37,7 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir.capture_fast import func_info, meta_copy, module_shortcut, shortcut
 from cnnlab.ir.capture_graph import GraphWriter
-from cnnlab.ir.fximport_ops import input_error
+from cnnlab.ir.layer_input import input_error
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -19,6 +19,7 @@ from torch.nn import functional as F
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
+from cnnlab.ir.layer_input import RANK, expect, rank_error
 
 Result = tuple[ir.Op | None, str]
 
@@ -171,63 +172,8 @@ def torch_pads(pad: Any) -> ir.Pads:
     return tuple(reversed(pairs))
 
 
-def _expect(m: nn.Module, what: str, want: int, got: int) -> None:
-    if want != got:
-        raise CnnlabError(f"{type(m).__name__} expects {want} input {what} but gets {got}; "
-                          "check --input (channels x height x width, or tokens:int64)")
-
-
-_WANT = {1: ("channels", "length"), 2: ("channels", "height", "width"),
-         3: ("channels", "depth", "height", "width")}
-
-
-def rank_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
-    """The one-line error for a convolution, pooling or batch norm ``m`` called on a batched
-    input of torch shape ``x`` with the wrong number of axes (a Conv2d given ``--input 3x8``),
-    or None when the rank is right or ``m`` is none of those."""
-    dims = None
-    for kinds, n in _RANKED:
-        if isinstance(m, kinds):
-            dims = n
-            break
-    if dims is None or len(x) == dims + 2:
-        return None
-    want = _WANT[dims]
-    got = "x".join(str(v) for v in x[1:]) or "a scalar"
-    return (f"{type(m).__name__} {path} expects a {' x '.join(want)} input ({dims + 1} axes) "
-            f"but gets {got} ({len(x) - 1} axes); check --input")
-
-
-def input_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
-    """The one-line error for a module called on a batched input of torch shape ``x`` that
-    it cannot take: the wrong number of axes (:func:`rank_error`), or a channel or feature
-    count its weights contradict; None if neither (what a failed run then says is its own)."""
-    wrong = rank_error(m, path, x)
-    if wrong or len(x) < 2:
-        return wrong
-    if isinstance(m, nn.modules.conv._ConvNd):
-        want, what, got = m.in_channels, "channels", x[1]
-    elif isinstance(m, nn.modules.batchnorm._NormBase):
-        want, what, got = m.num_features, "channels", x[1]
-    elif isinstance(m, nn.GroupNorm):
-        want, what, got = m.num_channels, "channels", x[1]
-    elif isinstance(m, nn.Linear):
-        want, what, got = m.in_features, "features (last axis)", x[-1]
-    else:
-        return None
-    if want == got:
-        return None
-    return (f"{type(m).__name__} {path} expects {want} input {what} but gets {got}; "
-            "check --input (channels x height x width, or tokens:int64)")
-
-
 _BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
-# modules whose input must have exactly n + 2 axes, batch first (BatchNorm1d takes 2 or 3)
-_RANKED = (((nn.Conv1d, nn.ConvTranspose1d, nn.MaxPool1d, nn.AvgPool1d), 1),
-           ((nn.Conv2d, nn.ConvTranspose2d, nn.MaxPool2d, nn.AvgPool2d, nn.BatchNorm2d), 2),
-           ((nn.Conv3d, nn.ConvTranspose3d, nn.MaxPool3d, nn.AvgPool3d, nn.BatchNorm3d), 3))
-_RANK = {cls: n for kinds, n in _RANKED for cls in kinds}
 
 
 def _conv(m: nn.Module, dims: int) -> Result:
@@ -249,16 +195,16 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict, path: str = "") ->
     the module's weights contradict, or a rank its class does not take, is a one-line error."""
     dims = len(x) - 2
     t = type(m)
-    rank = _RANK.get(t)
+    rank = RANK.get(t)
     if rank is not None and rank != dims:  # a meta kernel may not check it (max_pool1d)
         raise CnnlabError(rank_error(m, path or t.__name__, x))
     if t in ACT_MODULES:  # an activation itself: none of the checks before its own applies
         return ir.Act(ACT_MODULES[t]), ""
     if t in _CONVS and m.in_channels and len(x) >= 2:  # the checks below, fewer of them
-        _expect(m, "channels", m.in_channels, x[1])
+        expect(m, "channels", m.in_channels, x[1])
         return _conv(m, dims)
     if t in _BATCH_NORMS and m.num_features and len(x) >= 2:  # the check below, without
-        _expect(m, "channels", m.num_features, x[1])  # asking it for in_channels (a slow
+        expect(m, "channels", m.num_features, x[1])  # asking it for in_channels (a slow
         return _batch_norm(m)  # miss through Module.__getattr__)
     if isinstance(m, nn.modules.conv._ConvNd | nn.modules.batchnorm._NormBase | nn.GroupNorm):
         wrong = rank_error(m, path or t.__name__, x)  # a subclass: _RANK has exact types
@@ -266,12 +212,12 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict, path: str = "") ->
             raise CnnlabError(wrong)
         if len(x) < 2:
             raise CnnlabError(f"{type(m).__name__} needs a (channels, ...) input, gets {x[1:]}")
-        _expect(m, "channels", getattr(m, "in_channels", None) or
+        expect(m, "channels", getattr(m, "in_channels", None) or
                 getattr(m, "num_features", None) or m.num_channels, x[1])
         if t in _BATCH_NORMS:  # a batch norm itself: straight to its own rule
             return _batch_norm(m)
     if isinstance(m, nn.Linear):
-        _expect(m, "features (last axis)", m.in_features, x[-1])
+        expect(m, "features (last axis)", m.in_features, x[-1])
     if isinstance(m, nn.Conv1d | nn.Conv2d | nn.Conv3d):
         return _conv(m, dims)
     if isinstance(m, nn.ConvTranspose1d | nn.ConvTranspose2d | nn.ConvTranspose3d):

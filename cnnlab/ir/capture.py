@@ -229,7 +229,9 @@ class _Recorder(TorchFunctionMode):
             self.depth += 1
             out = None
             if not kwargs and len(args) == 1:
-                with _NO_TORCH_FUNCTION:  # its tensor queries are not the model's calls
+                # its tensor queries are not the model's calls (a new context per call: one
+                # shared instance keeps the state it restores, wrong across threads)
+                with torch._C.DisableTorchFunction():
                     out = module_shortcut(m, args[0])
             if out is None:
                 out = _MODULE_CALL_IMPL(m, *args, **kwargs)
@@ -241,7 +243,6 @@ class _Recorder(TorchFunctionMode):
 
 
 _MODULE_CALL = nn.Module.__call__
-_NO_TORCH_FUNCTION = torch._C.DisableTorchFunction()
 _MODULE_CALL_IMPL = nn.Module._call_impl
 _KINDS: dict[Any, tuple[Any, Any]] = {}
 

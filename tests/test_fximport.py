@@ -243,6 +243,23 @@ def test_bad_inputs_are_one_line_errors(module: nn.Module, shape: tuple[int, ...
 
 @pytest.mark.parametrize("capture", ["auto", "fx", "run"])
 @pytest.mark.parametrize(("layer", "shape", "words"), [
+    (nn.Conv2d(3, 8, 3), (3, 2, 2), "layer body.0: kernel 3 (axis 0) is larger than its "
+                                    "padded input 2"),
+    (nn.MaxPool2d(4), (3, 8, 3), "layer body.0: kernel 4 (axis 1) is larger than its padded "
+                                 "input 3"),
+    (nn.Conv1d(2, 2, 5, dilation=2), (2, 8), "layer body.0: kernel 9"),
+])
+def test_a_window_larger_than_the_input_is_the_ir_s_error(capture: str, layer: nn.Module,
+                                                          shape: tuple[int, ...],
+                                                          words: str) -> None:
+    """The module path says what the spec path says (the IR's shape rule), not torch's
+    message about a 'calculated padded input size per channel'."""
+    net = Wrap(lambda s, x: s.body(x), body=nn.Sequential(layer))
+    _one_line_error(lambda: from_module(net, shape, capture=capture), words)
+
+
+@pytest.mark.parametrize("capture", ["auto", "fx", "run"])
+@pytest.mark.parametrize(("layer", "shape", "words"), [
     (nn.Conv2d(3, 8, 3), (3, 8), "Conv2d body.0 expects a channels x height x width input "
                                  "(3 axes) but gets 3x8 (2 axes); check --input"),
     (nn.MaxPool1d(2), (2, 3, 8), "MaxPool1d body.0 expects a channels x length input (2 axes) "

@@ -37,7 +37,7 @@ from torch.overrides import TorchFunctionMode
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir.capture_fast import func_info, meta_copy, module_shortcut, shortcut
 from cnnlab.ir.capture_graph import GraphWriter
-from cnnlab.ir.layer_input import input_error
+from cnnlab.ir.fximport_ops import layer_error
 
 _TORCH_DIR = os.path.dirname(torch.__file__)
 _OWN_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,8 +305,8 @@ def _input_error(e: BaseException, modules: list[tuple[str, nn.Module]]) -> str 
     """The clear error when the module that raised ``e`` (the innermost ``Module.__call__``
     in its traceback) was given an input it cannot take: the wrong number of axes (``--input
     3x8`` for a Conv2d: torch reads a 3-D input as unbatched and complains about channels of a
-    shape the user never wrote) or channels. Said before any hint about tensor values: the
-    input is wrong whatever else the model does."""
+    shape the user never wrote), channels, or a window larger than it. Said before any hint
+    about tensor values: the input is wrong whatever else the model does."""
     frames = [f for f, _ in traceback.walk_tb(e.__traceback__)
               if f.f_code is _MODULE_CALL_IMPL.__code__]
     if not frames:
@@ -316,7 +316,7 @@ def _input_error(e: BaseException, modules: list[tuple[str, nn.Module]]) -> str 
     if not isinstance(mod, nn.Module) or not args or not isinstance(args[0], torch.Tensor):
         return None
     path = next((p for p, m in modules if m is mod), type(mod).__name__)
-    return input_error(mod, path or type(mod).__name__, tuple(args[0].shape))
+    return layer_error(mod, path or type(mod).__name__, tuple(args[0].shape))
 
 
 def _swap_in_meta(modules: list[tuple[str, nn.Module]]

@@ -19,7 +19,8 @@ from torch.nn import functional as F
 
 from cnnlab.common.errors import CnnlabError
 from cnnlab.ir import graph as ir
-from cnnlab.ir.layer_input import RANK, expect, rank_error
+from cnnlab.ir.layer_input import RANK, expect, input_error, rank_error
+from cnnlab.ir.shapes import node_shape
 
 Result = tuple[ir.Op | None, str]
 
@@ -280,6 +281,27 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict, path: str = "") ->
     if isinstance(m, nn.Embedding):
         return ir.Embedding(m.num_embeddings, m.embedding_dim), ""
     return None, "no IR op for this module"
+
+
+def layer_error(m: nn.Module, path: str, x: tuple[int, ...]) -> str | None:
+    """Why the leaf ``m`` at ``path`` cannot take a batched input of torch shape ``x``, in
+    the words of the spec path: the wrong number of axes or channels
+    (:func:`~cnnlab.ir.layer_input.input_error`), or a window larger than its padded input
+    (the IR's own shape rule); None if neither, when a failed call's own error stands."""
+    wrong = input_error(m, path, x)
+    if wrong or not isinstance(m, _WINDOWED):
+        return wrong
+    try:
+        op, _ = module_op(m, x, {}, path)
+        if op is not None:
+            node_shape(ir.Node(path, op, ("x",)), [tuple(x[1:])])
+    except CnnlabError as e:  # a ShapeError: "layer c: kernel 3 (axis 0) is larger than..."
+        return str(e)
+    return None
+
+
+_WINDOWED = (nn.modules.conv._ConvNd, nn.modules.pooling._MaxPoolNd,
+             nn.modules.pooling._AvgPoolNd)
 
 
 def softmax_op(x: tuple[int, ...], dim: Any, log: bool = False) -> Result:

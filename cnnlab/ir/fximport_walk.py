@@ -21,7 +21,6 @@ from cnnlab.ir.fximport_map import map_call
 from cnnlab.ir.fximport_moved import materialise, moved
 from cnnlab.ir.fximport_moved import use as use_moved
 from cnnlab.ir.fximport_ops import T
-from cnnlab.ir.layer_input import input_error
 from cnnlab.ir.shapes import SAME_SHAPE, node_shape
 
 # a batch of 2 keeps the batch axis distinguishable from the size-1 axes of pooled maps
@@ -333,7 +332,7 @@ class Importer:
             if node.op == "call_module":
                 mod = self.gm.get_submodule(node.target)
                 shape = getattr(args[0], "shape", None) if args else None  # a T or a tensor
-                wrong = shape is not None and input_error(mod, node.target, tuple(shape))
+                wrong = shape is not None and ops.layer_error(mod, node.target, tuple(shape))
                 if wrong:
                     raise CnnlabError(wrong) from None
                 target = type(mod).__name__

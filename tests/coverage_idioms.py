@@ -8,7 +8,8 @@ indexing beyond one-axis slices, a Swin-V2-style relative-position MLP applied t
 buffer, TF-style "same" padding and a size check computed in ``forward``; from the model
 zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
 gain, group norm without bias, a learned relative-position ``attn_mask``, a conv applied to
-a positional encoding made in ``forward``, windows and heads folded into the batch axis.
+a positional encoding made in ``forward``, windows and heads folded into the batch axis, a
+LambdaNet position table expanded over the batch.
 ``IDIOMS`` lists ``(name, factory, input_shape)``; each net is tiny.
 """
 
@@ -389,6 +390,37 @@ class RolledAfterGlobal(nn.Module):
         return self.conv2(torch.roll(y, shifts=(2, 1), dims=(2, 3)))
 
 
+class LambdaRelPos(nn.Module):
+    """timm's LambdaLayer with a relative-position table (lambda_resnet26rpt): a parameter
+    indexed by a buffer of positions and expanded over the batch, then multiplied with the
+    values: the same constant for every sample, though it spans the batch axis; a bias map
+    added the same way."""
+
+    def __init__(self, dim: int = 8, heads: int = 2, dim_qk: int = 4, feat: int = 4):
+        super().__init__()
+        self.heads, self.dim_qk, self.dim_v = heads, dim_qk, dim // heads
+        self.qkv = nn.Conv2d(dim, heads * dim_qk + dim_qk + self.dim_v, 1, bias=False)
+        self.pos_emb = nn.Parameter(torch.randn(2 * feat - 1, 2 * feat - 1, dim_qk))
+        pos = torch.stack(torch.meshgrid(torch.arange(feat), torch.arange(feat),
+                                         indexing="ij")).flatten(1)  # (2, M)
+        self.register_buffer("rel", pos[:, None, :] - pos[:, :, None] + feat - 1)
+        self.bias = nn.Parameter(torch.randn(1, dim, feat, feat))  # added expanded, too
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q, k, v = torch.split(self.qkv(x), [self.heads * self.dim_qk, self.dim_qk,
+                                            self.dim_v], dim=1)
+        q = q.reshape(b, self.heads, self.dim_qk, h * w).transpose(-1, -2)  # (B, n, M, K)
+        v = v.reshape(b, self.dim_v, h * w).transpose(-1, -2)  # (B, M, V)
+        k = F.softmax(k.reshape(b, self.dim_qk, h * w), dim=-1)  # (B, K, M)
+        content = q @ (k @ v).unsqueeze(1)  # (B, n, M, V)
+        pos = self.pos_emb[self.rel[0], self.rel[1]].expand(b, -1, -1, -1)  # (B, M, M, K)
+        lam = (pos.transpose(-1, -2) @ v.unsqueeze(1)).unsqueeze(1)  # (B, 1, M, K, V)
+        position = (q.unsqueeze(-2) @ lam).squeeze(-2)  # (B, n, M, V)
+        out = (content + position).transpose(-1, -2).reshape(b, c, h, w)
+        return out + self.bias.expand(b, -1, -1, -1)
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -404,4 +436,5 @@ IDIOMS = [
     ("window-attention", WindowAttention, (3, 8, 8)),
     ("heads-in-batch", HeadsInBatch, (3, 4, 6)),
     ("roll-after-global", RolledAfterGlobal, (2, 9, 9)),
+    ("lambda-relpos", LambdaRelPos, (8, 4, 4)),
 ]

@@ -84,7 +84,11 @@ def _product(imp: Any, eq: str, operands: list[Any], ids: set[int]) -> Any:
         return None, [v for v in operands if isinstance(v, T)], \
             f"a product of {len(operands)} operands"
     shapes = [tuple(v.shape) for v in operands]
-    per = einsum_per_sample(eq, shapes, tensor)
+    # a constant expanded over the batch (stride 0: timm LambdaLayer's
+    # pos_emb[idx].expand(B, -1, -1, -1)) is one constant for every sample
+    shared = [not t and v.dim() > 0 and v.stride(0) == 0 for v, t in zip(operands, tensor,
+                                                                         strict=True)]
+    per = einsum_per_sample(eq, shapes, tensor, shared)
     ins = [v for v in operands if isinstance(v, T)]
     if isinstance(per, str):
         return None, ins, per

@@ -45,10 +45,12 @@ def expand_ellipsis(eq: str, ranks: list[int]) -> str:
     return ",".join(ins) + "->" + out.replace("...", dots)
 
 
-def einsum_per_sample(eq: str, shapes: list[Shape], tensor: list[bool]
-                      ) -> tuple[str, list[Shape]] | str:
+def einsum_per_sample(eq: str, shapes: list[Shape], tensor: list[bool],
+                      shared: list[bool] | None = None) -> tuple[str, list[Shape]] | str:
     """The equation without the batch letter, and the shapes of the constant operands
-    without a batch axis; or a one-line reason it has no per-sample form."""
+    without a batch axis; or a one-line reason it has no per-sample form. ``shared[k]``: the
+    constant operand ``k`` is the same along its first axis (an ``expand``), which may then
+    be the batch axis."""
     eq = expand_ellipsis(eq, [len(s) for s in shapes])
     ins, out = parse(eq)
     if "->" not in eq or len(ins) != len(shapes):
@@ -59,11 +61,11 @@ def einsum_per_sample(eq: str, shapes: list[Shape], tensor: list[bool]
             ins, tensor, strict=True)):
         return f"a product that mixes the batch axis ({eq})"
     new, consts = [], []
-    for s, shp, t in zip(ins, shapes, tensor, strict=True):
+    for k, (s, shp, t) in enumerate(zip(ins, shapes, tensor, strict=True)):
         if t:
             new.append(s[1:])
             continue
-        if b in s and shp[s.index(b)] != 1:
+        if b in s and shp[s.index(b)] != 1 and not (shared and shared[k] and s[0] == b):
             return f"a constant operand that spans the batch axis ({eq})"
         keep = [i for i, c in enumerate(s) if c != b]
         new.append("".join(s[i] for i in keep))

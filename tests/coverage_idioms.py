@@ -9,7 +9,7 @@ buffer, TF-style "same" padding and a size check computed in ``forward``; from t
 zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
 gain, group norm without bias, a learned relative-position ``attn_mask``, a conv applied to
 a positional encoding made in ``forward``, windows and heads folded into the batch axis, a
-LambdaNet position table expanded over the batch.
+LambdaNet position table expanded over the batch, EvoNorm's group standard deviation.
 ``IDIOMS`` lists ``(name, factory, input_shape)``; each net is tiny.
 """
 
@@ -421,6 +421,26 @@ class LambdaRelPos(nn.Module):
         return out + self.bias.expand(b, -1, -1, -1)
 
 
+class EvoNormS0(nn.Module):
+    """timm's EvoNorm2dS0 (regnetz_b16_evos): ``x * sigmoid(v * x) / group_std(x)``, the
+    group's standard deviation from ``Tensor.var`` over three axes, expanded back."""
+
+    def __init__(self, channels: int = 8, groups: int = 2):
+        super().__init__()
+        self.groups = groups
+        self.conv = nn.Conv2d(3, channels, 3, padding=1)
+        self.v = nn.Parameter(torch.randn(1, channels, 1, 1))
+        self.weight = nn.Parameter(torch.randn(1, channels, 1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        b, c, h, w = x.shape
+        g = x.reshape(b, self.groups, c // self.groups, h, w)
+        std = g.var(dim=(2, 3, 4), unbiased=False, keepdim=True).add(1e-5).sqrt()
+        std = std.expand(g.shape).reshape(b, c, h, w)
+        return x * (x * self.v).sigmoid() / std * self.weight
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -437,4 +457,5 @@ IDIOMS = [
     ("heads-in-batch", HeadsInBatch, (3, 4, 6)),
     ("roll-after-global", RolledAfterGlobal, (2, 9, 9)),
     ("lambda-relpos", LambdaRelPos, (8, 4, 4)),
+    ("evonorm-group-std", EvoNormS0, (3, 6, 6)),
 ]

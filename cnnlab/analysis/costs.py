@@ -79,6 +79,8 @@ def other_cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int, 
         reads = math.prod(x)
         if op.fn == "norm":  # square, add, one square root per output
             return reads, 2 * reads
+        if op.fn in ("var", "std"):  # mean (sum, scale), subtract, square, sum, scale (, root)
+            return reads + 2 * n_out, 4 * reads + (n_out if op.fn == "std" else 0)
         return (n_out, reads) if op.fn == "mean" else (0, reads - n_out)
     if isinstance(op, ir.MatMul):
         macs = matmul_macs(node, op, in_shapes)
@@ -146,7 +148,8 @@ def other_desc(op: ir.Op, x: Shape) -> str | None:
     if isinstance(op, ir.Stack):
         return f"stack axis{op.axis}"
     if isinstance(op, ir.Reduce):
-        return f"{op.fn} axes {','.join(map(str, op.axes))}" + (" keepdim" if op.keepdim else "")
+        return f"{op.fn} axes {','.join(map(str, op.axes))}" + (" keepdim" if op.keepdim else "") \
+            + (f" correction {op.correction}" if op.fn in ("var", "std") else "")
     if isinstance(op, ir.Expand):
         return f"expand {_x(op.shape)}"
     if isinstance(op, ir.Roll):

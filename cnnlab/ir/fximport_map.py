@@ -110,6 +110,9 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
         op, reason = ops.reduce_op(ops.REDUCE[t], x.shape, arg(rest, kwargs, 0, "dim"),
                                    arg(rest, kwargs, 1, "keepdim", False))
         return op, [x], reason
+    if t in ops.VAR and (method or not isinstance(t, str)):
+        op, reason = ops.var_op(ops.VAR[t], x.shape, rest, kwargs)
+        return op, [x], reason
     if method and t in ("expand", "expand_as"):
         target = tuple(args[1].shape) if t == "expand_as" else tuple(
             rest[0] if len(rest) == 1 and isinstance(rest[0], list | tuple) else rest)

@@ -8,6 +8,7 @@ a one-line reason naming what the IR cannot model.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 from dataclasses import dataclass
@@ -101,6 +102,7 @@ PERMUTE = (torch.permute, torch.transpose, torch.swapaxes, torch.movedim, torch.
            "transpose", "swapaxes", "movedim", "t")
 REDUCE = {torch.mean: "mean", "mean": "mean", torch.sum: "sum", "sum": "sum",
           torch.amax: "amax", "amax": "amax", torch.amin: "amin", "amin": "amin"}
+VAR = {torch.var: "var", "var": "var", torch.std: "std", "std": "std"}  # (dim, unbiased, keepdim)
 # shape- and value-preserving calls that need no node of their own
 ALIAS = ("contiguous", "clone", "detach", "float", "cpu", "requires_grad_", "to", "type_as",
          "double", "cuda", "half")
@@ -432,6 +434,21 @@ def reduce_op(fn: str, x: tuple[int, ...], dim: Any, keepdim: bool) -> Result:
     if fn in ("mean", "amax") and dims == set(range(2, len(x))) and len(x) > 2:
         return ir.GlobalPool("avg" if fn == "mean" else "max", keepdim=bool(keepdim)), ""
     return ir.Reduce(fn, tuple(sorted(d - 1 for d in dims)), bool(keepdim)), ""
+
+
+def var_op(fn: str, x: tuple[int, ...], rest: tuple, kwargs: dict) -> Result:
+    """``x.var(dim, unbiased, keepdim, *, correction)`` (or ``std``) as a reduction that keeps
+    the correction (EvoNorm's ``x.var(dim=(2, 3, 4), unbiased=False, keepdim=True)``)."""
+    correction = kwargs.get("correction")
+    if correction is None:
+        correction = 1 if arg(rest, kwargs, 1, "unbiased", True) else 0
+    if isinstance(correction, bool) or not isinstance(correction, int | float) or \
+            correction != int(correction):
+        return None, f"{fn} with correction={correction!r}"
+    op, reason = reduce_op(fn, x, arg(rest, kwargs, 0, "dim"), arg(rest, kwargs, 2, "keepdim",
+                                                                    False))
+    return (dataclasses.replace(op, correction=int(correction)) if op is not None else None,
+            reason)
 
 
 def index_op(x: tuple[int, ...], idx: Any) -> Result:

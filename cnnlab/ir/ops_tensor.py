@@ -48,12 +48,15 @@ class Stack:
 
 @dataclass(frozen=True)
 class Reduce:
-    """``mean/sum/amax/amin`` over ``axes`` (no batch axis), e.g. a channel mean
-    ``x.mean(1, keepdim=True)``; all spatial axes of a feature map is a global pool."""
+    """``mean/sum/amax/amin/norm/var/std`` over ``axes`` (no batch axis), e.g. a channel mean
+    ``x.mean(1, keepdim=True)``; all spatial axes of a feature map is a global pool.
+    ``correction``: what ``var``/``std`` subtract from the count they divide by (torch's
+    ``correction``; ``unbiased=False`` is 0)."""
 
     fn: str = "mean"
     axes: tuple[int, ...] = (0,)
     keepdim: bool = False
+    correction: int = 1
     kind = "reduce"
 
 

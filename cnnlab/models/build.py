@@ -131,6 +131,9 @@ def _other(node: ir.Node, x: tuple[int, ...]) -> nn.Module | None:
         return Call(lambda *xs, dim: torch.stack(xs, dim), dim=op.axis + 1)
     if isinstance(op, ir.Concat) and (op.axis != 0 or len(node.inputs) == 1):
         return Call(lambda *xs, dim: torch.cat(xs, dim), dim=op.axis + 1)
+    if isinstance(op, ir.Reduce) and op.fn in ("var", "std"):
+        return Call(op.fn, tuple(a + 1 for a in op.axes), keepdim=op.keepdim,
+                    correction=op.correction)
     if isinstance(op, ir.Reduce):
         return Call(op.fn, tuple(a + 1 for a in op.axes), keepdim=op.keepdim)
     if isinstance(op, ir.Embedding):

@@ -9,7 +9,8 @@ buffer, TF-style "same" padding and a size check computed in ``forward``; from t
 zoos (bench/bench_zoo.py): a fixed blur filter in a buffer, a weight standardised with a
 gain, group norm without bias, a learned relative-position ``attn_mask``, a conv applied to
 a positional encoding made in ``forward``, windows and heads folded into the batch axis, a
-LambdaNet position table expanded over the batch, EvoNorm's group standard deviation.
+LambdaNet position table expanded over the batch, EvoNorm's group standard deviation, RMS
+norm as a module and as a function.
 ``IDIOMS`` lists ``(name, factory, input_shape)``; each net is tiny.
 """
 
@@ -441,6 +442,23 @@ class EvoNormS0(nn.Module):
         return x * (x * self.v).sigmoid() / std * self.weight
 
 
+class RMSNormTokens(nn.Module):
+    """RMS norm as AIMv2 and the newer ViTs use it: ``nn.RMSNorm`` on patch tokens, and
+    ``F.rms_norm`` with a weight of its own on channels-last features."""
+
+    def __init__(self, dim: int = 6):
+        super().__init__()
+        self.patch = nn.Conv2d(3, dim, 2, 2)
+        self.norm = nn.RMSNorm(dim)
+        self.fc = nn.Linear(dim, dim)
+        self.gain = nn.Parameter(torch.rand(dim) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = self.patch(x).flatten(2).transpose(1, 2)  # (B, tokens, dim)
+        t = self.fc(self.norm(t))
+        return F.rms_norm(t, (t.shape[-1],), self.gain, 1e-6)
+
+
 IDIOMS = [
     ("functional-norms", FunctionalNorms, (3, 6, 6)),
     ("tf-same-pad", TFSamePad, (3, 11, 13)),
@@ -458,4 +476,5 @@ IDIOMS = [
     ("roll-after-global", RolledAfterGlobal, (2, 9, 9)),
     ("lambda-relpos", LambdaRelPos, (8, 4, 4)),
     ("evonorm-group-std", EvoNormS0, (3, 6, 6)),
+    ("rms-norm", RMSNormTokens, (3, 6, 6)),
 ]

@@ -24,6 +24,7 @@ CASES = [
     ("sigmoid", torch.sigmoid, lambda: (_m(2, 8, 1, 1),), {}),
     ("relu of a permuted input", F.relu, lambda: (_m(2, 8, 5, 6).permute(0, 2, 3, 1),), {}),
     ("batch norm", F.batch_norm, lambda: (_m(2, 8, 5, 5), *_BN), {"training": False}),
+    ("rms norm", F.rms_norm, lambda: (_m(2, 7, 8), (8,), _m(8)), {"eps": 1e-6}),
     ("conv", F.conv2d, lambda: (_m(2, 8, 9, 9), _m(4, 8, 3, 3), _m(4), 2, 1), {}),
     ("depthwise conv", F.conv2d, lambda: (_m(2, 8, 9, 9), _m(8, 1, 5, 5), None, 1, 2, 1, 8), {}),
     ("dilated conv", F.conv2d, lambda: (_m(2, 8, 9, 9), _m(4, 8, 3, 3)), {"dilation": 2}),

@@ -33,7 +33,7 @@ def other_params(op: ir.Op, x: Shape) -> tuple[int, int] | None:
     if isinstance(op, ir.Norm):
         if not op.affine:
             return 0, 0
-        n = math.prod(op.shape) if op.norm == "layer" else x[0]
+        n = math.prod(op.shape) if op.norm in ("layer", "rms") else x[0]
         return n, n if op.bias else 0
     if isinstance(op, ir.ConvTranspose):
         k = math.prod(ir.broadcast(op.kernel, len(x) - 1, "kernel"))
@@ -62,6 +62,8 @@ def other_cost(node: ir.Node, in_shapes: list[Shape], out: Shape) -> tuple[int, 
     if isinstance(op, ir.Norm):
         if op.running:
             return n_out, 2 * n_out
+        if op.norm == "rms":  # square, sum, (root per group), multiply; times the weight
+            return n_out * (2 + op.affine), n_out * (3 + op.affine)
         return n_out * (2 + op.affine), n_out * (5 + 2 * op.affine)
     if isinstance(op, ir.Upsample):
         if op.mode.startswith("nearest"):
@@ -107,7 +109,7 @@ def other_desc(op: ir.Op, x: Shape) -> str | None:
         return f"prelu {op.num_parameters}"
     if isinstance(op, ir.Norm):
         what = {"layer": f"layernorm {_x(op.shape)}", "group": f"groupnorm g{op.groups}",
-                "instance": "instancenorm"}[op.norm]
+                "instance": "instancenorm", "rms": f"rmsnorm {_x(op.shape)}"}[op.norm]
         return what + ("" if op.affine else " noaffine") + (" running" if op.running else "")
     if isinstance(op, ir.ConvTranspose):
         parts = [_x(op.kernel) + f"x{op.out_channels}"]

@@ -292,7 +292,7 @@ def node_field(node: ir.Node, ins: list[Field | str], in_shapes: list[Shape], ou
         ax = f.axes[op.axis % len(x)]
         return f.collapse([ax], keep=True) if ax is not None else f
     if isinstance(op, ir.Norm) and not op.running:
-        if op.norm == "layer":
+        if op.norm in ("layer", "rms"):
             return f.collapse([a for a in f.axes[len(x) - len(op.shape):] if a is not None],
                               keep=True)
         return f.collapse([a for a in f.axes[1:] if a is not None], keep=True)

@@ -21,7 +21,8 @@ from torch.nn import functional as F
 
 from cnnlab.ir.fximport_ops import ACT_FUNCS, ACT_MODULES, DROPOUT_MODULES
 
-_SAME = {*ACT_FUNCS, F.batch_norm, F.layer_norm, F.group_norm, F.dropout, F.dropout2d,
+_SAME = {*ACT_FUNCS, F.batch_norm, F.layer_norm, F.rms_norm, F.group_norm, F.dropout,
+         F.dropout2d,
          torch.batch_norm, torch.layer_norm, torch.group_norm, F.instance_norm}
 _SAME_METHODS = {"relu", "sigmoid", "tanh"}
 _INPLACE = {"add_", "mul_", "sub_", "div_", "relu_", "sigmoid_", "clamp_"}

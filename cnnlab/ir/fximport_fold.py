@@ -40,11 +40,11 @@ _SAME = ("contiguous", "clone", "detach", "float", "to", "type_as", "matmul", "b
          "__rsub__", "__rtruediv__", "mul_", "add_", "div_", "sub_", "pow", "__pow__", "neg",
          "__neg__", "abs", "sqrt", "rsqrt", "clamp", "scaled_dot_product_attention", "gelu",
          "silu", "dropout", "softplus", "addcmul", "pad", "relu_", "sigmoid_", "linear",
-         "layer_norm")
+         "layer_norm", "rms_norm")
 _DIM_FIRST = ("softmax", "log_softmax", "sum", "mean", "amax", "amin", "unbind", "normalize",
               "norm")  # the axis is the first argument after the tensor (or dim=)
-_LAST_AXIS = (nn.Linear, nn.LayerNorm, nn.Dropout, nn.Identity, nn.GELU, nn.ReLU, nn.SiLU,
-              nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.ReLU6)
+_LAST_AXIS = (nn.Linear, nn.LayerNorm, nn.RMSNorm, nn.Dropout, nn.Identity, nn.GELU, nn.ReLU,
+              nn.SiLU, nn.Sigmoid, nn.Tanh, nn.Hardswish, nn.ReLU6)
 
 
 def is_folded(v: Any) -> bool:

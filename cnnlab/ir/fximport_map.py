@@ -26,7 +26,7 @@ _INTERP = (F.interpolate, F.upsample)
 # the functions only _functional maps (tests/test_fximport_fast.py: none is in a table
 # map_call or more_call looks at before)
 _FUNCTIONAL = frozenset((*ops.POOL_FUNCS, *ops.ADAPTIVE_FUNCS, *_INTERP, F.pad,
-                         *ops.DROPOUT_FUNCS, F.layer_norm, F.group_norm))
+                         *ops.DROPOUT_FUNCS, F.layer_norm, F.group_norm, F.rms_norm))
 
 
 def _name(node: fx.Node) -> str:
@@ -171,6 +171,13 @@ def _functional(t: Any, args: tuple, kwargs: dict, x: T, name: str) -> Mapped:
         if tuple(x.shape[len(x.shape) - len(shape):]) != shape:
             return None, [x], f"layer norm over {shape} on an input of shape {x.shape}"
         return ir.Norm("layer", shape=shape, affine=w is not None, bias=b is not None), [x], ""
+    if t is F.rms_norm:
+        shape = tuple(arg(args, kwargs, 1, "normalized_shape"))
+        w, eps = arg(args, kwargs, 2, "weight"), arg(args, kwargs, 3, "eps")
+        if tuple(x.shape[len(x.shape) - len(shape):]) != shape:
+            return None, [x], f"RMS norm over {shape} on an input of shape {x.shape}"
+        return ir.Norm("rms", shape=shape, affine=w is not None, bias=False,
+                       eps=None if eps is None else float(eps)), [x], ""
     if t is F.group_norm:
         w, b = arg(args, kwargs, 2, "weight"), arg(args, kwargs, 3, "bias")
         return ir.Norm("group", int(arg(args, kwargs, 1, "num_groups")),

@@ -257,6 +257,12 @@ def module_op(m: nn.Module, x: tuple[int, ...], kwargs: dict, path: str = "") ->
         return ir.Norm("layer", shape=shape, affine=m.elementwise_affine,
                        bias=m.elementwise_affine and getattr(m, "bias", None) is not None,
                        eps=m.eps), ""
+    if isinstance(m, nn.RMSNorm):
+        shape = tuple(m.normalized_shape)
+        if tuple(x[len(x) - len(shape):]) != shape:
+            return None, f"RMS norm over {shape} on an input of shape {x}"
+        return ir.Norm("rms", shape=shape, affine=m.elementwise_affine, bias=False,
+                       eps=m.eps), ""
     if isinstance(m, nn.GroupNorm):
         return ir.Norm("group", m.num_groups, affine=m.affine, eps=m.eps), ""
     if isinstance(m, nn.InstanceNorm1d | nn.InstanceNorm2d | nn.InstanceNorm3d):

@@ -140,17 +140,19 @@ class Norm:
     """Layer/group/instance normalisation (inference: statistics of the sample itself).
 
     ``norm="layer"``: over the last ``len(shape)`` axes, affine weight+bias of ``shape``;
+    ``"rms"``: the same axes, divided by their root mean square (no mean subtracted, no
+    bias: ``nn.RMSNorm``; ``eps`` None is torch's default, the dtype's machine epsilon);
     ``"group"``: ``groups`` groups of channels over all positions, affine ``(C,)``;
     ``"instance"``: per channel over all positions, affine ``(C,)``; ``running``: an
     InstanceNorm with ``track_running_stats`` uses fixed statistics in eval (point-wise).
     """
 
-    norm: Literal["layer", "group", "instance"]
+    norm: Literal["layer", "group", "instance", "rms"]
     groups: int = 1
     shape: Axes = ()
     affine: bool = True
     bias: bool = True
-    eps: float = 1e-5
+    eps: float | None = 1e-5
     running: bool = False
     kind = "norm"
 

@@ -91,6 +91,8 @@ def _other(node: ir.Node, x: tuple[int, ...]) -> nn.Module | None:
         if op.norm == "layer":
             return nn.LayerNorm(op.shape, eps=op.eps, elementwise_affine=op.affine,
                                 bias=op.bias)
+        if op.norm == "rms":
+            return nn.RMSNorm(op.shape, eps=op.eps, elementwise_affine=op.affine)
         if op.norm == "group":
             return nn.GroupNorm(op.groups, x[0], eps=op.eps, affine=op.affine)
         cls = {1: nn.InstanceNorm1d, 2: nn.InstanceNorm2d, 3: nn.InstanceNorm3d}[dims]

@@ -297,6 +297,16 @@ def test_a_wrong_input_is_said_before_a_value_dependent_forward(shape, words) ->
     _one_line_error(lambda: from_module(net, shape), words)
 
 
+def test_an_empty_adaptive_pool_is_an_unsupported_row_with_its_reason() -> None:
+    """torch allows an adaptive pool to size 0 (an empty tensor); its row says why it has no
+    numbers, in the IR's words (not "layer ?", the shape rule's nameless node)."""
+    g = from_module(nn.Sequential(nn.AdaptiveAvgPool2d((3, 0))), (3, 8, 8))
+    op = g.nodes[-1].op
+    assert isinstance(op, ir.Unsupported)
+    assert op.reason == ("adaptive pool to (3, 0): every output size must be >= 1 (a 0 leaves "
+                         "an empty tensor)")
+
+
 def test_analyze_needs_an_input_shape_for_a_module() -> None:
     _one_line_error(lambda: analyze(nn.ReLU()), "needs input=(C, H, W)")
 

@@ -237,8 +237,8 @@ class Importer:
         if op is not None:
             try:
                 shape = self.shape_of(op, inputs)
-            except ShapeError as e:
-                op, reason = None, str(e)
+            except ShapeError as e:  # shape_of's node has no name of its own ("layer ?: ")
+                op, reason = None, str(e).removeprefix(f"layer {e.layer}: ")
         if op is not None:
             name = self.add(op, inputs, base, f"{base} ({reason})" if reason else base, ids,
                             shape)

@@ -226,7 +226,11 @@ def _other_shape(node: ir.Node, op: ir.Op, in_shapes: list[Shape]) -> Shape | No
             raise ShapeError(node.name, f"output size {sizes} is not positive; less padding")
         return (op.out_channels,) + sizes
     if isinstance(op, ir.AdaptivePool):
-        return (x[0],) + ir.broadcast(tuple(op.size), len(x) - 1, "size")
+        size = ir.broadcast(tuple(op.size), len(x) - 1, "size")
+        if any(n < 1 for n in size):
+            raise ShapeError(node.name, f"adaptive pool to {size}: every output size must be "
+                             ">= 1 (a 0 leaves an empty tensor)")
+        return (x[0],) + size
     if isinstance(op, ir.Upsample):
         return (x[0],) + upsample_size(op, x[1:])
     if isinstance(op, ir.Pad):

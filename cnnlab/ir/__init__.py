@@ -7,7 +7,8 @@
 * :mod:`.specfile` — TOML/JSON architecture files -> IR;
 * :mod:`.shapes` — shape rules and the meaning of padding (one window geometry for all readers);
 * :mod:`.fximport` — a live ``torch.nn.Module`` traced by torch.fx, or run on meta tensors
-  (:mod:`.capture`), -> IR; :mod:`.layer_input` says, in one line, which layer a wrong
+  (:mod:`.capture`), -> IR (leaf modules by :mod:`.fximport_ops`, tensor methods and
+  functions by :mod:`.fximport_tensor`); :mod:`.layer_input` says, in one line, which layer a wrong
   ``--input`` does not fit;
 * :mod:`.keras_import` (rules in :mod:`.keras_layers`) — a Keras model -> IR (keras extra);
 * :mod:`.onnx_import` (rules in :mod:`.onnx_ops`) — an ONNX model -> IR (onnx extra).

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from cnnlab.ir import fximport_ops as ops
+from cnnlab.ir import fximport_tensor as tensor_ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_moved import Moved
 from cnnlab.ir.fximport_ops import T
@@ -80,7 +81,7 @@ def _reshape(imp: Any, node: Any, args: tuple, kwargs: dict, ids: set[int]) -> b
     if name not in RESHAPES or not isinstance(x, T):
         return False
     batch = x.shape[0]
-    out = ops.method_shape(name, x.real, args[1:], kwargs)
+    out = tensor_ops.method_shape(name, x.real, args[1:], kwargs)
     if out is None or not out or (not x.fold and out[0] == batch) or out[0] % batch:
         return False
     k = out[0] // batch

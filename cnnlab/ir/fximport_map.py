@@ -16,10 +16,12 @@ from torch import fx, nn
 from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
+from cnnlab.ir import fximport_tensor as tensor_ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_more import attention_module, more_call
 from cnnlab.ir.fximport_more import binary as _binary
-from cnnlab.ir.fximport_ops import T, arg
+from cnnlab.ir.fximport_ops import T
+from cnnlab.ir.fximport_tensor import arg
 
 Mapped = tuple[ir.Op | None, list[T], str] | list[T]
 _INTERP = (F.interpolate, F.upsample)
@@ -38,7 +40,7 @@ def _parts(imp: Any, node: fx.Node, x: T, how: Any, dim: Any, chunks: bool) -> M
     if axis == 0:
         return None, [x], "splitting along the batch axis"
     out, start = [], 0
-    for k, size in enumerate(ops.split_sizes(x.shape[axis], how, chunks)):
+    for k, size in enumerate(tensor_ops.split_sizes(x.shape[axis], how, chunks)):
         op = ir.Slice(axis - 1, start, start + size)
         name = imp.add(op, [x], f"{node.name}[{k}]", node.name, set(), ())
         out.append(T(name, (*x.shape[:axis], size, *x.shape[axis + 1:]), x.dtype))
@@ -93,25 +95,25 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
             return None, [x], "tensor_split"
         return _parts(imp, node, x, how, arg(rest, kwargs, 1, "dim", 0), name == "chunk")
     if (method and t in ops.SOFTMAX) or (not method and t in ops.SOFTMAX):
-        op, reason = ops.softmax_op(x.shape, arg(rest, kwargs, 0, "dim"), "log" in name)
+        op, reason = tensor_ops.softmax_op(x.shape, arg(rest, kwargs, 0, "dim"), "log" in name)
         return op, [x], reason
     if (method and t in ops.RESHAPE_METHODS) or (not method and t in ops.RESHAPE_FUNCS):
         if name in ("view_as", "reshape_as"):
             other = args[1]
             out = tuple(other.shape) if isinstance(other, T | torch.Tensor) else None
         else:
-            out = ops.method_shape(name, x.shape, rest, kwargs)
-        op, reason = ops.reshape_op(x.shape, out)
+            out = tensor_ops.method_shape(name, x.shape, rest, kwargs)
+        op, reason = tensor_ops.reshape_op(x.shape, out)
         return op, [x], reason
     if (method and t in ops.PERMUTE) or (not method and t in ops.PERMUTE):
-        op, reason = ops.permute_op(ops.permutation(name, len(x.shape), rest, kwargs))
+        op, reason = tensor_ops.permute_op(tensor_ops.permutation(name, len(x.shape), rest, kwargs))
         return op, [x], reason
     if t in ops.REDUCE and (method or not isinstance(t, str)):
-        op, reason = ops.reduce_op(ops.REDUCE[t], x.shape, arg(rest, kwargs, 0, "dim"),
+        op, reason = tensor_ops.reduce_op(ops.REDUCE[t], x.shape, arg(rest, kwargs, 0, "dim"),
                                    arg(rest, kwargs, 1, "keepdim", False))
         return op, [x], reason
     if t in ops.VAR and (method or not isinstance(t, str)):
-        op, reason = ops.var_op(ops.VAR[t], x.shape, rest, kwargs)
+        op, reason = tensor_ops.var_op(ops.VAR[t], x.shape, rest, kwargs)
         return op, [x], reason
     if method and t in ("expand", "expand_as"):
         target = tuple(args[1].shape) if t == "expand_as" else tuple(
@@ -122,7 +124,7 @@ def map_call(imp: Any, node: fx.Node, args: tuple, kwargs: dict, tensors: list[T
             return None, [x], "an expand of the batch axis"
         return ir.Expand(shape[1:]), [x], ""
     if method and t == "__getitem__" or t is operator.getitem:
-        op, reason = ops.index_op(x.shape, args[1])
+        op, reason = tensor_ops.index_op(x.shape, args[1])
         return op, [x], reason
     if not method:
         return _functional(t, args, kwargs, x, name)
@@ -150,7 +152,7 @@ def _functional(t: Any, args: tuple, kwargs: dict, x: T, name: str) -> Mapped:
     if t in _INTERP:
         if arg(args, kwargs, 6, "antialias"):
             return None, [x], "interpolation with antialias"
-        op, reason = ops.upsample_op(x.shape, arg(args, kwargs, 1, "size"),
+        op, reason = tensor_ops.upsample_op(x.shape, arg(args, kwargs, 1, "size"),
                                      arg(args, kwargs, 2, "scale_factor"),
                                      arg(args, kwargs, 3, "mode", "nearest"),
                                      arg(args, kwargs, 4, "align_corners"),

@@ -20,8 +20,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from cnnlab.ir import fximport_ops as ops
+from cnnlab.ir import fximport_tensor as tensor_ops
 from cnnlab.ir import graph as ir
-from cnnlab.ir.fximport_ops import T, arg
+from cnnlab.ir.fximport_ops import T
+from cnnlab.ir.fximport_tensor import arg
 from cnnlab.ir.mix import einsum_per_sample, matmul_equation
 from cnnlab.ir.shapes import node_shape
 
@@ -320,7 +322,7 @@ def norm_op(x: T, rest: tuple, kwargs: dict) -> Any:
     dim = arg(rest, kwargs, 1, "dim")
     if p not in (2, 2.0, "fro", None) or dim is None:
         return None, [x], f"a norm with p={p} over {'every axis' if dim is None else dim}"
-    op, reason = ops.reduce_op("norm", x.shape, dim, bool(arg(rest, kwargs, 2, "keepdim",
+    op, reason = tensor_ops.reduce_op("norm", x.shape, dim, bool(arg(rest, kwargs, 2, "keepdim",
                                                               False)))
     return op, [x], reason
 

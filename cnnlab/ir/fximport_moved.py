@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from cnnlab.ir import fximport_ops as ops
+from cnnlab.ir import fximport_tensor as tensor_ops
 from cnnlab.ir import graph as ir
 from cnnlab.ir.fximport_ops import T
 
@@ -32,7 +33,7 @@ def moved(node: Any, args: tuple, kwargs: dict) -> Moved | None:
     name = t if isinstance(t, str) else getattr(t, "__name__", "")
     if not args or not isinstance(args[0], T) or name != "permute" or t not in ops.PERMUTE:
         return None
-    perm = ops.permutation(name, len(args[0].shape), args[1:], kwargs)
+    perm = tensor_ops.permutation(name, len(args[0].shape), args[1:], kwargs)
     if perm is None or perm[0] == 0 or len(perm) < 3 or perm[1] != 0:
         return None
     return Moved(args[0], perm)

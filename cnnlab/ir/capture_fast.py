@@ -127,12 +127,17 @@ def _conv(x: torch.Tensor, w: torch.Tensor, args: tuple, kwargs: dict, n: int) -
     s, p, d = _tup(get(3, "stride", 1), n), get(4, "padding", 0), _tup(get(5, "dilation", 1), n)
     if isinstance(p, str) or x.dim() != n + 2 or x.shape[1] != w.shape[1] * get(6, "groups", 1):
         return None
-    p = _tup(p, n)
-    out = [(size + 2 * pp - dd * (k - 1) - 1) // ss + 1 for size, k, ss, pp, dd in zip(
-        x.shape[2:], w.shape[2:], s, p, d, strict=True)]
+    return _conv_out(x, w.shape[0], w.shape[2:], s, _tup(p, n), d)
+
+
+def _conv_out(x: torch.Tensor, channels: int, kernel: Any, stride: Any, padding: Any,
+              dilation: Any) -> Any:
+    """The meta output of a zero-padded convolution of ``x``, None if its window does not fit."""
+    out = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in zip(
+        x.shape[2:], kernel, stride, padding, dilation, strict=True)]
     if any(o <= 0 for o in out):
         return None
-    return torch.empty((x.shape[0], w.shape[0], *out), dtype=x.dtype, device="meta")
+    return torch.empty((x.shape[0], channels, *out), dtype=x.dtype, device="meta")
 
 
 _INFO: dict[Any, tuple[str, bool]] = {}
@@ -252,11 +257,7 @@ def module_shortcut(m: nn.Module, x: Any) -> Any:
         if m.padding_mode != "zeros" or isinstance(m.padding, str) or x.dim() != n + 2 or \
                 x.shape[1] != m.in_channels or w.dtype != x.dtype or not w.is_meta:
             return None
-        out = [(size + 2 * p - d * (k - 1) - 1) // s + 1 for size, k, s, p, d in zip(
-            x.shape[2:], m.kernel_size, m.stride, m.padding, m.dilation, strict=True)]
-        if any(o <= 0 for o in out):
-            return None
-        return torch.empty((x.shape[0], m.out_channels, *out), dtype=x.dtype, device="meta")
+        return _conv_out(x, m.out_channels, m.kernel_size, m.stride, m.padding, m.dilation)
     dims = _BN_MODULES.get(t)
     if dims is not None:
         if x.dim() not in dims or x.shape[1] != m.num_features or not x.is_floating_point() \
